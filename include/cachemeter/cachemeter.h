@@ -1,0 +1,8 @@
+/* cachemeter/cachemeter.h: the umbrella header. Include this one. */
+#ifndef CACHEMETER_H
+#define CACHEMETER_H
+
+#include "common.h"
+#include "metrics.h"
+
+#endif /* CACHEMETER_H */

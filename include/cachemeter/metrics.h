@@ -1,0 +1,164 @@
+/* cachemeter/metrics.h: the metrics registry (counters, gauges, histograms with
+ * labels) and its exposition as Prometheus text, OpenMetrics and JSON.
+ *
+ * Objects: a cm_registry owns cm_family objects (a named metric with its label
+ * names); a family owns cm_series (one labelled child, the hot-path handle).
+ * Families and series live until their registry is freed; the pointers the
+ * library hands out stay valid (and stable) until then. Nothing here is freed
+ * by the caller except registries and rendered output.
+ *
+ * Thread-safety: every function may be called from any thread at any time,
+ * except that a registry must not be freed while another thread still uses it
+ * or any of its families or series. The update functions (cm_counter_add,
+ * cm_gauge_add, cm_histogram_observe) take no lock and allocate nothing after
+ * a thread's first update of a series region; see docs/threading.md. */
+#ifndef CACHEMETER_METRICS_H
+#define CACHEMETER_METRICS_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cm_registry cm_registry; /* a set of metric families */
+typedef struct cm_family cm_family;     /* a named metric and its label names */
+typedef struct cm_series cm_series;     /* one labelled child: the hot-path handle */
+
+/* Creates a registry.
+ * options: NULL or "" for the defaults, else "key=value&key=value" with
+ * values percent-decoded (%26 for '&', %3D for '='). Keys:
+ *   prefix=NAME        prefix of the metrics cachemeter itself emits (cache,
+ *                      HTTP and self metrics). Default "cachemeter_". Must be
+ *                      a valid metric name prefix. Application metrics are
+ *                      exposed exactly as named.
+ *   const_labels=L     labels added to every series of the registry:
+ *                      "name:value,name:value" (percent-encode ',' or ':' in
+ *                      values as %2C / %3A).
+ *   max_series=N       registry-wide cap on labelled series (default 10000,
+ *                      1..100000000); cachemeter's own self-metrics do not count.
+ * On success *out is a new registry the caller frees with cm_registry_free().
+ * Returns CM_OK; CM_EINVAL (out NULL, unknown key, bad value: cm_errmsg()
+ * names it); CM_ENOMEM. Thread-safe. */
+CM_EXTERN int cm_registry_new(cm_registry **out, const char *options);
+
+/* Frees a registry with all its families and series. NULL is a no-op, and so
+ * is the default registry (it lives until the process exits). No other thread
+ * may use the registry or its families/series during or after this call. */
+CM_EXTERN void cm_registry_free(cm_registry *reg);
+
+/* The process-wide default registry, created with default options on first
+ * use. Every function taking a cm_registry* uses it when passed NULL. Never
+ * returns NULL (aborts only if the process is out of memory at creation). */
+CM_EXTERN cm_registry *cm_registry_default(void);
+
+/* Registers a counter family (or finds the identical one already registered).
+ *   reg          registry; NULL means the default registry.
+ *   name         metric name, [a-zA-Z_:][a-zA-Z0-9_:]*, not starting "__".
+ *                A counter's exposed name always ends in "_total": when name
+ *                does not, "_total" is appended ("requests" is exposed as
+ *                "requests_total"; registering "requests" and
+ *                "requests_total" yields the same family).
+ *   help         help text (UTF-8), NULL for none. Copied.
+ *   label_names  nlabels label names, [a-zA-Z_][a-zA-Z0-9_]*, not starting
+ *                "__", not "le", all distinct and distinct from the registry's
+ *                const labels. Copied. May be NULL when nlabels is 0.
+ *   out          receives the family handle, owned by the registry.
+ * Registration is idempotent: the same name, type and label names (and
+ * buckets, for histograms) return the existing family. Help text of a later
+ * registration is ignored.
+ * Returns CM_OK; CM_EEXIST when the name (or one of the sample names it
+ * exposes, such as NAME_created, NAME_bucket) is taken by a family of another
+ * type, labels or buckets; CM_EINVAL for a NULL out or name, an invalid name,
+ * label name or help text; CM_ENOMEM. Thread-safe. */
+CM_EXTERN int cm_counter_new(cm_registry *reg, const char *name, const char *help,
+                             const char *const *label_names, size_t nlabels,
+                             cm_family **out);
+
+/* Registers a gauge family. Same rules and statuses as cm_counter_new(),
+ * except that the name is used as given. */
+CM_EXTERN int cm_gauge_new(cm_registry *reg, const char *name, const char *help,
+                           const char *const *label_names, size_t nlabels,
+                           cm_family **out);
+
+/* Registers a histogram family. Same rules and statuses as cm_gauge_new(), and:
+ *   bounds   nbounds upper bounds, finite and strictly increasing; the +Inf
+ *            bucket is implicit. NULL/0 selects the default latency buckets
+ *            in seconds: 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25
+ *            0.5 1 2.5 5 10. At most CM_HISTOGRAM_MAX_BOUNDS bounds. Copied.
+ * The label name "le" is reserved. CM_EINVAL for bad bounds; CM_EEXIST when
+ * the same name is registered with other bounds. */
+#define CM_HISTOGRAM_MAX_BOUNDS 1000
+CM_EXTERN int cm_histogram_new(cm_registry *reg, const char *name, const char *help,
+                               const char *const *label_names, size_t nlabels,
+                               const double *bounds, size_t nbounds, cm_family **out);
+
+/* Finds or creates the series of family f with the given label values.
+ *   values   nvalues UTF-8 strings, one per label name, in the family's label
+ *            order; nvalues must equal the family's label count. Empty strings
+ *            are allowed. May be NULL when nvalues is 0. Copied.
+ *   out      receives the series handle, owned by the registry. The same
+ *            values always give the same handle.
+ * Looking up an existing series takes no lock. Returns CM_OK; CM_EINVAL (NULL
+ * f or out, wrong count, NULL or invalid UTF-8 value); CM_ELIMIT when creating
+ * the series would pass the registry's max_series (the refusal is counted in
+ * PREFIXseries_rejected_total); CM_ENOMEM. Thread-safe. */
+CM_EXTERN int cm_family_series(cm_family *f, const char *const *values, size_t nvalues,
+                               cm_series **out);
+
+/* Adds v to a counter series. v < 0, NaN, or a series that is not a counter:
+ * ignored, counted in PREFIXinvalid_observations_total and reported through
+ * cm_errmsg(). NULL s is a no-op.
+ * Lock-free and allocation-free (after the calling thread's first update of
+ * the series' cell block); never blocks. Thread-safe. */
+CM_EXTERN void cm_counter_add(cm_series *s, double v);
+
+/* Sets a gauge series to v (any double, NaN and infinities included). Takes a
+ * short process-wide lock (it must cancel other threads' pending deltas); use
+ * cm_gauge_add() on hot paths. A non-gauge series: ignored and counted. */
+CM_EXTERN void cm_gauge_set(cm_series *s, double v);
+
+/* Adds v (may be negative) to a gauge series. Lock-free like cm_counter_add().
+ * A non-gauge series: ignored and counted. */
+CM_EXTERN void cm_gauge_add(cm_series *s, double v);
+
+/* Records one observation in a histogram series: the first bucket whose upper
+ * bound is >= v, the count and the sum. NaN, or a non-histogram series:
+ * ignored and counted. Lock-free like cm_counter_add(). */
+CM_EXTERN void cm_histogram_observe(cm_series *s, double v);
+
+/* The current value of a counter or gauge, the observation count of a
+ * histogram; NaN for NULL. Includes every update that happened before the
+ * call on any thread. Takes the process-wide cell lock briefly. Thread-safe. */
+CM_EXTERN double cm_series_value(const cm_series *s);
+
+/* The sum of a histogram's observations; NaN for NULL or a non-histogram. */
+CM_EXTERN double cm_histogram_sum(const cm_series *s);
+
+/* Exposition formats for cm_registry_render(). */
+enum cm_format {
+  CM_FORMAT_PROMETHEUS = 0,  /* text format 0.0.4 */
+  CM_FORMAT_OPENMETRICS = 1, /* OpenMetrics 1.0.0 text, ends with "# EOF" */
+  CM_FORMAT_JSON = 2         /* schema in docs/exposition.md */
+};
+
+/* Renders every family of reg (NULL: the default registry), families sorted by
+ * name and series by label values. *out receives a NUL-terminated buffer the
+ * caller frees with cm_free(); *len (may be NULL) its length without the NUL.
+ * Writers are never stopped while rendering; each series is read consistently
+ * with respect to updates that happened before the call.
+ * Returns CM_OK; CM_EINVAL (unknown format, NULL out); CM_ENOMEM. On error
+ * *out is set to NULL. Thread-safe. */
+CM_EXTERN int cm_registry_render(cm_registry *reg, int format, char **out, size_t *len);
+
+/* Zeroes every series of reg (NULL: default registry): counters, gauges and
+ * histograms restart from 0 and their OpenMetrics _created time becomes now.
+ * Families and series handles stay valid. An update racing with the reset
+ * lands either before it (and is dropped) or after it. Returns CM_OK. */
+CM_EXTERN int cm_registry_reset(cm_registry *reg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CACHEMETER_METRICS_H */

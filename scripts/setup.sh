@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# scripts/setup.sh: installs the Debian 12 packages the build and the tests need.
+# A fast no-op when they are all present (one dpkg-query call); otherwise, as
+# root, one `apt-get update` and one `apt-get install`; not as root, it lists
+# what is missing and fails.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config   # compilers (with the ASan/UBSan/TSan runtimes), build tools
+  binutils                                       # nm, readelf: the ABI tests
+  libcmocka-dev libgtest-dev                     # C and C++ unit tests
+  libbenchmark-dev prometheus-cpp-dev            # benchmarks and their baseline
+  prometheus                                     # promtool: the conformance tests
+  python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
+)
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "setup: not a Debian system; install the equivalents of: ${packages[*]}" >&2
+  exit 0
+fi
+
+# Packages never installed are absent from dpkg-query's output (it then exits
+# 1), so "missing" is whatever it does not report as installed.
+installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null |
+  awk '$2 == "installed" { print $1 }' || true)"
+missing=()
+for p in "${packages[@]}"; do
+  grep -qxF -- "$p" <<<"$installed" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} required packages are installed"
+  exit 0
+fi
+
+if ((EUID != 0)); then
+  echo "setup: missing Debian packages: ${missing[*]}" >&2
+  echo "setup: run this script as root, or: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,48 @@
+// Error plumbing between the C++ core and the C ABI: the core throws
+// cm::Error (status + message); the api/ shims catch once and record the
+// message in the calling thread's cm_errmsg() slot.
+#pragma once
+
+#include <cachemeter/common.h>
+
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace cm {
+
+class Error : public std::runtime_error {
+ public:
+  Error(int status, const std::string& msg) : std::runtime_error(msg), status_(status) {}
+  int status() const noexcept { return status_; }
+
+ private:
+  int status_;
+};
+
+// Records msg as the calling thread's last error and returns status.
+int set_error(int status, const std::string& msg) noexcept;
+
+// Runs fn (returning int) and turns any exception into a status, prefixing
+// the message with the API function's name.
+template <class Fn>
+int guard(const char* api, Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    return set_error(e.status(), std::string(api) + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(CM_ENOMEM, std::string(api) + ": out of memory");
+  } catch (const std::exception& e) {
+    return set_error(CM_EBACKEND, std::string(api) + ": internal error: " + e.what());
+  } catch (...) {
+    return set_error(CM_EBACKEND, std::string(api) + ": unknown internal error");
+  }
+}
+
+// Throws Error(CM_EINVAL, what) when cond is false.
+inline void require(bool cond, const std::string& what) {
+  if (!cond) throw Error(CM_EINVAL, what);
+}
+
+}  // namespace cm

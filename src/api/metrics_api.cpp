@@ -1,0 +1,175 @@
+// extern "C" shims of metrics.h: validate, call the core, turn exceptions
+// into statuses. The update functions are the hot path: no try, no lock.
+#include <cachemeter/metrics.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "api/error.h"
+#include "metrics/registry.h"
+
+namespace {
+
+cm_registry* registry_or_default(cm_registry* reg) { return reg ? reg : cm_registry_default(); }
+
+int new_family(const char* api, cm::Kind kind, cm_registry* reg, const char* name, const char* help,
+               const char* const* label_names, size_t nlabels, const double* bounds, size_t nbounds,
+               cm_family** out) {
+  return cm::guard(api, [&] {
+    cm::require(out != nullptr, "out is NULL");
+    *out = nullptr;
+    cm::require(name != nullptr, "name is NULL");
+    *out = cm::register_family(*registry_or_default(reg), kind, name, help, label_names, nlabels, bounds,
+                               nbounds, false);
+    return CM_OK;
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+CM_EXTERN int cm_registry_new(cm_registry** out, const char* options) {
+  return cm::guard("cm_registry_new", [&] {
+    cm::require(out != nullptr, "out is NULL");
+    *out = nullptr;
+    *out = cm::make_registry(options).release();
+    return CM_OK;
+  });
+}
+
+CM_EXTERN void cm_registry_free(cm_registry* reg) {
+  if (reg && !reg->is_default) delete reg;
+}
+
+CM_EXTERN cm_registry* cm_registry_default(void) {
+  // Created on first use and never destroyed: other threads may still record
+  // into it while the process exits.
+  static cm_registry* def = [] {
+    cm_registry* r = cm::make_registry(nullptr).release();
+    r->is_default = true;
+    return r;
+  }();
+  return def;
+}
+
+CM_EXTERN int cm_counter_new(cm_registry* reg, const char* name, const char* help,
+                             const char* const* label_names, size_t nlabels, cm_family** out) {
+  return new_family("cm_counter_new", cm::Kind::Counter, reg, name, help, label_names, nlabels, nullptr, 0,
+                    out);
+}
+
+CM_EXTERN int cm_gauge_new(cm_registry* reg, const char* name, const char* help,
+                           const char* const* label_names, size_t nlabels, cm_family** out) {
+  return new_family("cm_gauge_new", cm::Kind::Gauge, reg, name, help, label_names, nlabels, nullptr, 0, out);
+}
+
+CM_EXTERN int cm_histogram_new(cm_registry* reg, const char* name, const char* help,
+                               const char* const* label_names, size_t nlabels, const double* bounds,
+                               size_t nbounds, cm_family** out) {
+  return new_family("cm_histogram_new", cm::Kind::Histogram, reg, name, help, label_names, nlabels, bounds,
+                    nbounds, out);
+}
+
+CM_EXTERN int cm_family_series(cm_family* f, const char* const* values, size_t nvalues, cm_series** out) {
+  return cm::guard("cm_family_series", [&] {
+    cm::require(out != nullptr, "out is NULL");
+    *out = nullptr;
+    cm::require(f != nullptr, "family is NULL");
+    *out = cm::family_series(*f, values, nvalues);
+    return CM_OK;
+  });
+}
+
+CM_EXTERN void cm_counter_add(cm_series* s, double v) {
+  if (!s) return;
+  if (s->kind != cm::Kind::Counter) [[unlikely]]
+    return cm::count_invalid(s, "cm_counter_add", "not a counter");
+  if (!(v >= 0)) [[unlikely]]
+    return cm::count_invalid(s, "cm_counter_add", "negative or NaN increment");
+  cm::cells::add_double(s->block, 0, v);
+}
+
+CM_EXTERN void cm_gauge_add(cm_series* s, double v) {
+  if (!s) return;
+  if (s->kind != cm::Kind::Gauge) [[unlikely]]
+    return cm::count_invalid(s, "cm_gauge_add", "not a gauge");
+  cm::cells::add_double(s->block, 0, v);
+}
+
+CM_EXTERN void cm_gauge_set(cm_series* s, double v) {
+  if (!s) return;
+  if (s->kind != cm::Kind::Gauge) [[unlikely]]
+    return cm::count_invalid(s, "cm_gauge_set", "not a gauge");
+  cm::cells::Space& space = cm::cells::Space::get();
+  uint64_t bits = cm::cells::to_bits(v);
+  auto lk = space.lock();
+  space.reset(s->block, &bits, lk);
+}
+
+CM_EXTERN void cm_histogram_observe(cm_series* s, double v) {
+  if (!s) return;
+  if (s->kind != cm::Kind::Histogram) [[unlikely]]
+    return cm::count_invalid(s, "cm_histogram_observe", "not a histogram");
+  if (std::isnan(v)) [[unlikely]]
+    return cm::count_invalid(s, "cm_histogram_observe", "NaN observation");
+  // First bucket whose bound is >= v; nbounds is the +Inf bucket.
+  uint32_t i;
+  if (s->nbounds <= 16) {
+    i = 0;
+    while (i < s->nbounds && s->bounds[i] < v) ++i;
+  } else {
+    i = static_cast<uint32_t>(std::lower_bound(s->bounds, s->bounds + s->nbounds, v) - s->bounds);
+  }
+  cm::cells::observe(s->block, 1 + i, v);
+}
+
+CM_EXTERN double cm_series_value(const cm_series* s) {
+  if (!s) return NAN;
+  cm::cells::Space& space = cm::cells::Space::get();
+  uint64_t payload[2 + CM_HISTOGRAM_MAX_BOUNDS];
+  {
+    auto lk = space.lock();
+    cm::read_payload(*s, payload, lk);
+  }
+  if (s->kind != cm::Kind::Histogram) return cm::cells::from_bits(payload[0]);
+  uint64_t n = 0;
+  for (uint32_t i = 0; i <= s->nbounds; ++i) n += payload[1 + i];
+  return static_cast<double>(n);
+}
+
+CM_EXTERN double cm_histogram_sum(const cm_series* s) {
+  if (!s || s->kind != cm::Kind::Histogram) return NAN;
+  uint64_t payload[2 + CM_HISTOGRAM_MAX_BOUNDS];
+  cm::cells::Space& space = cm::cells::Space::get();
+  auto lk = space.lock();
+  cm::read_payload(*s, payload, lk);
+  return cm::cells::from_bits(payload[0]);
+}
+
+CM_EXTERN int cm_registry_render(cm_registry* reg, int format, char** out, size_t* len) {
+  return cm::guard("cm_registry_render", [&] {
+    cm::require(out != nullptr, "out is NULL");
+    *out = nullptr;
+    if (len) *len = 0;
+    cm::require(format == CM_FORMAT_PROMETHEUS || format == CM_FORMAT_OPENMETRICS || format == CM_FORMAT_JSON,
+                "unknown format " + std::to_string(format));
+    cm::OutBuf buf;
+    cm_registry& r = *registry_or_default(reg);
+    if (format == CM_FORMAT_JSON)
+      cm::render_json(r, buf);
+    else
+      cm::render_text(r, buf, format == CM_FORMAT_OPENMETRICS);
+    if (len) *len = buf.size();
+    *out = buf.release();
+    return CM_OK;
+  });
+}
+
+CM_EXTERN int cm_registry_reset(cm_registry* reg) {
+  return cm::guard("cm_registry_reset", [&] {
+    cm::reset_registry(*registry_or_default(reg));
+    return CM_OK;
+  });
+}
+}

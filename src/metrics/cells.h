@@ -1,0 +1,150 @@
+// Per-thread cells: the storage behind every series value.
+//
+// Every thread that updates metrics owns an arena of 64-bit words, indexed by
+// a process-wide slot number. A series owns a block of `width` consecutive
+// slots: word 0 holds the block's generation, the rest its payload (for a
+// counter or gauge one double; for a histogram the sum and one count per
+// bucket). Only the owning thread writes its arena's cells, with plain
+// relaxed loads and stores: an update is a few instructions, takes no lock,
+// allocates nothing and never shares a cache line with another thread.
+//
+// Readers take the space's mutex and fold base + every live arena's cells.
+// A cell counts only when its generation equals the block's: a reset (or a
+// gauge set) stores the new base and bumps the generation under the mutex,
+// which makes every thread's old cell stale at once; the owner restarts its
+// cell at its next update. A thread's cells are folded into the bases when it
+// exits. See docs/threading.md.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace cm::cells {
+
+using Word = std::atomic<uint64_t>;
+
+constexpr uint32_t kChunkShift = 12;  // 4096 words (32 KiB) per chunk and thread
+constexpr uint32_t kChunkWords = 1u << kChunkShift;
+constexpr uint32_t kChunkMask = kChunkWords - 1;
+
+inline uint64_t to_bits(double d) { return std::bit_cast<uint64_t>(d); }
+inline double from_bits(uint64_t u) { return std::bit_cast<double>(u); }
+
+// The series side of a cell block. Payload words [0, ndoubles) hold doubles
+// (summed as doubles), the rest hold integer counts.
+struct Block {
+  uint32_t slot = 0;
+  uint32_t width = 0;  // 1 + payload words
+  uint32_t ndoubles = 0;
+  std::atomic<uint64_t> gen{0};
+  std::vector<uint64_t> base;  // payload not held in live cells; guarded by Space::mu
+};
+
+struct Arena {
+  // Written by the owning thread under Space's mutex; read by the owner
+  // without it and by other threads (readers) with it.
+  std::vector<std::unique_ptr<Word[]>> chunks;
+};
+
+class Space {
+ public:
+  static Space& get();
+
+  // Gives b a slot range and a fresh generation; its payload starts at zero.
+  void attach(Block& b, uint32_t payload_words, uint32_t ndoubles);
+  // Returns b's slots (zeroing every thread's copy) for reuse.
+  void detach(Block& b);
+
+  // The calling thread's cell block for b, or nullptr when the thread is
+  // exiting (then the caller folds through fold_direct()).
+  Word* local_slow(const Block& b);
+  void fold_direct(Block& b, uint32_t word, uint64_t bits_or_count);
+
+  // Readers: hold a Lock, then read(). The payload of b summed over base and
+  // live cells is written to out[0 .. width-1).
+  using Lock = std::unique_lock<std::mutex>;
+  Lock lock() { return Lock(mu_); }
+  void read(const Block& b, uint64_t* out, const Lock&) const;
+  // Replaces the payload with new_base (nullptr: zeros); stale-marks all cells.
+  void reset(Block& b, const uint64_t* new_base, const Lock&);
+
+  // Called from the thread-exit hook.
+  void retire(Arena* a);
+
+ private:
+  Space() = default;
+  Word* add_chunk(Arena* a, uint32_t ci);
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Arena>> arenas_;
+  std::vector<Block*> owners_;  // slot -> block starting there (nullptr elsewhere)
+  std::vector<std::vector<uint32_t>> free_by_width_;
+  uint32_t next_slot_ = 0;
+  std::atomic<uint64_t> next_gen_{1};
+};
+
+// constinit: no dynamic initialisation, so no TLS wrapper call on the hot path;
+// initial-exec: a direct %fs-relative load, even inside the shared library.
+extern constinit thread_local Arena* t_arena __attribute__((tls_model("initial-exec")));
+
+// The calling thread's block for b. Hot path: three dependent loads.
+inline Word* local(const Block& b) {
+  Arena* a = t_arena;
+  if (a) [[likely]] {
+    uint32_t ci = b.slot >> kChunkShift;
+    if (ci < a->chunks.size()) [[likely]] {
+      Word* c = a->chunks[ci].get();
+      if (c) [[likely]] return c + (b.slot & kChunkMask);
+    }
+  }
+  return Space::get().local_slow(b);
+}
+
+// Makes w current for generation g, zeroing the stale payload. The caller
+// then writes its update and publishes with publish().
+inline bool stale(const Word* w, uint64_t g) { return w[0].load(std::memory_order_relaxed) != g; }
+inline void restart(Word* w, uint32_t width) {
+  for (uint32_t i = 1; i < width; ++i) w[i].store(0, std::memory_order_relaxed);
+}
+inline void publish(Word* w, uint64_t g) { w[0].store(g, std::memory_order_release); }
+
+inline void add_double(Block& b, uint32_t word, double v) {
+  Word* w = local(b);
+  if (!w) [[unlikely]] return Space::get().fold_direct(b, word, to_bits(v));
+  uint64_t g = b.gen.load(std::memory_order_relaxed);
+  Word& cell = w[1 + word];
+  if (stale(w, g)) [[unlikely]] {
+    restart(w, b.width);
+    cell.store(to_bits(v), std::memory_order_relaxed);
+    publish(w, g);
+    return;
+  }
+  cell.store(to_bits(from_bits(cell.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
+}
+
+// Histogram observation: sum (payload word 0) += v, count word `bucket` += 1.
+inline void observe(Block& b, uint32_t bucket_word, double v) {
+  Word* w = local(b);
+  if (!w) [[unlikely]] {
+    Space::get().fold_direct(b, 0, to_bits(v));
+    return Space::get().fold_direct(b, bucket_word, 1);
+  }
+  uint64_t g = b.gen.load(std::memory_order_relaxed);
+  Word& sum = w[1];
+  Word& cnt = w[1 + bucket_word];
+  if (stale(w, g)) [[unlikely]] {
+    restart(w, b.width);
+    sum.store(to_bits(v), std::memory_order_relaxed);
+    cnt.store(1, std::memory_order_relaxed);
+    publish(w, g);
+    return;
+  }
+  cnt.store(cnt.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sum.store(to_bits(from_bits(sum.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
+}
+
+}  // namespace cm::cells

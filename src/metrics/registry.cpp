@@ -1,0 +1,272 @@
+// Registry, families and series: registration rules, lookup, reset.
+#include "metrics/registry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "api/error.h"
+#include "metrics/names.h"
+#include "util/clock.h"
+#include "util/options.h"
+
+namespace cm {
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Counter: return "counter";
+    case Kind::Gauge: return "gauge";
+    case Kind::Histogram: return "histogram";
+  }
+  return "untyped";
+}
+
+// ---- SeriesIndex ------------------------------------------------------------
+
+uint64_t hash_values(const char* const* values, size_t n) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a, with a separator per value
+  for (size_t i = 0; i < n; ++i) {
+    for (const unsigned char* p = reinterpret_cast<const unsigned char*>(values[i]); *p; ++p)
+      h = (h ^ *p) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  }
+  return h ^ (h >> 29);
+}
+
+static bool same_values(const cm_series& s, const char* const* values, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (s.values[i] != values[i]) return false;
+  return true;
+}
+
+SeriesIndex::SeriesIndex() {
+  tables_.push_back(std::make_unique<Table>(8));
+  cur_.store(tables_.back().get(), std::memory_order_relaxed);
+}
+
+cm_series* SeriesIndex::find(uint64_t h, const char* const* values, size_t n) const {
+  const Table* t = cur_.load(std::memory_order_acquire);
+  for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+    cm_series* s = t->slots[i].load(std::memory_order_acquire);
+    if (!s) return nullptr;
+    if (s->hash == h && same_values(*s, values, n)) return s;
+  }
+}
+
+void SeriesIndex::place(Table& t, cm_series* s) {
+  size_t i = s->hash & t.mask;
+  while (t.slots[i].load(std::memory_order_relaxed)) i = (i + 1) & t.mask;
+  t.slots[i].store(s, std::memory_order_release);
+}
+
+void SeriesIndex::insert(cm_series* s) {
+  Table* t = cur_.load(std::memory_order_relaxed);
+  if ((count_ + 1) * 2 > t->mask + 1) {  // keep the load factor under 1/2
+    auto bigger = std::make_unique<Table>((t->mask + 1) * 2);
+    for (size_t i = 0; i <= t->mask; ++i)
+      if (cm_series* old = t->slots[i].load(std::memory_order_relaxed)) place(*bigger, old);
+    t = bigger.get();
+    tables_.push_back(std::move(bigger));
+    cur_.store(t, std::memory_order_release);
+  }
+  place(*t, s);
+  ++count_;
+}
+
+}  // namespace cm
+
+std::string_view cm_family::om_name() const {
+  std::string_view n = name;
+  if (kind == cm::Kind::Counter) n.remove_suffix(6);  // "_total"
+  return n;
+}
+
+cm_registry::~cm_registry() {
+  for (auto& [name, f] : families)
+    for (auto& [values, s] : f->series) cm::cells::Space::get().detach(s->block);
+}
+
+namespace cm {
+
+// ---- registry ---------------------------------------------------------------
+
+static std::vector<std::string> sample_names_of(Kind kind, const std::string& name) {
+  switch (kind) {
+    case Kind::Counter: {
+      std::string base = name.substr(0, name.size() - 6);
+      return {name, base, base + "_created"};
+    }
+    case Kind::Gauge: return {name};
+    case Kind::Histogram:
+      return {name, name + "_bucket", name + "_count", name + "_sum", name + "_created"};
+  }
+  return {name};
+}
+
+std::unique_ptr<cm_registry> make_registry(const char* options) {
+  Options o = Options::parse(options, "registry options");
+  o.check_known({"prefix", "const_labels", "max_series"});
+  auto r = std::make_unique<cm_registry>();
+  r->prefix = o.get("prefix", "cachemeter_");
+  require(!r->prefix.empty() && valid_metric_name(r->prefix),
+          "option \"prefix\": \"" + r->prefix + "\" is not a valid metric name prefix");
+  r->max_series = static_cast<size_t>(o.get_int("max_series", 10000, 1, 100000000));
+  // Split the raw text, so that percent-encoded ',' and ':' stay inside values.
+  if (std::string raw = o.get_raw("const_labels"); !raw.empty()) {
+    for (std::string_view pair : split(raw, ',')) {
+      size_t colon = pair.find(':');
+      require(colon != std::string_view::npos,
+              "option \"const_labels\": expected name:value, got \"" + std::string(pair) + "\"");
+      std::string k = percent_decode(pair.substr(0, colon), "const_labels");
+      std::string v = percent_decode(pair.substr(colon + 1), "const_labels");
+      require(valid_label_name(k) && k != "le", "option \"const_labels\": \"" + k + "\" is not a valid label name");
+      require(valid_utf8(v), "option \"const_labels\": the value of \"" + k + "\" is not valid UTF-8");
+      for (const auto& kv : r->const_labels)
+        require(kv.first != k, "option \"const_labels\": label \"" + k + "\" given twice");
+      r->const_labels.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  cm_family* rej = register_family(*r, Kind::Counter, r->prefix + "series_rejected_total",
+                                   "Series creations refused because the registry reached max_series.",
+                                   nullptr, 0, nullptr, 0, true);
+  r->series_rejected = family_series(*rej, nullptr, 0);
+  cm_family* inv = register_family(*r, Kind::Counter, r->prefix + "invalid_observations_total",
+                                   "Updates ignored: negative or NaN counter increments, NaN "
+                                   "observations, updates of the wrong metric type.",
+                                   nullptr, 0, nullptr, 0, true);
+  r->invalid_observations = family_series(*inv, nullptr, 0);
+  return r;
+}
+
+static const std::vector<double>& default_buckets() {
+  static const std::vector<double> b = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  return b;
+}
+
+cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, const char* help,
+                           const char* const* label_names, size_t nlabels, const double* bounds,
+                           size_t nbounds, bool internal) {
+  std::string name(name_in);
+  require(valid_metric_name(name), "name \"" + name + "\" is not a valid metric name");
+  if (kind == Kind::Counter && (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0))
+    name += "_total";
+  require(!(kind == Kind::Counter && name == "_total"), "name \"" + name + "\" is not a valid counter name");
+  std::string help_s = help ? help : "";
+  require(valid_utf8(help_s), "help of \"" + name + "\" is not valid UTF-8");
+  require(nlabels == 0 || label_names, "label_names is NULL but nlabels is " + std::to_string(nlabels));
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < nlabels; ++i) {
+    require(label_names[i] != nullptr, "label_names[" + std::to_string(i) + "] is NULL");
+    std::string l = label_names[i];
+    require(valid_label_name(l), "label name \"" + l + "\" is not valid");
+    require(!(kind == Kind::Histogram && l == "le"), "label name \"le\" is reserved for histogram buckets");
+    for (const auto& prev : labels) require(prev != l, "label name \"" + l + "\" given twice");
+    for (const auto& kv : r.const_labels)
+      require(kv.first != l, "label name \"" + l + "\" is already a constant label of the registry");
+    labels.push_back(std::move(l));
+  }
+  std::vector<double> bnds;
+  if (kind == Kind::Histogram) {
+    require(nbounds == 0 || bounds, "bounds is NULL but nbounds is " + std::to_string(nbounds));
+    require(nbounds <= CM_HISTOGRAM_MAX_BOUNDS,
+            "at most " + std::to_string(CM_HISTOGRAM_MAX_BOUNDS) + " bucket bounds, got " + std::to_string(nbounds));
+    if (nbounds == 0) bnds = default_buckets();
+    for (size_t i = 0; i < nbounds; ++i) {
+      require(std::isfinite(bounds[i]), "bucket bound " + std::to_string(i) + " is not finite");
+      require(i == 0 || bounds[i] > bounds[i - 1], "bucket bounds must be strictly increasing (bound " +
+                                                       std::to_string(i) + ")");
+      bnds.push_back(bounds[i]);
+    }
+  }
+
+  std::lock_guard<std::mutex> g(r.mu);
+  if (auto it = r.families.find(name); it != r.families.end()) {
+    cm_family* f = it->second.get();
+    if (f->kind == kind && f->label_names == labels && f->bounds == bnds) return f;
+    throw Error(CM_EEXIST, "\"" + name + "\" is already registered as a " + kind_name(f->kind) +
+                               " with other labels or buckets");
+  }
+  std::vector<std::string> samples = sample_names_of(kind, name);
+  for (const auto& s : samples)
+    if (auto it = r.sample_names.find(s); it != r.sample_names.end())
+      throw Error(CM_EEXIST, "\"" + name + "\" would expose \"" + s + "\", which the " +
+                                 kind_name(it->second->kind) + " \"" + it->second->name + "\" already exposes");
+  auto f = std::make_unique<cm_family>();
+  f->reg = &r;
+  f->kind = kind;
+  f->internal = internal;
+  f->name = name;
+  f->help = std::move(help_s);
+  f->label_names = std::move(labels);
+  f->bounds = std::move(bnds);
+  cm_family* out = f.get();
+  for (auto& s : samples) r.sample_names.emplace(std::move(s), out);
+  r.families.emplace(name, std::move(f));
+  return out;
+}
+
+cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
+  require(n == f.label_names.size(), "\"" + f.name + "\" has " + std::to_string(f.label_names.size()) +
+                                         " labels, got " + std::to_string(n) + " values");
+  require(n == 0 || values, "values is NULL");
+  for (size_t i = 0; i < n; ++i) require(values[i] != nullptr, "values[" + std::to_string(i) + "] is NULL");
+  uint64_t h = hash_values(values, n);
+  if (cm_series* s = f.index.find(h, values, n)) return s;
+
+  cm_registry& r = *f.reg;
+  std::lock_guard<std::mutex> g(r.mu);
+  if (cm_series* s = f.index.find(h, values, n)) return s;
+  std::vector<std::string> vals(values, values + n);
+  for (size_t i = 0; i < n; ++i)
+    require(valid_utf8(vals[i]), "value of label \"" + f.label_names[i] + "\" is not valid UTF-8");
+  if (!f.internal) {
+    if (r.nseries >= r.max_series) {
+      cells::add_double(r.series_rejected->block, 0, 1);
+      throw Error(CM_ELIMIT, "the registry holds max_series=" + std::to_string(r.max_series) +
+                                 " series; \"" + f.name + "\" gets no new series");
+    }
+  }
+  auto s = std::make_unique<cm_series>();
+  s->family = &f;
+  s->kind = f.kind;
+  s->hash = h;
+  s->values = vals;
+  s->created = unix_time_now();
+  if (f.kind == Kind::Histogram) {
+    s->bounds = f.bounds.data();
+    s->nbounds = static_cast<uint32_t>(f.bounds.size());
+    cells::Space::get().attach(s->block, 1 + s->nbounds + 1, 1);  // sum, buckets..., +Inf
+  } else {
+    cells::Space::get().attach(s->block, 1, 1);
+  }
+  cm_series* out = s.get();
+  f.series.emplace(std::move(vals), std::move(s));
+  f.index.insert(out);
+  if (!f.internal) ++r.nseries;
+  return out;
+}
+
+void count_invalid(cm_series* s, const char* api, const char* why) {
+  set_error(CM_EINVAL, std::string(api) + ": " + why + " (\"" + s->family->name + "\"); ignored");
+  cells::add_double(s->family->reg->invalid_observations->block, 0, 1);
+}
+
+void reset_registry(cm_registry& r) {
+  std::lock_guard<std::mutex> g(r.mu);
+  double now = unix_time_now();
+  cells::Space& space = cells::Space::get();
+  for (auto& [name, f] : r.families) {
+    auto lk = space.lock();
+    for (auto& [values, s] : f->series) {
+      space.reset(s->block, nullptr, lk);
+      s->created = now;
+    }
+  }
+}
+
+void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk) {
+  cells::Space::get().read(s.block, out, lk);
+}
+
+}  // namespace cm

@@ -1,0 +1,123 @@
+// The metrics registry: families, labelled series and their lock-free lookup.
+// The C handle types are these classes themselves (no wrapper, no casts).
+#pragma once
+
+#include <cachemeter/metrics.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "metrics/cells.h"
+#include "util/text.h"
+
+namespace cm {
+
+enum class Kind : uint8_t { Counter, Gauge, Histogram };
+const char* kind_name(Kind k);
+
+// Hash of a label-value tuple, as used by SeriesIndex.
+uint64_t hash_values(const char* const* values, size_t n);
+
+// Open-addressing index of a family's series. find() takes no lock: tables
+// only ever gain entries, a full table is replaced by a larger copy, and
+// replaced tables stay alive until the index is destroyed. insert() must be
+// serialised by the caller (the registry mutex).
+class SeriesIndex {
+ public:
+  SeriesIndex();
+  cm_series* find(uint64_t h, const char* const* values, size_t n) const;
+  void insert(cm_series* s);
+
+ private:
+  struct Table {
+    explicit Table(size_t cap) : mask(cap - 1), slots(std::make_unique<std::atomic<cm_series*>[]>(cap)) {}
+    size_t mask;
+    std::unique_ptr<std::atomic<cm_series*>[]> slots;
+  };
+  void place(Table& t, cm_series* s);
+  std::atomic<Table*> cur_;
+  std::vector<std::unique_ptr<Table>> tables_;
+  size_t count_ = 0;
+};
+
+}  // namespace cm
+
+struct cm_series {
+  cm_family* family = nullptr;
+  cm::Kind kind = cm::Kind::Counter;
+  uint32_t nbounds = 0;           // histograms: copy of the family's, for the hot path
+  const double* bounds = nullptr;
+  uint64_t hash = 0;
+  std::vector<std::string> values;
+  double created = 0;             // unix seconds; guarded by the registry mutex
+  cm::cells::Block block;
+};
+
+struct cm_family {
+  cm_registry* reg = nullptr;
+  cm::Kind kind = cm::Kind::Counter;
+  bool internal = false;          // cachemeter's self metrics: outside max_series
+  std::string name;               // exposed name (a counter's ends in _total)
+  std::string help;
+  std::vector<std::string> label_names;
+  std::vector<double> bounds;     // histograms, +Inf implicit
+  cm::SeriesIndex index;
+  // Owns the series, ordered by label values for rendering. Registry mutex.
+  std::map<std::vector<std::string>, std::unique_ptr<cm_series>> series;
+
+  // The OpenMetrics family name: a counter's name without "_total".
+  std::string_view om_name() const;
+};
+
+struct cm_registry {
+  std::mutex mu;  // families, series creation, reset, rendering
+  std::string prefix = "cachemeter_";
+  std::vector<std::pair<std::string, std::string>> const_labels;
+  size_t max_series = 10000;
+  size_t nseries = 0;  // application series; registry mutex
+  std::map<std::string, std::unique_ptr<cm_family>, std::less<>> families;
+  std::unordered_map<std::string, cm_family*> sample_names;  // every sample name a family exposes
+  cm_series* series_rejected = nullptr;
+  cm_series* invalid_observations = nullptr;
+  bool is_default = false;
+
+  ~cm_registry();
+};
+
+namespace cm {
+
+// Parses options and builds a registry (throws Error).
+std::unique_ptr<cm_registry> make_registry(const char* options);
+
+// Registers (or finds) a family; throws Error.
+cm_family* register_family(cm_registry& r, Kind kind, std::string_view name, const char* help,
+                           const char* const* label_names, size_t nlabels, const double* bounds,
+                           size_t nbounds, bool internal);
+
+// Finds or creates a series; throws Error.
+cm_series* family_series(cm_family& f, const char* const* values, size_t n);
+
+// Counts one rejected update (wrong type, NaN, negative counter increment)
+// and records why in cm_errmsg().
+void count_invalid(cm_series* s, const char* api, const char* why);
+
+void reset_registry(cm_registry& r);
+
+// Readers (render, value): the payload of s, folded. Requires the cell lock.
+void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk);
+
+// Exposition; the caller holds nothing, the renderer takes the locks.
+void render_text(cm_registry& r, OutBuf& out, bool openmetrics);
+void render_json(cm_registry& r, OutBuf& out);
+
+// Prometheus-style quantile estimate from cumulative bucket counts (cum has
+// bounds.size() + 1 entries, the last one the +Inf bucket). NaN when empty.
+double histogram_quantile(double q, const std::vector<double>& bounds, const uint64_t* cum);
+
+}  // namespace cm
