@@ -33,8 +33,10 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *                      a valid metric name prefix. Application metrics are
  *                      exposed exactly as named.
  *   const_labels=L     labels added to every series of the registry:
- *                      "name:value,name:value" (percent-encode ',' or ':' in
- *                      values as %2C / %3A).
+ *                      "name:value,name:value". This option is split on ','
+ *                      and ':' first and each piece is then percent-decoded
+ *                      once, so write ',' and ':' inside a value as %2C / %3A
+ *                      (and '&' as %26).
  *   max_series=N       registry-wide cap on labelled series (default 10000,
  *                      1..100000000); cachemeter's own self-metrics do not count.
  * On success *out is a new registry the caller frees with cm_registry_free().

@@ -40,9 +40,12 @@ int guard(const char* api, Fn&& fn) noexcept {
   }
 }
 
-// Throws Error(CM_EINVAL, what) when cond is false.
-inline void require(bool cond, const std::string& what) {
-  if (!cond) throw Error(CM_EINVAL, what);
-}
+// Throws Error(CM_EINVAL, msg) when cond is false. A macro so that the message
+// is only built on failure (lookups run it on every call).
+#define CM_REQUIRE(cond, msg)                                \
+  do {                                                       \
+    if (!(cond)) [[unlikely]]                                \
+      throw ::cm::Error(CM_EINVAL, (msg));                   \
+  } while (0)
 
 }  // namespace cm

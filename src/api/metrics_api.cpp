@@ -16,9 +16,9 @@ int new_family(const char* api, cm::Kind kind, cm_registry* reg, const char* nam
                const char* const* label_names, size_t nlabels, const double* bounds, size_t nbounds,
                cm_family** out) {
   return cm::guard(api, [&] {
-    cm::require(out != nullptr, "out is NULL");
+    CM_REQUIRE(out != nullptr, "out is NULL");
     *out = nullptr;
-    cm::require(name != nullptr, "name is NULL");
+    CM_REQUIRE(name != nullptr, "name is NULL");
     *out = cm::register_family(*registry_or_default(reg), kind, name, help, label_names, nlabels, bounds,
                                nbounds, false);
     return CM_OK;
@@ -31,7 +31,7 @@ extern "C" {
 
 CM_EXTERN int cm_registry_new(cm_registry** out, const char* options) {
   return cm::guard("cm_registry_new", [&] {
-    cm::require(out != nullptr, "out is NULL");
+    CM_REQUIRE(out != nullptr, "out is NULL");
     *out = nullptr;
     *out = cm::make_registry(options).release();
     return CM_OK;
@@ -73,9 +73,9 @@ CM_EXTERN int cm_histogram_new(cm_registry* reg, const char* name, const char* h
 
 CM_EXTERN int cm_family_series(cm_family* f, const char* const* values, size_t nvalues, cm_series** out) {
   return cm::guard("cm_family_series", [&] {
-    cm::require(out != nullptr, "out is NULL");
+    CM_REQUIRE(out != nullptr, "out is NULL");
     *out = nullptr;
-    cm::require(f != nullptr, "family is NULL");
+    CM_REQUIRE(f != nullptr, "family is NULL");
     *out = cm::family_series(*f, values, nvalues);
     return CM_OK;
   });
@@ -149,10 +149,10 @@ CM_EXTERN double cm_histogram_sum(const cm_series* s) {
 
 CM_EXTERN int cm_registry_render(cm_registry* reg, int format, char** out, size_t* len) {
   return cm::guard("cm_registry_render", [&] {
-    cm::require(out != nullptr, "out is NULL");
+    CM_REQUIRE(out != nullptr, "out is NULL");
     *out = nullptr;
     if (len) *len = 0;
-    cm::require(format == CM_FORMAT_PROMETHEUS || format == CM_FORMAT_OPENMETRICS || format == CM_FORMAT_JSON,
+    CM_REQUIRE(format == CM_FORMAT_PROMETHEUS || format == CM_FORMAT_OPENMETRICS || format == CM_FORMAT_JSON,
                 "unknown format " + std::to_string(format));
     cm::OutBuf buf;
     cm_registry& r = *registry_or_default(reg);

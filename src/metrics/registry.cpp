@@ -108,21 +108,21 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
   o.check_known({"prefix", "const_labels", "max_series"});
   auto r = std::make_unique<cm_registry>();
   r->prefix = o.get("prefix", "cachemeter_");
-  require(!r->prefix.empty() && valid_metric_name(r->prefix),
+  CM_REQUIRE(!r->prefix.empty() && valid_metric_name(r->prefix),
           "option \"prefix\": \"" + r->prefix + "\" is not a valid metric name prefix");
   r->max_series = static_cast<size_t>(o.get_int("max_series", 10000, 1, 100000000));
   // Split the raw text, so that percent-encoded ',' and ':' stay inside values.
   if (std::string raw = o.get_raw("const_labels"); !raw.empty()) {
     for (std::string_view pair : split(raw, ',')) {
       size_t colon = pair.find(':');
-      require(colon != std::string_view::npos,
+      CM_REQUIRE(colon != std::string_view::npos,
               "option \"const_labels\": expected name:value, got \"" + std::string(pair) + "\"");
       std::string k = percent_decode(pair.substr(0, colon), "const_labels");
       std::string v = percent_decode(pair.substr(colon + 1), "const_labels");
-      require(valid_label_name(k) && k != "le", "option \"const_labels\": \"" + k + "\" is not a valid label name");
-      require(valid_utf8(v), "option \"const_labels\": the value of \"" + k + "\" is not valid UTF-8");
+      CM_REQUIRE(valid_label_name(k) && k != "le", "option \"const_labels\": \"" + k + "\" is not a valid label name");
+      CM_REQUIRE(valid_utf8(v), "option \"const_labels\": the value of \"" + k + "\" is not valid UTF-8");
       for (const auto& kv : r->const_labels)
-        require(kv.first != k, "option \"const_labels\": label \"" + k + "\" given twice");
+        CM_REQUIRE(kv.first != k, "option \"const_labels\": label \"" + k + "\" given twice");
       r->const_labels.emplace_back(std::move(k), std::move(v));
     }
   }
@@ -148,33 +148,33 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
                            const char* const* label_names, size_t nlabels, const double* bounds,
                            size_t nbounds, bool internal) {
   std::string name(name_in);
-  require(valid_metric_name(name), "name \"" + name + "\" is not a valid metric name");
+  CM_REQUIRE(valid_metric_name(name), "name \"" + name + "\" is not a valid metric name");
   if (kind == Kind::Counter && (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0))
     name += "_total";
-  require(!(kind == Kind::Counter && name == "_total"), "name \"" + name + "\" is not a valid counter name");
+  CM_REQUIRE(!(kind == Kind::Counter && name == "_total"), "name \"" + name + "\" is not a valid counter name");
   std::string help_s = help ? help : "";
-  require(valid_utf8(help_s), "help of \"" + name + "\" is not valid UTF-8");
-  require(nlabels == 0 || label_names, "label_names is NULL but nlabels is " + std::to_string(nlabels));
+  CM_REQUIRE(valid_utf8(help_s), "help of \"" + name + "\" is not valid UTF-8");
+  CM_REQUIRE(nlabels == 0 || label_names, "label_names is NULL but nlabels is " + std::to_string(nlabels));
   std::vector<std::string> labels;
   for (size_t i = 0; i < nlabels; ++i) {
-    require(label_names[i] != nullptr, "label_names[" + std::to_string(i) + "] is NULL");
+    CM_REQUIRE(label_names[i] != nullptr, "label_names[" + std::to_string(i) + "] is NULL");
     std::string l = label_names[i];
-    require(valid_label_name(l), "label name \"" + l + "\" is not valid");
-    require(!(kind == Kind::Histogram && l == "le"), "label name \"le\" is reserved for histogram buckets");
-    for (const auto& prev : labels) require(prev != l, "label name \"" + l + "\" given twice");
+    CM_REQUIRE(valid_label_name(l), "label name \"" + l + "\" is not valid");
+    CM_REQUIRE(!(kind == Kind::Histogram && l == "le"), "label name \"le\" is reserved for histogram buckets");
+    for (const auto& prev : labels) CM_REQUIRE(prev != l, "label name \"" + l + "\" given twice");
     for (const auto& kv : r.const_labels)
-      require(kv.first != l, "label name \"" + l + "\" is already a constant label of the registry");
+      CM_REQUIRE(kv.first != l, "label name \"" + l + "\" is already a constant label of the registry");
     labels.push_back(std::move(l));
   }
   std::vector<double> bnds;
   if (kind == Kind::Histogram) {
-    require(nbounds == 0 || bounds, "bounds is NULL but nbounds is " + std::to_string(nbounds));
-    require(nbounds <= CM_HISTOGRAM_MAX_BOUNDS,
+    CM_REQUIRE(nbounds == 0 || bounds, "bounds is NULL but nbounds is " + std::to_string(nbounds));
+    CM_REQUIRE(nbounds <= CM_HISTOGRAM_MAX_BOUNDS,
             "at most " + std::to_string(CM_HISTOGRAM_MAX_BOUNDS) + " bucket bounds, got " + std::to_string(nbounds));
     if (nbounds == 0) bnds = default_buckets();
     for (size_t i = 0; i < nbounds; ++i) {
-      require(std::isfinite(bounds[i]), "bucket bound " + std::to_string(i) + " is not finite");
-      require(i == 0 || bounds[i] > bounds[i - 1], "bucket bounds must be strictly increasing (bound " +
+      CM_REQUIRE(std::isfinite(bounds[i]), "bucket bound " + std::to_string(i) + " is not finite");
+      CM_REQUIRE(i == 0 || bounds[i] > bounds[i - 1], "bucket bounds must be strictly increasing (bound " +
                                                        std::to_string(i) + ")");
       bnds.push_back(bounds[i]);
     }
@@ -207,10 +207,10 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
 }
 
 cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
-  require(n == f.label_names.size(), "\"" + f.name + "\" has " + std::to_string(f.label_names.size()) +
+  CM_REQUIRE(n == f.label_names.size(), "\"" + f.name + "\" has " + std::to_string(f.label_names.size()) +
                                          " labels, got " + std::to_string(n) + " values");
-  require(n == 0 || values, "values is NULL");
-  for (size_t i = 0; i < n; ++i) require(values[i] != nullptr, "values[" + std::to_string(i) + "] is NULL");
+  CM_REQUIRE(n == 0 || values, "values is NULL");
+  for (size_t i = 0; i < n; ++i) CM_REQUIRE(values[i] != nullptr, "values[" + std::to_string(i) + "] is NULL");
   uint64_t h = hash_values(values, n);
   if (cm_series* s = f.index.find(h, values, n)) return s;
 
@@ -219,7 +219,7 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   if (cm_series* s = f.index.find(h, values, n)) return s;
   std::vector<std::string> vals(values, values + n);
   for (size_t i = 0; i < n; ++i)
-    require(valid_utf8(vals[i]), "value of label \"" + f.label_names[i] + "\" is not valid UTF-8");
+    CM_REQUIRE(valid_utf8(vals[i]), "value of label \"" + f.label_names[i] + "\" is not valid UTF-8");
   if (!f.internal) {
     if (r.nseries >= r.max_series) {
       cells::add_double(r.series_rejected->block, 0, 1);

@@ -72,8 +72,13 @@ void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf
     bucket(out, f.name, labels, i < f.bounds.size() ? &f.bounds[i] : nullptr, cum);
   }
   if (om) {
-    sample(out, f.name, "_count", labels, cum);
-    sample(out, f.name, "_sum", labels, sum);
+    // OpenMetrics: a histogram with negative bucket bounds MUST NOT carry a
+    // sum, and a sum must not be negative or NaN; _count goes with _sum.
+    bool has_sum = (f.bounds.empty() || f.bounds.front() >= 0) && sum >= 0;
+    if (has_sum) {
+      sample(out, f.name, "_count", labels, cum);
+      sample(out, f.name, "_sum", labels, sum);
+    }
     sample(out, f.name, "_created", labels, s.created);
   } else {
     sample(out, f.name, "_sum", labels, sum);

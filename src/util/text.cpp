@@ -48,8 +48,50 @@ size_t format_double(double v, char* buf) {
     std::memcpy(buf, v > 0 ? "+Inf" : "-Inf", 4);
     return 4;
   }
-  auto r = std::to_chars(buf, buf + 32, v);
-  return static_cast<size_t>(r.ptr - buf);
+  // Integral values (most counts): plain integer digits.
+  if (v == std::trunc(v) && std::fabs(v) < 1e15) {
+    char* p = buf;
+    if (std::signbit(v)) *p++ = '-';
+    auto r = std::to_chars(p, buf + 32, static_cast<uint64_t>(std::fabs(v)));
+    return static_cast<size_t>(r.ptr - buf);
+  }
+  // Shortest round-trip digits, laid out as Python's repr() does (and so as
+  // the Python client and most readers expect): fixed notation for decimal
+  // exponents in [-4, 16), scientific otherwise.
+  char sci[32];
+  auto r = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
+  size_t n = static_cast<size_t>(r.ptr - sci);
+  sci[n] = '\0';  // for atoi
+  const char* e = static_cast<const char*>(std::memchr(sci, 'e', n));
+  int exp = std::atoi(e + 1);
+  if (exp < -4 || exp >= 16) {
+    std::memcpy(buf, sci, n);
+    return n;
+  }
+  // Digits without sign and point: sci is "[-]d[.ddd]e±XX".
+  const char* m = sci[0] == '-' ? sci + 1 : sci;
+  char digits[20];
+  size_t nd = 0;
+  for (const char* p = m; p < e; ++p)
+    if (*p != '.') digits[nd++] = *p;
+  char* out = buf;
+  if (m != sci) *out++ = '-';
+  if (exp < 0) {
+    *out++ = '0';
+    *out++ = '.';
+    for (int i = -1; i > exp; --i) *out++ = '0';
+    std::memcpy(out, digits, nd);
+    out += nd;
+  } else {
+    size_t whole = static_cast<size_t>(exp) + 1;
+    for (size_t i = 0; i < whole; ++i) *out++ = i < nd ? digits[i] : '0';
+    if (nd > whole) {
+      *out++ = '.';
+      std::memcpy(out, digits + whole, nd - whole);
+      out += nd - whole;
+    }
+  }
+  return static_cast<size_t>(out - buf);
 }
 
 void OutBuf::append_double(double v) {

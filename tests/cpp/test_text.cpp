@@ -29,6 +29,13 @@ TEST(Text, DoublesSpelledAsTheFormatsWant) {
   EXPECT_EQ(fmt(1), "1");
   EXPECT_EQ(fmt(0.1), "0.1");
   EXPECT_EQ(fmt(1e21), "1e+21");
+  EXPECT_EQ(fmt(1e16), "1e+16");
+  EXPECT_EQ(fmt(1234567890123456.0), "1234567890123456");
+  EXPECT_EQ(fmt(100), "100");
+  EXPECT_EQ(fmt(0.0005), "0.0005");
+  EXPECT_EQ(fmt(0.0001), "0.0001");
+  EXPECT_EQ(fmt(0.00001), "1e-05");
+  EXPECT_EQ(fmt(-2.5e-300), "-2.5e-300");
   EXPECT_EQ(fmt(INFINITY), "+Inf");
   EXPECT_EQ(fmt(-INFINITY), "-Inf");
   EXPECT_EQ(fmt(NAN), "NaN");
@@ -97,4 +104,14 @@ TEST(Text, OutBufGrowsAndReleases) {
   EXPECT_EQ(std::string(p), expect);
   std::free(p);
   EXPECT_EQ(b.size(), 0u);
+}
+
+TEST(Text, FixedLayoutMatchesPythonRepr) {
+  EXPECT_EQ(fmt(-0.5), "-0.5");
+  EXPECT_EQ(fmt(123.456), "123.456");
+  EXPECT_EQ(fmt(0.001234), "0.001234");
+  EXPECT_EQ(fmt(1e15 + 0.5), "1000000000000000.5");
+  EXPECT_EQ(fmt(9007199254740993.0), "9007199254740992");
+  EXPECT_EQ(fmt(1e15), "1000000000000000");
+  EXPECT_EQ(fmt(-1e-7), "-1e-07");
 }
