@@ -149,8 +149,12 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
                            size_t nbounds, bool internal) {
   std::string name(name_in);
   CM_REQUIRE(valid_metric_name(name), "name \"" + name + "\" is not a valid metric name");
-  if (kind == Kind::Counter && (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0))
+  if (kind == Kind::Counter && (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0)) {
     name += "_total";
+    // "_" would become "__total": the rules hold for the exposed name too.
+    CM_REQUIRE(valid_metric_name(name), "counter name \"" + std::string(name_in) + "\" exposed as \"" + name +
+                                            "\" is not a valid metric name");
+  }
   CM_REQUIRE(!(kind == Kind::Counter && name == "_total"), "name \"" + name + "\" is not a valid counter name");
   std::string help_s = help ? help : "";
   CM_REQUIRE(valid_utf8(help_s), "help of \"" + name + "\" is not valid UTF-8");
@@ -160,7 +164,7 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
     CM_REQUIRE(label_names[i] != nullptr, "label_names[" + std::to_string(i) + "] is NULL");
     std::string l = label_names[i];
     CM_REQUIRE(valid_label_name(l), "label name \"" + l + "\" is not valid");
-    CM_REQUIRE(!(kind == Kind::Histogram && l == "le"), "label name \"le\" is reserved for histogram buckets");
+    CM_REQUIRE(l != "le", "label name \"le\" is reserved (histogram bucket bounds)");
     for (const auto& prev : labels) CM_REQUIRE(prev != l, "label name \"" + l + "\" given twice");
     for (const auto& kv : r.const_labels)
       CM_REQUIRE(kv.first != l, "label name \"" + l + "\" is already a constant label of the registry");

@@ -59,7 +59,7 @@ Options Options::parse(const char* text, std::string_view what) {
       throw Error(CM_EINVAL, std::string(what) + ": expected key=value, got \"" + std::string(item) + "\"");
     std::string key(item.substr(0, eq));
     if (o.has(key)) throw Error(CM_EINVAL, std::string(what) + ": option \"" + key + "\" given twice");
-    o.items_.emplace_back(key, percent_decode(item.substr(eq + 1), what));
+    o.items_.emplace_back(key, percent_decode(item.substr(eq + 1), std::string(what) + ": option \"" + key + "\""));
     o.raw_.emplace_back(item.substr(eq + 1));
   }
   return o;

@@ -100,7 +100,15 @@ void OutBuf::append_double(double v) {
 }
 
 void OutBuf::append_le(double v) {
+  // OpenMetrics canonical numbers (what Go's %g and the Python client write,
+  // plus ".0" on integers): scientific for exponents < -4 or >= 6.
   char buf[40];
+  if (std::isfinite(v) && v != 0) {
+    auto r = std::to_chars(buf, buf + 32, v, std::chars_format::scientific);
+    *r.ptr = '\0';
+    int exp = std::atoi(static_cast<const char*>(std::memchr(buf, 'e', static_cast<size_t>(r.ptr - buf))) + 1);
+    if (exp < -4 || exp >= 6) return append(buf, static_cast<size_t>(r.ptr - buf));
+  }
   size_t n = format_double(v, buf);
   if (std::isfinite(v) && !std::memchr(buf, '.', n) && !std::memchr(buf, 'e', n)) {
     buf[n++] = '.';

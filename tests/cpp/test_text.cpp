@@ -43,6 +43,12 @@ TEST(Text, DoublesSpelledAsTheFormatsWant) {
   EXPECT_EQ(le(0.25), "0.25");
   EXPECT_EQ(le(1e21), "1e+21");
   EXPECT_EQ(le(-5), "-5.0");
+  EXPECT_EQ(le(100000), "100000.0");
+  EXPECT_EQ(le(1e6), "1e+06");
+  EXPECT_EQ(le(-1e10), "-1e+10");
+  EXPECT_EQ(le(0.0001), "0.0001");
+  EXPECT_EQ(le(0.00001), "1e-05");
+  EXPECT_EQ(le(0), "0.0");
 }
 
 TEST(Text, DoublesRoundTripExactly) {
