@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/lib.sh: what test.sh, demo.sh and bench.sh share (sourced, not run).
 # Knobs read here (all optional):
 #   CM_BUILD_ROOT  where build/, build-asan/, build-tsan/, build-release/ go
@@ -9,13 +10,9 @@ CM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CM_BUILD_ROOT="${CM_BUILD_ROOT:-$CM_ROOT}"
 CM_JOBS="${CM_JOBS:-2}"
 
-# A visible header per step, with the time spent since the previous one.
-cm_step_started=$SECONDS
+# A visible header per step, with the time elapsed since the script started.
 cm_step() {
-  local now=$SECONDS
-  printf '\n==== %s  (previous step: %ss, total: %ss)\n' "$*" \
-    "$((now - cm_step_started))" "$now"
-  cm_step_started=$now
+  printf '\n==== %s  [t=%ss]\n' "$*" "$SECONDS"
 }
 
 # Installs missing Debian packages (no-op when everything is there).
