@@ -81,20 +81,28 @@ CM_EXTERN int cm_family_series(cm_family* f, const char* const* values, size_t n
   });
 }
 
+// The update functions keep their rare paths out of line (tail calls), so
+// the common path needs no stack frame.
+namespace {
+[[gnu::noinline, gnu::cold]] void counter_add_rejected(cm_series* s, double v) {
+  if (s->kind != cm::Kind::Counter) return cm::count_invalid(s, "cm_counter_add", "not a counter");
+  if (!(v >= 0)) return cm::count_invalid(s, "cm_counter_add", "negative or NaN increment");
+}
+[[gnu::noinline, gnu::cold]] void wrong_kind(cm_series* s, const char* api, const char* what) {
+  cm::count_invalid(s, api, what);
+}
+}  // namespace
+
 CM_EXTERN void cm_counter_add(cm_series* s, double v) {
-  if (!s) return;
-  if (s->kind != cm::Kind::Counter) [[unlikely]]
-    return cm::count_invalid(s, "cm_counter_add", "not a counter");
-  if (!(v >= 0)) [[unlikely]]
-    return cm::count_invalid(s, "cm_counter_add", "negative or NaN increment");
-  cm::cells::add_double(s->block, 0, v);
+  if (!s) [[unlikely]] return;
+  if (s->kind != cm::Kind::Counter || !(v >= 0)) [[unlikely]] return counter_add_rejected(s, v);
+  cm::cells::add_scalar(s->block, v);
 }
 
 CM_EXTERN void cm_gauge_add(cm_series* s, double v) {
-  if (!s) return;
-  if (s->kind != cm::Kind::Gauge) [[unlikely]]
-    return cm::count_invalid(s, "cm_gauge_add", "not a gauge");
-  cm::cells::add_double(s->block, 0, v);
+  if (!s) [[unlikely]] return;
+  if (s->kind != cm::Kind::Gauge) [[unlikely]] return wrong_kind(s, "cm_gauge_add", "not a gauge");
+  cm::cells::add_scalar(s->block, v);
 }
 
 CM_EXTERN void cm_gauge_set(cm_series* s, double v) {
@@ -102,17 +110,17 @@ CM_EXTERN void cm_gauge_set(cm_series* s, double v) {
   if (s->kind != cm::Kind::Gauge) [[unlikely]]
     return cm::count_invalid(s, "cm_gauge_set", "not a gauge");
   cm::cells::Space& space = cm::cells::Space::get();
-  uint64_t bits = cm::cells::to_bits(v);
+  uint64_t base[cm::cells::kScalarWords] = {cm::cells::to_bits(v), 0};
   auto lk = space.lock();
-  space.reset(s->block, &bits, lk);
+  space.reset(s->block, base, lk);
 }
 
 CM_EXTERN void cm_histogram_observe(cm_series* s, double v) {
-  if (!s) return;
+  if (!s) [[unlikely]] return;
   if (s->kind != cm::Kind::Histogram) [[unlikely]]
-    return cm::count_invalid(s, "cm_histogram_observe", "not a histogram");
+    return wrong_kind(s, "cm_histogram_observe", "not a histogram");
   if (std::isnan(v)) [[unlikely]]
-    return cm::count_invalid(s, "cm_histogram_observe", "NaN observation");
+    return wrong_kind(s, "cm_histogram_observe", "NaN observation");
   // First bucket whose bound is >= v; nbounds is the +Inf bucket.
   uint32_t i;
   if (s->nbounds <= 16) {
@@ -132,7 +140,7 @@ CM_EXTERN double cm_series_value(const cm_series* s) {
     auto lk = space.lock();
     cm::read_payload(*s, payload, lk);
   }
-  if (s->kind != cm::Kind::Histogram) return cm::cells::from_bits(payload[0]);
+  if (s->kind != cm::Kind::Histogram) return cm::cells::scalar_value(payload);
   uint64_t n = 0;
   for (uint32_t i = 0; i <= s->nbounds; ++i) n += payload[1 + i];
   return static_cast<double>(n);

@@ -140,4 +140,54 @@ void Space::retire(Arena* a) {
   arenas_.erase(std::find_if(arenas_.begin(), arenas_.end(), [a](const auto& p) { return p.get() == a; }));
 }
 
+// The update slow paths: the thread has no cell for b yet (first update, or
+// its arena is gone at thread exit) or its cell is stale after a reset.
+void add_double_slow(Block& b, uint32_t word, double v) {
+  Word* w = local(b);
+  if (!w) return Space::get().fold_direct(b, word, to_bits(v));
+  uint64_t g = b.gen.load(std::memory_order_relaxed);
+  Word& cell = w[1 + word];
+  if (stale(w, g)) {
+    restart(w, b.width);
+    cell.store(to_bits(v), std::memory_order_relaxed);
+    publish(w, g);
+    return;
+  }
+  cell.store(to_bits(from_bits(cell.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
+}
+
+void add_count_slow(Block& b, uint32_t word, uint64_t n) {
+  Word* w = local(b);
+  if (!w) return Space::get().fold_direct(b, word, n);
+  uint64_t g = b.gen.load(std::memory_order_relaxed);
+  Word& cell = w[1 + word];
+  if (stale(w, g)) {
+    restart(w, b.width);
+    cell.store(n, std::memory_order_relaxed);
+    publish(w, g);
+    return;
+  }
+  cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+void observe_slow(Block& b, uint32_t bucket_word, double v) {
+  Word* w = local(b);
+  if (!w) {
+    Space::get().fold_direct(b, 0, to_bits(v));
+    return Space::get().fold_direct(b, bucket_word, 1);
+  }
+  uint64_t g = b.gen.load(std::memory_order_relaxed);
+  Word& sum = w[1];
+  Word& cnt = w[1 + bucket_word];
+  if (stale(w, g)) {
+    restart(w, b.width);
+    sum.store(to_bits(v), std::memory_order_relaxed);
+    cnt.store(1, std::memory_order_relaxed);
+    publish(w, g);
+    return;
+  }
+  cnt.store(cnt.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sum.store(to_bits(from_bits(sum.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
+}
+
 }  // namespace cm::cells

@@ -3,7 +3,8 @@
 // Every thread that updates metrics owns an arena of 64-bit words, indexed by
 // a process-wide slot number. A series owns a block of `width` consecutive
 // slots: word 0 holds the block's generation, the rest its payload (for a
-// counter or gauge one double; for a histogram the sum and one count per
+// counter or gauge a double and an integer word, see add_scalar(); for a
+// histogram the sum and one count per
 // bucket). Only the owning thread writes its arena's cells, with plain
 // relaxed loads and stores: an update is a few instructions, takes no lock,
 // allocates nothing and never shares a cache line with another thread.
@@ -112,39 +113,72 @@ inline void restart(Word* w, uint32_t width) {
 }
 inline void publish(Word* w, uint64_t g) { w[0].store(g, std::memory_order_release); }
 
+// The updates: a fast path inline (the thread's cell exists and is current),
+// everything else out of line so the fast path needs no stack frame.
+inline Word* local_current(const Block& b) {
+  Arena* a = t_arena;
+  if (!a) [[unlikely]] return nullptr;
+  uint32_t ci = b.slot >> kChunkShift;
+  if (ci >= a->chunks.size()) [[unlikely]] return nullptr;
+  Word* c = a->chunks[ci].get();
+  if (!c) [[unlikely]] return nullptr;
+  Word* w = c + (b.slot & kChunkMask);
+  if (w[0].load(std::memory_order_relaxed) != b.gen.load(std::memory_order_relaxed)) [[unlikely]] return nullptr;
+  return w;
+}
+[[gnu::noinline]] void add_double_slow(Block& b, uint32_t word, double v);
+[[gnu::noinline]] void add_count_slow(Block& b, uint32_t word, uint64_t n);
+
 inline void add_double(Block& b, uint32_t word, double v) {
-  Word* w = local(b);
-  if (!w) [[unlikely]] return Space::get().fold_direct(b, word, to_bits(v));
-  uint64_t g = b.gen.load(std::memory_order_relaxed);
-  Word& cell = w[1 + word];
-  if (stale(w, g)) [[unlikely]] {
-    restart(w, b.width);
-    cell.store(to_bits(v), std::memory_order_relaxed);
-    publish(w, g);
+  if (Word* w = local_current(b)) [[likely]] {
+    Word& cell = w[1 + word];
+    cell.store(to_bits(from_bits(cell.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
     return;
   }
-  cell.store(to_bits(from_bits(cell.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
+  add_double_slow(b, word, v);
+}
+
+// Integer add to payload word `word` (counts; integral increments of counters
+// and gauges, negative ones as two's complement). An integer add keeps the
+// loop-carried chain of a hot series short: no round trip through the FPU
+// registers that a double cell needs.
+inline void add_count(Block& b, uint32_t word, uint64_t n) {
+  if (Word* w = local_current(b)) [[likely]] {
+    Word& cell = w[1 + word];
+    cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    return;
+  }
+  add_count_slow(b, word, n);
+}
+
+// Counters and gauges hold two payload words: [0] the double sum of
+// non-integral increments, [1] the integer sum of integral ones (int64, two's
+// complement). Their value is the sum of both.
+constexpr uint32_t kScalarWords = 2;
+inline void add_scalar(Block& b, double v) {
+  constexpr double kExact = 9007199254740992.0;  // 2^53: every integer below is exact
+  if (v > -kExact && v < kExact) [[likely]] {
+    int64_t n = static_cast<int64_t>(v);
+    if (static_cast<double>(n) == v) [[likely]] return add_count(b, 1, static_cast<uint64_t>(n));
+  }
+  add_double(b, 0, v);
+}
+inline double scalar_value(const uint64_t* payload) {
+  if (payload[1] == 0) return from_bits(payload[0]);  // keeps a set -0.0 negative
+  return from_bits(payload[0]) + static_cast<double>(static_cast<int64_t>(payload[1]));
 }
 
 // Histogram observation: sum (payload word 0) += v, count word `bucket` += 1.
+[[gnu::noinline]] void observe_slow(Block& b, uint32_t bucket_word, double v);
 inline void observe(Block& b, uint32_t bucket_word, double v) {
-  Word* w = local(b);
-  if (!w) [[unlikely]] {
-    Space::get().fold_direct(b, 0, to_bits(v));
-    return Space::get().fold_direct(b, bucket_word, 1);
-  }
-  uint64_t g = b.gen.load(std::memory_order_relaxed);
-  Word& sum = w[1];
-  Word& cnt = w[1 + bucket_word];
-  if (stale(w, g)) [[unlikely]] {
-    restart(w, b.width);
-    sum.store(to_bits(v), std::memory_order_relaxed);
-    cnt.store(1, std::memory_order_relaxed);
-    publish(w, g);
+  if (Word* w = local_current(b)) [[likely]] {
+    Word& sum = w[1];
+    Word& cnt = w[1 + bucket_word];
+    cnt.store(cnt.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    sum.store(to_bits(from_bits(sum.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
     return;
   }
-  cnt.store(cnt.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  sum.store(to_bits(from_bits(sum.load(std::memory_order_relaxed)) + v), std::memory_order_relaxed);
+  observe_slow(b, bucket_word, v);
 }
 
 }  // namespace cm::cells

@@ -23,19 +23,79 @@ const char* kind_name(Kind k) {
 
 // ---- SeriesIndex ------------------------------------------------------------
 
-uint64_t hash_values(const char* const* values, size_t n) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a, with a separator per value
+// Label values hashed eight bytes at a time (multiply-xorshift mixing), each
+// value closed by its length so ("ab","c") and ("a","bc") differ. Not
+// DoS-resistant: label values are chosen by the program, not by its clients.
+static inline uint64_t mix(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 32);
+}
+
+uint64_t hash_values(const char* const* values, size_t n, size_t* lens) {
+  uint64_t h = 0x243F6A8885A308D3ull;
   for (size_t i = 0; i < n; ++i) {
-    for (const unsigned char* p = reinterpret_cast<const unsigned char*>(values[i]); *p; ++p)
-      h = (h ^ *p) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
+    const char* p = values[i];
+    size_t len = std::strlen(p);
+    if (lens) lens[i] = len;
+    size_t k = 0;
+    for (; k + 8 <= len; k += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + k, 8);
+      h = mix(h, w);
+    }
+    // The last 0..7 bytes through fixed-size loads (a variable-length memcpy
+    // would be a call and a store-forwarding stall).
+    if (k < len) {
+      const char* t = p + k;
+      size_t r = len - k;
+      uint64_t tail;
+      if (len >= 8) {
+        std::memcpy(&tail, p + len - 8, 8);  // overlaps bytes already mixed
+      } else if (r >= 4) {
+        uint32_t lo, hi;
+        std::memcpy(&lo, t, 4);
+        std::memcpy(&hi, t + r - 4, 4);
+        tail = (uint64_t{hi} << 32) | lo;
+      } else {
+        tail = (uint64_t{static_cast<unsigned char>(t[0])} << 16) |
+               (uint64_t{static_cast<unsigned char>(t[r / 2])} << 8) | static_cast<unsigned char>(t[r - 1]);
+      }
+      h = mix(h, tail);
+    }
+    h = mix(h, len);
   }
   return h ^ (h >> 29);
 }
 
-static bool same_values(const cm_series& s, const char* const* values, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (s.values[i] != values[i]) return false;
+// Equal bytes, len known for both sides: word loads, the last word
+// overlapping, so no call and no byte loop.
+static inline bool same_bytes(const char* a, const char* b, size_t len) {
+  if (len >= 8) {
+    uint64_t x, y;
+    size_t k = 0;
+    for (; k + 8 < len; k += 8) {
+      std::memcpy(&x, a + k, 8);
+      std::memcpy(&y, b + k, 8);
+      if (x != y) return false;
+    }
+    std::memcpy(&x, a + len - 8, 8);
+    std::memcpy(&y, b + len - 8, 8);
+    return x == y;
+  }
+  for (size_t k = 0; k < len; ++k)
+    if (a[k] != b[k]) return false;
+  return true;
+}
+
+static bool same_values(const cm_series& s, const char* const* values, size_t n, const size_t* lens) {
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& v = s.values[i];
+    if (lens && i < kMaxFastLabels) {
+      if (v.size() != lens[i] || !same_bytes(v.data(), values[i], v.size())) return false;
+    } else if (std::strcmp(v.c_str(), values[i]) != 0) {
+      return false;
+    }
+  }
   return true;
 }
 
@@ -44,12 +104,12 @@ SeriesIndex::SeriesIndex() {
   cur_.store(tables_.back().get(), std::memory_order_relaxed);
 }
 
-cm_series* SeriesIndex::find(uint64_t h, const char* const* values, size_t n) const {
+cm_series* SeriesIndex::find(uint64_t h, const char* const* values, size_t n, const size_t* lens) const {
   const Table* t = cur_.load(std::memory_order_acquire);
   for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
     cm_series* s = t->slots[i].load(std::memory_order_acquire);
     if (!s) return nullptr;
-    if (s->hash == h && same_values(*s, values, n)) return s;
+    if (s->hash == h && same_values(*s, values, n, lens)) return s;
   }
 }
 
@@ -83,7 +143,7 @@ std::string_view cm_family::om_name() const {
 
 cm_registry::~cm_registry() {
   for (auto& [name, f] : families)
-    for (auto& [values, s] : f->series) cm::cells::Space::get().detach(s->block);
+    for (auto& s : f->series) cm::cells::Space::get().detach(s->block);
 }
 
 namespace cm {
@@ -204,6 +264,11 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
   f->help = std::move(help_s);
   f->label_names = std::move(labels);
   f->bounds = std::move(bnds);
+  for (double b : f->bounds) {
+    OutBuf t;
+    t.append_le(b);
+    f->le_text.emplace_back(t.view());
+  }
   cm_family* out = f.get();
   for (auto& s : samples) r.sample_names.emplace(std::move(s), out);
   r.families.emplace(name, std::move(f));
@@ -215,18 +280,25 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
                                          " labels, got " + std::to_string(n) + " values");
   CM_REQUIRE(n == 0 || values, "values is NULL");
   for (size_t i = 0; i < n; ++i) CM_REQUIRE(values[i] != nullptr, "values[" + std::to_string(i) + "] is NULL");
-  uint64_t h = hash_values(values, n);
-  if (cm_series* s = f.index.find(h, values, n)) return s;
+  size_t lens[kMaxFastLabels];
+  uint64_t h;
+  if (n <= kMaxFastLabels) {
+    h = hash_values(values, n, lens);
+  } else {
+    h = hash_values(values, n);
+  }
+  const size_t* lp = n <= kMaxFastLabels ? lens : nullptr;
+  if (cm_series* s = f.index.find(h, values, n, lp)) return s;
 
   cm_registry& r = *f.reg;
   std::lock_guard<std::mutex> g(r.mu);
-  if (cm_series* s = f.index.find(h, values, n)) return s;
+  if (cm_series* s = f.index.find(h, values, n, lp)) return s;
   std::vector<std::string> vals(values, values + n);
   for (size_t i = 0; i < n; ++i)
     CM_REQUIRE(valid_utf8(vals[i]), "value of label \"" + f.label_names[i] + "\" is not valid UTF-8");
   if (!f.internal) {
     if (r.nseries >= r.max_series) {
-      cells::add_double(r.series_rejected->block, 0, 1);
+      cells::add_count(r.series_rejected->block, 1, 1);
       throw Error(CM_ELIMIT, "the registry holds max_series=" + std::to_string(r.max_series) +
                                  " series; \"" + f.name + "\" gets no new series");
     }
@@ -235,17 +307,18 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   s->family = &f;
   s->kind = f.kind;
   s->hash = h;
-  s->values = vals;
+  s->values = std::move(vals);
   s->created = unix_time_now();
   if (f.kind == Kind::Histogram) {
     s->bounds = f.bounds.data();
     s->nbounds = static_cast<uint32_t>(f.bounds.size());
     cells::Space::get().attach(s->block, 1 + s->nbounds + 1, 1);  // sum, buckets..., +Inf
   } else {
-    cells::Space::get().attach(s->block, 1, 1);
+    cells::Space::get().attach(s->block, cells::kScalarWords, 1);  // double sum, integer sum
   }
   cm_series* out = s.get();
-  f.series.emplace(std::move(vals), std::move(s));
+  if (!f.series.empty() && f.series_sorted && !(f.series.back()->values < out->values)) f.series_sorted = false;
+  f.series.push_back(std::move(s));
   f.index.insert(out);
   if (!f.internal) ++r.nseries;
   return out;
@@ -253,7 +326,7 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
 
 void count_invalid(cm_series* s, const char* api, const char* why) {
   set_error(CM_EINVAL, std::string(api) + ": " + why + " (\"" + s->family->name + "\"); ignored");
-  cells::add_double(s->family->reg->invalid_observations->block, 0, 1);
+  cells::add_count(s->family->reg->invalid_observations->block, 1, 1);
 }
 
 void reset_registry(cm_registry& r) {
@@ -262,12 +335,24 @@ void reset_registry(cm_registry& r) {
   cells::Space& space = cells::Space::get();
   for (auto& [name, f] : r.families) {
     auto lk = space.lock();
-    for (auto& [values, s] : f->series) {
+    for (auto& s : f->series) {
       space.reset(s->block, nullptr, lk);
       s->created = now;
     }
   }
 }
+
+}  // namespace cm
+
+const std::vector<std::unique_ptr<cm_series>>& cm_family::sorted_series() {
+  if (!series_sorted) {
+    std::sort(series.begin(), series.end(), [](const auto& a, const auto& b) { return a->values < b->values; });
+    series_sorted = true;
+  }
+  return series;
+}
+
+namespace cm {
 
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk) {
   cells::Space::get().read(s.block, out, lk);

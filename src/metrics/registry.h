@@ -22,7 +22,12 @@ enum class Kind : uint8_t { Counter, Gauge, Histogram };
 const char* kind_name(Kind k);
 
 // Hash of a label-value tuple, as used by SeriesIndex.
-uint64_t hash_values(const char* const* values, size_t n);
+// Hash of a label-value tuple. When lens is not null it receives each value's
+// length (lens must hold n entries); find() can then compare without strlen.
+uint64_t hash_values(const char* const* values, size_t n, size_t* lens = nullptr);
+// Lookup needs lengths only for the first kMaxFastLabels values; past that it
+// compares with strcmp.
+constexpr size_t kMaxFastLabels = 16;
 
 // Open-addressing index of a family's series. find() takes no lock: tables
 // only ever gain entries, a full table is replaced by a larger copy, and
@@ -31,7 +36,7 @@ uint64_t hash_values(const char* const* values, size_t n);
 class SeriesIndex {
  public:
   SeriesIndex();
-  cm_series* find(uint64_t h, const char* const* values, size_t n) const;
+  cm_series* find(uint64_t h, const char* const* values, size_t n, const size_t* lens = nullptr) const;
   void insert(cm_series* s);
 
  private:
@@ -68,11 +73,17 @@ struct cm_family {
   std::vector<std::string> label_names;
   std::vector<double> bounds;     // histograms, +Inf implicit
   cm::SeriesIndex index;
-  // Owns the series, ordered by label values for rendering. Registry mutex.
-  std::map<std::vector<std::string>, std::unique_ptr<cm_series>> series;
+  std::vector<std::string> le_text;  // histograms: each bound as an `le` value
+  // Owns the series in creation order, sorted by label values on demand
+  // (sorted_series()); a vector scans far faster than a tree when rendering.
+  // Registry mutex.
+  std::vector<std::unique_ptr<cm_series>> series;
+  bool series_sorted = true;
 
   // The OpenMetrics family name: a counter's name without "_total".
   std::string_view om_name() const;
+  // The series ordered by label values (sorts if needed). Registry mutex.
+  const std::vector<std::unique_ptr<cm_series>>& sorted_series();
 };
 
 struct cm_registry {
@@ -86,6 +97,9 @@ struct cm_registry {
   cm_series* series_rejected = nullptr;
   cm_series* invalid_observations = nullptr;
   bool is_default = false;
+  // Output size of the last render per format (text, OpenMetrics, JSON): the
+  // next render reserves a little more up front. Registry mutex.
+  size_t last_render_bytes[3] = {0, 0, 0};
 
   ~cm_registry();
 };

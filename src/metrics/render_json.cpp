@@ -48,12 +48,14 @@ double histogram_quantile(double q, const std::vector<double>& bounds, const uin
 
 void render_json(cm_registry& r, OutBuf& out) {
   std::lock_guard<std::mutex> g(r.mu);
+  size_t& hint = r.last_render_bytes[2];
+  out.reserve(out.size() + hint + hint / 8);
   cells::Space& space = cells::Space::get();
   std::vector<uint64_t> payload, cum;
   out.append("{\"families\":[");
   bool first_family = true;
   for (const auto& [key, fp] : r.families) {
-    const cm_family& f = *fp;
+    cm_family& f = *fp;
     if (!first_family) out.push(',');
     first_family = false;
     out.push('{');
@@ -82,7 +84,7 @@ void render_json(cm_registry& r, OutBuf& out) {
     cum.resize(f.bounds.size() + 1);
     auto lk = space.lock();
     bool first_series = true;
-    for (const auto& [values, sp] : f.series) {
+    for (const auto& sp : f.sorted_series()) {
       const cm_series& s = *sp;
       read_payload(s, payload.data(), lk);
       if (!first_series) out.push(',');
@@ -101,7 +103,7 @@ void render_json(cm_registry& r, OutBuf& out) {
       out.append_double(s.created);
       if (f.kind != Kind::Histogram) {
         out.append(",\"value\":");
-        json_number(out, cells::from_bits(payload[0]));
+        json_number(out, cells::scalar_value(payload.data()));
         out.push('}');
         continue;
       }
@@ -134,6 +136,7 @@ void render_json(cm_registry& r, OutBuf& out) {
     out.append("]}");
   }
   out.append("]}\n");
+  hint = out.size();
 }
 
 }  // namespace cm

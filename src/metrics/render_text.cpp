@@ -45,7 +45,7 @@ void sample(OutBuf& out, std::string_view name, std::string_view suffix, const O
   out.push('\n');
 }
 
-void bucket(OutBuf& out, std::string_view name, const OutBuf& labels, const double* le, uint64_t v) {
+void bucket(OutBuf& out, std::string_view name, const OutBuf& labels, std::string_view le, uint64_t v) {
   out.append(name);
   out.append("_bucket{");
   if (labels.size()) {
@@ -53,10 +53,7 @@ void bucket(OutBuf& out, std::string_view name, const OutBuf& labels, const doub
     out.push(',');
   }
   out.append("le=\"");
-  if (le)
-    out.append_le(*le);
-  else
-    out.append("+Inf");
+  out.append(le);
   out.append("\"} ");
   out.append_u64(v);
   out.push('\n');
@@ -69,7 +66,7 @@ void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf
   uint64_t cum = 0;
   for (size_t i = 0; i <= f.bounds.size(); ++i) {
     cum += counts[i];
-    bucket(out, f.name, labels, i < f.bounds.size() ? &f.bounds[i] : nullptr, cum);
+    bucket(out, f.name, labels, i < f.le_text.size() ? std::string_view(f.le_text[i]) : "+Inf", cum);
   }
   if (om) {
     // OpenMetrics: a histogram with negative bucket bounds MUST NOT carry a
@@ -90,11 +87,13 @@ void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf
 
 void render_text(cm_registry& r, OutBuf& out, bool om) {
   std::lock_guard<std::mutex> g(r.mu);
+  size_t& hint = r.last_render_bytes[om ? 1 : 0];
+  out.reserve(out.size() + hint + hint / 8);
   cells::Space& space = cells::Space::get();
   OutBuf labels;
   std::vector<uint64_t> payload;
   for (const auto& [key, fp] : r.families) {
-    const cm_family& f = *fp;
+    cm_family& f = *fp;
     std::string_view fname = om ? f.om_name() : std::string_view(f.name);
     if (!f.help.empty()) {
       out.append("# HELP ");
@@ -110,18 +109,18 @@ void render_text(cm_registry& r, OutBuf& out, bool om) {
     out.push('\n');
     payload.resize(f.bounds.size() + 2);
     auto lk = space.lock();
-    for (const auto& [values, sp] : f.series) {
+    for (const auto& sp : f.sorted_series()) {
       const cm_series& s = *sp;
       read_payload(s, payload.data(), lk);
       labels.clear();
       write_labels(labels, r, f, s);
       switch (f.kind) {
         case Kind::Counter:
-          sample(out, f.name, "", labels, cells::from_bits(payload[0]));
+          sample(out, f.name, "", labels, cells::scalar_value(payload.data()));
           if (om) sample(out, f.om_name(), "_created", labels, s.created);
           break;
         case Kind::Gauge:
-          sample(out, f.name, "", labels, cells::from_bits(payload[0]));
+          sample(out, f.name, "", labels, cells::scalar_value(payload.data()));
           break;
         case Kind::Histogram:
           histogram(out, f, s, labels, payload.data(), om);
@@ -130,6 +129,7 @@ void render_text(cm_registry& r, OutBuf& out, bool om) {
     }
   }
   if (om) out.append("# EOF\n");
+  hint = out.size();
 }
 
 }  // namespace cm

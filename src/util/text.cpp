@@ -12,7 +12,11 @@ namespace cm {
 OutBuf::~OutBuf() { std::free(data_); }
 
 void OutBuf::reserve(size_t n) {
-  if (n + 1 > cap_) grow(n + 1 - len_);
+  if (n + 1 <= cap_) return;
+  void* p = std::realloc(data_, n + 1);  // exactly: the caller knows the size
+  if (!p) throw std::bad_alloc();
+  data_ = static_cast<char*>(p);
+  cap_ = n + 1;
 }
 
 void OutBuf::grow(size_t need) {

@@ -1,6 +1,7 @@
 // Per-thread cells: folding, generations, slot reuse, thread exit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <thread>
 #include <vector>
 
@@ -118,4 +119,48 @@ TEST(Cells, UpdatesAfterTheExitHookFoldDirectly) {
   });
   t.join();
   EXPECT_EQ(a.value(), 3.0);
+}
+
+// Counters and gauges: integral increments go to the integer word, the rest
+// to the double word; the value is their sum.
+TEST(Cells, ScalarSplitsIntegralAndFractionalIncrements) {
+  Attached a(kScalarWords);
+  add_scalar(a.b, 1);
+  add_scalar(a.b, 0.5);
+  add_scalar(a.b, 41);
+  add_scalar(a.b, 0.25);
+  std::vector<uint64_t> p = a.read();
+  EXPECT_EQ(static_cast<int64_t>(p[1]), 42);
+  EXPECT_EQ(from_bits(p[0]), 0.75);
+  EXPECT_EQ(scalar_value(p.data()), 42.75);
+}
+
+TEST(Cells, ScalarNegativeAndHugeIncrements) {
+  Attached a(kScalarWords);
+  add_scalar(a.b, -3);  // a gauge going down: two's complement in the integer word
+  add_scalar(a.b, 1);
+  EXPECT_EQ(scalar_value(a.read().data()), -2.0);
+  add_scalar(a.b, 1e300);  // beyond 2^53: the double word
+  std::vector<uint64_t> p = a.read();
+  EXPECT_EQ(static_cast<int64_t>(p[1]), -2);
+  EXPECT_EQ(from_bits(p[0]), 1e300);
+  add_scalar(a.b, -1e300);
+  EXPECT_EQ(scalar_value(a.read().data()), -2.0);
+}
+
+TEST(Cells, ScalarKeepsNegativeZeroAndFoldsAcrossThreads) {
+  Attached a(kScalarWords);
+  {
+    auto lk = Space::get().lock();
+    uint64_t base[kScalarWords] = {to_bits(-0.0), 0};
+    Space::get().reset(a.b, base, lk);
+  }
+  EXPECT_TRUE(std::signbit(scalar_value(a.read().data())));
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) add_scalar(a.b, i % 2 ? 1.0 : 0.5);
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(scalar_value(a.read().data()), 4 * (500 * 1.0 + 500 * 0.5));
 }
