@@ -4,5 +4,6 @@
 
 #include "common.h"
 #include "metrics.h"
+#include "cache.h"
 
 #endif /* CACHEMETER_H */

@@ -354,6 +354,33 @@ const std::vector<std::unique_ptr<cm_series>>& cm_family::sorted_series() {
 
 namespace cm {
 
+void reset_series(cm_registry& r, cm_series* const* series, size_t n) {
+  std::lock_guard<std::mutex> g(r.mu);
+  double now = unix_time_now();
+  cells::Space& space = cells::Space::get();
+  auto lk = space.lock();
+  for (size_t i = 0; i < n; ++i) {
+    if (!series[i]) continue;
+    space.reset(series[i]->block, nullptr, lk);
+    series[i]->created = now;
+  }
+}
+
+void add_collector(cm_registry& r, const void* owner, std::function<void()> fn) {
+  std::lock_guard<std::mutex> g(r.collectors_mu);
+  r.collectors[owner] = std::move(fn);
+}
+
+void remove_collector(cm_registry& r, const void* owner) {
+  std::lock_guard<std::mutex> g(r.collectors_mu);
+  r.collectors.erase(owner);
+}
+
+void run_collectors(cm_registry& r) {
+  std::lock_guard<std::mutex> g(r.collectors_mu);
+  for (auto& [owner, fn] : r.collectors) fn();
+}
+
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk) {
   cells::Space::get().read(s.block, out, lk);
 }

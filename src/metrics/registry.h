@@ -5,6 +5,7 @@
 #include <cachemeter/metrics.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,6 +101,10 @@ struct cm_registry {
   // Output size of the last render per format (text, OpenMetrics, JSON): the
   // next render reserves a little more up front. Registry mutex.
   size_t last_render_bytes[3] = {0, 0, 0};
+  // Run before every render, outside `mu`: refresh gauges that mirror state
+  // held elsewhere (a cache's entries and bytes). Keyed by their owner.
+  std::mutex collectors_mu;
+  std::map<const void*, std::function<void()>> collectors;
 
   ~cm_registry();
 };
@@ -122,6 +127,12 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n);
 void count_invalid(cm_series* s, const char* api, const char* why);
 
 void reset_registry(cm_registry& r);
+// Zeroes the given series (Prometheus reads it as a counter reset).
+void reset_series(cm_registry& r, cm_series* const* series, size_t n);
+// Collectors (see cm_registry::collectors).
+void add_collector(cm_registry& r, const void* owner, std::function<void()> fn);
+void remove_collector(cm_registry& r, const void* owner);
+void run_collectors(cm_registry& r);
 
 // Readers (render, value): the payload of s, folded. Requires the cell lock.
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk);

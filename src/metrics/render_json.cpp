@@ -47,6 +47,7 @@ double histogram_quantile(double q, const std::vector<double>& bounds, const uin
 }
 
 void render_json(cm_registry& r, OutBuf& out) {
+  run_collectors(r);
   std::lock_guard<std::mutex> g(r.mu);
   size_t& hint = r.last_render_bytes[2];
   out.reserve(out.size() + hint + hint / 8);

@@ -1,4 +1,4 @@
-// Wall-clock time for OpenMetrics _created timestamps.
+// Clocks: wall-clock seconds and the monotonic clock caches use.
 #include "util/clock.h"
 
 #include <chrono>
@@ -8,6 +8,21 @@ namespace cm {
 double unix_time_now() {
   using namespace std::chrono;
   return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+int64_t SystemClock::now_ms() const {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t SystemClock::now_ns() const {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+const Clock& system_clock() {
+  static const SystemClock clock;
+  return clock;
 }
 
 }  // namespace cm

@@ -2,6 +2,7 @@
 #include "util/options.h"
 
 #include <charconv>
+#include <limits>
 
 #include "api/error.h"
 
@@ -66,6 +67,10 @@ Options Options::parse(const char* text, std::string_view what) {
 }
 
 void Options::check_known(std::initializer_list<std::string_view> known) const {
+  check_known(std::vector<std::string_view>(known));
+}
+
+void Options::check_known(const std::vector<std::string_view>& known) const {
   for (const auto& [k, v] : items_) {
     bool ok = false;
     for (std::string_view n : known) ok = ok || n == k;
@@ -103,6 +108,30 @@ int64_t Options::get_int(std::string_view key, int64_t fallback, int64_t lo, int
   if (ec != std::errc() || p != v.data() + v.size() || v.empty() || n < lo || n > hi)
     throw Error(CM_EINVAL, what_ + ": option \"" + std::string(key) + "\" must be an integer in [" +
                                std::to_string(lo) + ", " + std::to_string(hi) + "], got \"" + v + "\"");
+  return n;
+}
+
+int64_t Options::get_size(std::string_view key, int64_t fallback, int64_t lo, int64_t hi) const {
+  if (!has(key)) return fallback;
+  std::string v = get(key, "");
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  std::string_view unit(p, static_cast<size_t>(v.data() + v.size() - p));
+  int64_t mul = 0;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "KiB") mul = int64_t{1} << 10;
+  else if (unit == "MiB") mul = int64_t{1} << 20;
+  else if (unit == "GiB") mul = int64_t{1} << 30;
+  else if (unit == "KB") mul = 1000;
+  else if (unit == "MB") mul = 1000 * 1000;
+  else if (unit == "GB") mul = 1000 * 1000 * 1000;
+  bool ok = ec == std::errc() && p != v.data() && mul != 0 && n >= 0 &&
+            n <= std::numeric_limits<int64_t>::max() / mul;
+  if (ok) n *= mul;
+  if (!ok || n < lo || n > hi)
+    throw Error(CM_EINVAL, what_ + ": option \"" + std::string(key) + "\" must be a size in [" + std::to_string(lo) +
+                               ", " + std::to_string(hi) + "] bytes (units B, KiB, MiB, GiB, KB, MB, GB), got \"" +
+                               v + "\"");
   return n;
 }
 

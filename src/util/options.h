@@ -19,6 +19,7 @@ class Options {
 
   // Throws Error(CM_EINVAL) naming the first key not in `known`.
   void check_known(std::initializer_list<std::string_view> known) const;
+  void check_known(const std::vector<std::string_view>& known) const;
 
   bool has(std::string_view key) const;
   // The value, or fallback when absent.
@@ -26,6 +27,9 @@ class Options {
   // An integer in [lo, hi], or fallback when absent; throws for bad values.
   int64_t get_int(std::string_view key, int64_t fallback, int64_t lo, int64_t hi) const;
   bool get_bool(std::string_view key, bool fallback) const;
+  // A byte size in [lo, hi]: an integer with an optional unit B, KiB, MiB,
+  // GiB (powers of 1024) or KB, MB, GB (powers of 1000): "64MiB", "1000".
+  int64_t get_size(std::string_view key, int64_t fallback, int64_t lo, int64_t hi) const;
 
   // The value as written, before percent-decoding ("" when absent): for
   // values with a structure of their own, decoded piece by piece.

@@ -47,7 +47,7 @@ case "$mode" in
     cmake -S "$CM_SOURCE_DIR" -B "$work/build" -G "$CM_GENERATOR" \
       -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=Debug \
       -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR="$libdir" \
-      -DBUILD_TESTING=OFF -DCM_BUILD_BENCH=OFF -DCM_BUILD_EXAMPLES=OFF
+      -DBUILD_TESTING=OFF -DCM_BUILD_BENCH=OFF -DCM_BUILD_EXAMPLES=OFF -DCM_BUILD_APPS=OFF
     cmake --build "$work/build" --target cachemeter -j "${CM_JOBS:-2}"
     step "cmake --install $work/build"
     cmake --install "$work/build"
@@ -58,7 +58,7 @@ esac
 # ---- the installed tree
 step "checking the installed tree"
 includedir="$prefix/${CM_INCLUDEDIR:-include}"
-for h in cachemeter.h common.h metrics.h; do
+for h in cachemeter.h common.h metrics.h cache.h; do
   [[ -f "$includedir/cachemeter/$h" ]] || fail "missing header $includedir/cachemeter/$h"
 done
 # The SONAME chain: the development link, the SONAME link, the real file.
@@ -77,6 +77,10 @@ for f in pkgconfig/cachemeter.pc cmake/cachemeter/cachemeterConfig.cmake \
   cmake/cachemeter/cachemeterConfigVersion.cmake cmake/cachemeter/cachemeterTargets.cmake; do
   [[ -f "$libdir/$f" ]] || fail "missing $libdir/$f"
 done
+# The command-line program (built in the main build only).
+if [[ "$mode" == prefix ]]; then
+  [[ -x "$prefix/bin/cachemeter" ]] || fail "missing $prefix/bin/cachemeter"
+fi
 # The internals archive is for our tests only.
 if find "$work" -name 'libcachemeter_static*' -print -quit | grep -q .; then
   fail "the internal static library was installed"

@@ -1,0 +1,365 @@
+// cachemeter: the command-line program.
+//   cachemeter demo [--seconds N] [--threads N] [--keys N] [--zipf S] [--uri URI]
+//   cachemeter dump [--format prometheus|openmetrics|json] [demo options]
+// Uses the public C API only (cachemeter/cachemeter.h), like any user.
+#include <cachemeter/cachemeter.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct Args {
+  double seconds = 5;
+  int threads = 4;
+  long keys = 100000;
+  double zipf = 1.0;
+  std::string uri;  // empty: each demo cache's own memory:// URI
+  std::string format = "prometheus";
+  bool quiet = false;
+};
+
+const char* kDemoHelp =
+    "usage: cachemeter demo [options]\n"
+    "\n"
+    "Opens three named caches (users, sessions, pages), drives a Zipf-distributed\n"
+    "workload through them from several threads (get_or_load with a slow loader,\n"
+    "get + set, a few deletes), shows live progress on a terminal and ends with a\n"
+    "summary per cache.\n"
+    "\n"
+    "options:\n"
+    "  --seconds N   how long to run (default 5; 0.1 .. 3600)\n"
+    "  --threads N   worker threads (default 4; 1 .. 256)\n"
+    "  --keys N      size of the key space (default 100000; 10 .. 100000000)\n"
+    "  --zipf S      Zipf exponent of the key popularity (default 1.0; 0 .. 3)\n"
+    "  --uri URI     open every cache over URI instead of its own memory:// URI\n"
+    "  --quiet       no progress line\n"
+    "  -h, --help    this text\n";
+
+const char* kDumpHelp =
+    "usage: cachemeter dump [--format prometheus|openmetrics|json] [demo options]\n"
+    "\n"
+    "Runs the demo workload (default 1 second, no progress line) and prints the\n"
+    "registry it filled in the chosen format (default prometheus). Until registry\n"
+    "persistence exists, a dump is of a run made for it.\n";
+
+const char* kMainHelp =
+    "usage: cachemeter <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  demo   run a workload over named caches and summarise it\n"
+    "  dump   run a short workload and print its metrics registry\n"
+    "\n"
+    "cachemeter <command> --help for a command's options.\n";
+
+[[noreturn]] void usage_error(const std::string& msg, const char* help) {
+  std::fprintf(stderr, "cachemeter: %s\n\n%s", msg.c_str(), help);
+  std::exit(2);
+}
+
+double parse_number(const char* opt, const char* text, double lo, double hi, const char* help) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text, &end);
+  if (!*text || *end || errno || !(v >= lo && v <= hi))
+    usage_error(std::string(opt) + " needs a number in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                    "], got \"" + text + "\"",
+                help);
+  return v;
+}
+
+Args parse_args(int argc, char** argv, int first, bool dump) {
+  Args a;
+  const char* help = dump ? kDumpHelp : kDemoHelp;
+  if (dump) {
+    a.seconds = 1;
+    a.quiet = true;
+  }
+  for (int i = first; i < argc; ++i) {
+    std::string o = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) usage_error(o + " needs a value", help);
+      return argv[++i];
+    };
+    if (o == "-h" || o == "--help") {
+      std::fputs(help, stdout);
+      std::exit(0);
+    } else if (o == "--seconds") {
+      a.seconds = parse_number("--seconds", value(), 0.1, 3600, help);
+    } else if (o == "--threads") {
+      a.threads = static_cast<int>(parse_number("--threads", value(), 1, 256, help));
+    } else if (o == "--keys") {
+      a.keys = static_cast<long>(parse_number("--keys", value(), 10, 1e8, help));
+    } else if (o == "--zipf") {
+      a.zipf = parse_number("--zipf", value(), 0, 3, help);
+    } else if (o == "--uri") {
+      a.uri = value();
+    } else if (o == "--quiet") {
+      a.quiet = true;
+    } else if (dump && o == "--format") {
+      a.format = value();
+      if (a.format != "prometheus" && a.format != "openmetrics" && a.format != "json")
+        usage_error("--format must be prometheus, openmetrics or json, got \"" + a.format + "\"", help);
+    } else {
+      usage_error("unknown option \"" + o + "\"", help);
+    }
+  }
+  return a;
+}
+
+// Zipf(s) over [0, n): the CDF once, then a binary search per draw.
+class Zipf {
+ public:
+  Zipf(long n, double s) : cdf_(static_cast<size_t>(n)) {
+    double sum = 0;
+    for (long i = 0; i < n; ++i) cdf_[static_cast<size_t>(i)] = sum += 1.0 / std::pow(static_cast<double>(i + 1), s);
+    for (double& c : cdf_) c /= sum;
+  }
+  long operator()(std::mt19937_64& rng) const {
+    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    return static_cast<long>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+  }
+
+ private:
+  std::vector<double> cdf_;
+};
+
+struct DemoCache {
+  const char* name;
+  const char* uri;
+  int weight;          // share of the operations
+  size_t value_bytes;  // size of the values its loader produces
+  cm_cache* cache = nullptr;
+  std::atomic<uint64_t> ops{0};
+};
+
+// The "slow" loader: what a database round trip would be. It builds a value
+// of the cache's size and takes ~200 us.
+int slow_loader(void* ctx, const void* key, size_t klen, void** val, size_t* vlen) {
+  auto* dc = static_cast<DemoCache*>(ctx);
+  std::this_thread::sleep_for(std::chrono::microseconds(200));
+  char* p = static_cast<char*>(cm_alloc(dc->value_bytes));
+  if (!p) return CM_ENOMEM;
+  for (size_t i = 0; i < dc->value_bytes; ++i) p[i] = static_cast<const char*>(key)[i % klen];
+  *val = p;
+  *vlen = dc->value_bytes;
+  return CM_OK;
+}
+
+void die(const char* what, int rc) {
+  std::fprintf(stderr, "cachemeter: %s: %s (%s): %s\n", what, cm_status_name(rc), cm_strerror(rc), cm_errmsg());
+  std::exit(1);
+}
+
+// A number from the flat stats JSON: the value after "key": (first match
+// after `after`, when given). NaN for null or absent.
+double json_number(const char* json, const char* key, const char* after = nullptr) {
+  const char* p = json;
+  if (after) {
+    p = std::strstr(json, after);
+    if (!p) return NAN;
+  }
+  std::string k = std::string("\"") + key + "\":";
+  p = std::strstr(p, k.c_str());
+  if (!p) return NAN;
+  p += k.size();
+  if (std::strncmp(p, "null", 4) == 0) return NAN;
+  return std::strtod(p, nullptr);
+}
+
+std::string fmt_seconds(double s) {
+  char b[32];
+  if (std::isnan(s)) return "-";
+  if (s < 1e-3)
+    std::snprintf(b, sizeof b, "%.1f us", s * 1e6);
+  else if (s < 1)
+    std::snprintf(b, sizeof b, "%.2f ms", s * 1e3);
+  else
+    std::snprintf(b, sizeof b, "%.2f s", s);
+  return b;
+}
+
+struct Run {
+  cm_registry* reg = nullptr;
+  std::vector<DemoCache*> caches;
+  uint64_t total_ops = 0;
+  double elapsed = 0;
+};
+
+Run run_workload(const Args& a) {
+  Run run;
+  int rc = cm_registry_new(&run.reg, "const_labels=app:cachemeter_demo");
+  if (rc != CM_OK) die("cm_registry_new", rc);
+  static DemoCache defs[] = {
+      {"users", "memory://?max_entries=5000&ttl_ms=60000", 5, 64},
+      {"sessions", "memory://?max_entries=20000&ttl_ms=2000&stale_ms=1000", 3, 256},
+      {"pages", "memory://?max_bytes=8MiB&ttl_ms=30000&max_entry_bytes=64KiB", 2, 4096},
+  };
+  for (DemoCache& d : defs) {
+    rc = cm_cache_open(&d.cache, run.reg, d.name, a.uri.empty() ? d.uri : a.uri.c_str());
+    if (rc != CM_OK) die((std::string("opening cache ") + d.name).c_str(), rc);
+    run.caches.push_back(&d);
+  }
+  int total_weight = 0;
+  for (DemoCache* d : run.caches) total_weight += d->weight;
+
+  Zipf zipf(a.keys, a.zipf);
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  auto worker = [&](int t) {
+    std::mt19937_64 rng(0x5eed + static_cast<uint64_t>(t));
+    char key[32];
+    while (!stop.load(std::memory_order_relaxed)) {
+      int w = static_cast<int>(rng() % static_cast<uint64_t>(total_weight));
+      DemoCache* d = run.caches.back();
+      for (DemoCache* c : run.caches) {
+        if (w < c->weight) {
+          d = c;
+          break;
+        }
+        w -= c->weight;
+      }
+      int klen = std::snprintf(key, sizeof key, "%s:%ld", d->name, zipf(rng));
+      unsigned roll = static_cast<unsigned>(rng() % 100);
+      void* v = nullptr;
+      size_t n = 0;
+      int r;
+      if (roll < 80) {
+        r = cm_cache_get_or_load(d->cache, key, static_cast<size_t>(klen), slow_loader, d, 0, &v, &n);
+      } else if (roll < 97) {
+        r = cm_cache_get(d->cache, key, static_cast<size_t>(klen), &v, &n);
+        if (r == CM_MISS) {
+          std::string val(d->value_bytes, 'x');
+          r = cm_cache_set(d->cache, key, static_cast<size_t>(klen), val.data(), val.size(), 0);
+        }
+      } else {
+        r = cm_cache_delete(d->cache, key, static_cast<size_t>(klen));
+        if (r == CM_MISS) r = CM_OK;
+      }
+      cm_free(v);
+      if (r < 0) failures.fetch_add(1, std::memory_order_relaxed);
+      d->ops.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < a.threads; ++t) ts.emplace_back(worker, t);
+  bool tty = !a.quiet && isatty(STDOUT_FILENO);
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  uint64_t last_ops = 0;
+  double last_t = 0;
+  while (elapsed() < a.seconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 50));
+    if (!tty) continue;
+    uint64_t ops = 0;
+    double hits = 0, lookups = 0;
+    for (DemoCache* d : run.caches) {
+      ops += d->ops.load(std::memory_order_relaxed);
+      char* js = nullptr;
+      if (cm_cache_stats_json(d->cache, &js) == CM_OK) {
+        double h = json_number(js, "hits"), m = json_number(js, "misses");
+        hits += h;
+        lookups += h + m;
+      }
+      cm_free(js);
+    }
+    double now = elapsed();
+    double rate = now > last_t ? static_cast<double>(ops - last_ops) / (now - last_t) : 0;
+    std::printf("\r[%5.1fs] %12llu ops  %10.0f ops/s  hit ratio %5.1f%%   ", now,
+                static_cast<unsigned long long>(ops), rate, lookups > 0 ? 100 * hits / lookups : 0.0);
+    std::fflush(stdout);
+    last_ops = ops;
+    last_t = now;
+  }
+  stop = true;
+  for (auto& t : ts) t.join();
+  run.elapsed = elapsed();
+  if (tty) std::printf("\n");
+  for (DemoCache* d : run.caches) run.total_ops += d->ops.load();
+  if (failures.load())
+    std::fprintf(stderr, "cachemeter: %d operations failed (last error: %s)\n", failures.load(), cm_errmsg());
+  return run;
+}
+
+void close_run(Run& run) {
+  for (DemoCache* d : run.caches) {
+    cm_cache_close(d->cache);
+    d->cache = nullptr;
+    d->ops = 0;
+  }
+  cm_registry_free(run.reg);
+}
+
+int demo(const Args& a) {
+  std::printf("cachemeter %s demo: %d threads, %.1f s, %ld keys, Zipf(%.2f)%s%s\n", cm_version(), a.threads,
+              a.seconds, a.keys, a.zipf, a.uri.empty() ? "" : ", every cache on ", a.uri.c_str());
+  Run run = run_workload(a);
+  std::printf("\n%-9s %11s %9s %10s %10s %10s %10s %10s %10s\n", "cache", "ops", "hit ratio", "get p50", "get p99",
+              "load p50", "load p99", "evicted", "entries");
+  for (DemoCache* d : run.caches) {
+    char* js = nullptr;
+    int rc = cm_cache_stats_json(d->cache, &js);
+    if (rc != CM_OK) die("cm_cache_stats_json", rc);
+    double ratio = json_number(js, "hit_ratio");
+    double evicted = json_number(js, "size", "\"evictions\"") + json_number(js, "expired", "\"evictions\"");
+    char ratio_s[16] = "-";
+    if (!std::isnan(ratio)) std::snprintf(ratio_s, sizeof ratio_s, "%.1f%%", 100 * ratio);
+    std::printf("%-9s %11llu %9s %10s %10s %10s %10s %10.0f %10.0f\n", d->name,
+                static_cast<unsigned long long>(d->ops.load()), ratio_s,
+                fmt_seconds(json_number(js, "p50", "\"get\"")).c_str(),
+                fmt_seconds(json_number(js, "p99", "\"get\"")).c_str(),
+                fmt_seconds(json_number(js, "p50", "\"load\"")).c_str(),
+                fmt_seconds(json_number(js, "p99", "\"load\"")).c_str(), evicted, json_number(js, "entries"));
+    cm_free(js);
+  }
+  std::printf("\n%llu operations in %.2f s: %.0f ops/s\n", static_cast<unsigned long long>(run.total_ops),
+              run.elapsed, static_cast<double>(run.total_ops) / run.elapsed);
+  std::printf("full metrics: cachemeter dump --format prometheus|openmetrics|json\n");
+  close_run(run);
+  return 0;
+}
+
+int dump(const Args& a) {
+  Run run = run_workload(a);
+  int format = a.format == "json" ? CM_FORMAT_JSON : a.format == "openmetrics" ? CM_FORMAT_OPENMETRICS
+                                                                                : CM_FORMAT_PROMETHEUS;
+  char* text = nullptr;
+  size_t len = 0;
+  int rc = cm_registry_render(run.reg, format, &text, &len);
+  if (rc != CM_OK) die("cm_registry_render", rc);
+  std::fwrite(text, 1, len, stdout);
+  cm_free(text);
+  close_run(run);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage_error("no command given", kMainHelp);
+  std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::fputs(kMainHelp, stdout);
+    return 0;
+  }
+  if (cmd == "--version") {
+    std::printf("cachemeter %s\n", cm_version());
+    return 0;
+  }
+  if (cmd == "demo") return demo(parse_args(argc, argv, 2, false));
+  if (cmd == "dump") return dump(parse_args(argc, argv, 2, true));
+  usage_error("unknown command \"" + cmd + "\"", kMainHelp);
+}

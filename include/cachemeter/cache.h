@@ -1,0 +1,127 @@
+/* cachemeter/cache.h: cache handles over interchangeable backends, with every
+ * operation counted and timed in a metrics registry.
+ *
+ * A cm_cache is a named handle over a backend chosen by a URI:
+ *   memory://?max_entries=100000&max_bytes=64MiB&ttl_ms=30000
+ * Keys and values are arbitrary bytes (embedded NULs allowed); keys must not be
+ * empty. The metrics each cache records are listed in docs/metrics.md.
+ *
+ * Options every backend accepts in its URI query (parsed by the cache front):
+ *   ttl_ms=N           default time to live of cm_cache_set(..., ttl_ms = 0)
+ *                      entries, in ms; 0 (the default) means they never expire.
+ *   max_entry_bytes=S  refuse entries whose key + value exceed S (CM_ELIMIT,
+ *                      counted in cache_rejections_total{reason="too_large"}).
+ *                      Default 1MiB. Units as for max_bytes.
+ *   sample=N           time 1 in N operations for the latency histograms
+ *                      (default 1: every operation). Counts are never sampled.
+ *   metrics=on|off     off: record no metrics for this cache (it still works).
+ *                      The environment variable CACHEMETER_METRICS_ENABLED=false
+ *                      turns them off for every cache opened afterwards.
+ *   load_timeout_ms=N  how long cm_cache_get_or_load callers wait for another
+ *                      caller's load of the same key (default 30000).
+ *   stale_ms=N         stale-while-revalidate grace after expiry (default 0).
+ * memory:// options:
+ *   max_entries=N      at most N entries (default 100000; 0 = no entry cap).
+ *   max_bytes=S        at most S bytes, keys + values + 144 bytes per entry
+ *                      (docs/metrics.md); default 0 = no byte cap. S takes
+ *                      units B, KiB, MiB, GiB, KB, MB, GB ("64MiB"). The caps
+ *                      are split across up to 16 shards (each shard gets at
+ *                      least 1 MiB of a byte cap); an entry larger than one
+ *                      shard's share is refused with CM_ELIMIT.
+ * Both caps 0: unbounded.
+ * Unknown options are CM_EINVAL with the option's name in cm_errmsg().
+ *
+ * Thread-safety: every function may be called concurrently on one handle,
+ * except cm_cache_close(), which must not race any other call on that handle. */
+#ifndef CACHEMETER_CACHE_H
+#define CACHEMETER_CACHE_H
+
+#include "common.h"
+#include "metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cm_cache cm_cache;
+
+/* Opens a cache named `name` over the backend `uri`, recording its metrics in
+ * reg (NULL: the process-wide default registry). The name becomes the `cache`
+ * label: 1..200 bytes of UTF-8. Two handles with the same name on one registry
+ * share their metric series (but not their entries, unless the backend is
+ * shared, as redis is). The registry must outlive the cache.
+ * On success *out is a handle the caller closes with cm_cache_close().
+ * Returns CM_OK; CM_EINVAL (out/name/uri NULL or invalid, unknown scheme or
+ * option, bad value); CM_ELIMIT (the registry's max_series is reached);
+ * CM_ENOMEM; backend errors (CM_EBACKEND, CM_EUNAVAILABLE) for backends that
+ * connect on open. */
+CM_EXTERN int cm_cache_open(cm_cache **out, cm_registry *reg, const char *name, const char *uri);
+
+/* Closes the handle and frees its memory-backend entries. NULL: no-op. */
+CM_EXTERN void cm_cache_close(cm_cache *c);
+
+/* Looks key up. On CM_OK *val is a new buffer of *vlen bytes (plus a NUL
+ * after them, not counted, for convenience) that the caller frees with
+ * cm_free(); on any other status *val is NULL and *vlen 0.
+ * Returns CM_OK (hit); CM_MISS (absent or expired); CM_EINVAL (c, key, val or
+ * vlen NULL, klen 0); CM_ENOMEM; backend errors. */
+CM_EXTERN int cm_cache_get(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Stores a copy of value under key. ttl_ms: 0 = the cache's default ttl_ms,
+ * < 0 = never expires, > 0 = expires after that many ms. val may be NULL
+ * when vlen is 0. Returns CM_OK; CM_EINVAL (c or key NULL, klen 0, val NULL
+ * with vlen > 0); CM_ELIMIT (klen + vlen > max_entry_bytes, or more than the
+ * backend can ever hold); CM_ENOMEM; backend errors. */
+CM_EXTERN int cm_cache_set(cm_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+                           int64_t ttl_ms);
+
+/* Removes key. Returns CM_OK (it was there), CM_MISS (it was not);
+ * CM_EINVAL (c or key NULL, klen 0); backend errors. */
+CM_EXTERN int cm_cache_delete(cm_cache *c, const void *key, size_t klen);
+
+/* Removes every entry (not counted as evictions). Returns CM_OK; CM_EINVAL
+ * (c NULL); backend errors. */
+CM_EXTERN int cm_cache_clear(cm_cache *c);
+
+/* A loader for cm_cache_get_or_load: produces the value of key into *val, a
+ * buffer allocated with cm_alloc() (ownership passes to the cache), and its
+ * length into *vlen; returns CM_OK, or a negative status that is handed back
+ * to every caller waiting for this load (nothing is cached). A loader must not
+ * call cm_cache_get_or_load for the same key on the same cache. */
+typedef int (*cm_loader_fn)(void *ctx, const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Like cm_cache_get, but on a miss runs load(ctx, key, klen, ...) and caches
+ * its value with ttl_ms (as for cm_cache_set). Single flight: concurrent
+ * callers missing the same key wait for the one load in progress rather than
+ * loading again, for at most load_timeout_ms (then CM_ETIMEOUT, counted).
+ * With stale_ms > 0 an entry expired less than stale_ms ago is returned at
+ * once (a stale hit) while this caller refreshes it (unless a refresh is in
+ * progress); a failed refresh keeps the stale value.
+ * Returns CM_OK with *val and *vlen as for cm_cache_get (also when the loaded
+ * value is larger than max_entry_bytes: it is returned but not cached, and
+ * counted as a rejection); CM_MISS when the loader returned CM_MISS; the loader's negative
+ * status (cm_errmsg() says so); CM_ETIMEOUT; CM_EINVAL (c, key, load, val or
+ * vlen NULL, klen 0; a loader that returned CM_OK with a NULL value and
+ * vlen > 0, or a positive status other than CM_MISS); CM_ENOMEM; backend
+ * errors of the lookup. A failure to store the loaded value is counted in
+ * cache_errors_total{op="set"} but the value is still returned. */
+CM_EXTERN int cm_cache_get_or_load(cm_cache *c, const void *key, size_t klen, cm_loader_fn load,
+                                   void *ctx, int64_t ttl_ms, void **val, size_t *vlen);
+
+/* This cache's statistics as a JSON object (schema in docs/metrics.md): hits,
+ * misses, hit_ratio, entries, bytes, evictions, per-operation p50/p99 latency
+ * in seconds, and the hit ratio over the last 1 minute, 5 minutes and 1 hour.
+ * *json is a NUL-terminated buffer the caller frees with cm_free().
+ * Returns CM_OK; CM_EINVAL (c or json NULL); CM_ENOMEM. */
+CM_EXTERN int cm_cache_stats_json(cm_cache *c, char **json);
+
+/* Zeroes this cache's metric series (every handle sharing its name sees it;
+ * Prometheus reads it as a counter reset) and its time windows. Entries stay.
+ * Returns CM_OK; CM_EINVAL (c NULL). */
+CM_EXTERN int cm_cache_reset_stats(cm_cache *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CACHEMETER_CACHE_H */

@@ -1,0 +1,103 @@
+// The backend interface: what the cache front (src/cache/cache.cpp) needs from
+// a store. One class per backend (src/backends/); the URI scheme picks it
+// (make_backend). Backends know nothing of metrics: they report evictions
+// through BackendEvents and the front counts them.
+//
+// Time: the front reads its clock once per operation and passes `now_ms`
+// (milliseconds on a monotonic clock, or a test's manual clock) down, so a
+// backend never reads a clock itself and tests control expiry exactly.
+//
+// Expiry has two instants per entry:
+//   fresh_until_ms  after it the entry is expired for ordinary gets;
+//   keep_until_ms   the backend may drop it from then on (>= fresh_until_ms).
+// The gap is the stale-while-revalidate grace: get() still returns the entry
+// (with its fresh_until_ms) until keep_until_ms, and the front decides
+// whether that is a hit, a stale hit or a miss. kNever means no expiry.
+//
+// Errors: a backend throws cm::Error (status + message: CM_EBACKEND,
+// CM_EUNAVAILABLE, CM_ETIMEOUT, CM_ECORRUPT, ...); the API layer turns it into
+// a status and cm_errmsg(). Every method is called concurrently from any
+// thread; a backend does its own locking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string_view>
+
+namespace cm {
+
+class Options;
+struct Uri;
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+enum class EvictReason { Size, Expired };
+
+// Implemented by the front. Called from inside backend operations, possibly
+// with a backend lock held: must be cheap and must not call the backend.
+class BackendEvents {
+ public:
+  virtual void on_evict(EvictReason why, uint64_t entries, uint64_t bytes) = 0;
+
+ protected:
+  ~BackendEvents() = default;
+};
+
+// A value handed out by get(): data is malloc'd (the C API gives it to the
+// caller, who frees it with cm_free), len may be 0 (data still non-null).
+struct Fetched {
+  void* data = nullptr;
+  size_t len = 0;
+  int64_t fresh_until_ms = kNever;
+};
+
+struct Expiry {
+  int64_t fresh_until_ms = kNever;
+  int64_t keep_until_ms = kNever;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "memory", "sqlite", "redis": the `backend` label of the cache's metrics.
+  virtual std::string_view kind() const = 0;
+
+  // true and *out filled when key is present and now_ms < keep_until_ms;
+  // false otherwise (an entry found past keep_until is dropped and reported
+  // as an Expired eviction).
+  virtual bool get(std::string_view key, int64_t now_ms, Fetched* out) = 0;
+
+  // Inserts or replaces. May evict other entries (reported through events).
+  // A backend may refuse an entry it can never hold (larger than its whole
+  // capacity) with Error(CM_ELIMIT).
+  virtual void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) = 0;
+
+  // true when the key was present (and fresh or within keep_until).
+  virtual bool del(std::string_view key, int64_t now_ms) = 0;
+
+  // Drops every entry. Not reported as evictions.
+  virtual void clear() = 0;
+
+  // Entries and bytes held now (bytes as the backend accounts them; see its
+  // header). Cheap: the front publishes them as gauges.
+  virtual uint64_t entries() const = 0;
+  virtual uint64_t bytes() const = 0;
+
+  // CM_OK when the backend can serve requests, else a negative status (and
+  // the reason in cm_errmsg()). Must not throw.
+  virtual int health() = 0;
+};
+
+// The front's URI options that backends must not reject as unknown (the
+// front parses and checks these itself).
+inline constexpr std::string_view kFrontOptions[] = {
+    "ttl_ms", "max_entry_bytes", "sample", "metrics", "load_timeout_ms", "stale_ms"};
+
+// Builds the backend the URI's scheme names. Throws Error(CM_EINVAL) for an
+// unknown scheme, an unknown option (its name in the message) or a bad value.
+std::unique_ptr<Backend> make_backend(const Uri& uri, BackendEvents* events);
+
+}  // namespace cm

@@ -1,0 +1,597 @@
+// The cache front: metrics around every backend call, TTL and stale policy,
+// size refusal, single-flight loading, stats. See cache.h and docs/metrics.md.
+#include "cache/cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "api/error.h"
+#include "metrics/registry.h"
+#include "util/text.h"
+#include "util/uri.h"
+
+namespace cm {
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Get: return "get";
+    case Op::Set: return "set";
+    case Op::Delete: return "delete";
+    case Op::Clear: return "clear";
+    case Op::Load: return "load";
+  }
+  return "unknown";
+}
+
+// Latency buckets for cache operations, in seconds: a memory get takes well
+// under a microsecond, a redis round trip a fraction of a millisecond, a
+// loader anything up to seconds.
+static const double kDurationBounds[] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3,
+                                         5e-3, 1e-2, 5e-2, 0.1,  0.5,  1,    5};
+
+CacheGroup::~CacheGroup() { remove_collector(*reg, this); }
+
+namespace {
+
+using GroupKey = std::tuple<cm_registry*, std::string, std::string>;
+std::mutex g_groups_mu;
+std::map<GroupKey, std::weak_ptr<CacheGroup>>& groups() {
+  static auto* m = new std::map<GroupKey, std::weak_ptr<CacheGroup>>();
+  return *m;
+}
+
+cm_series* series_of(cm_registry& r, Kind kind, const std::string& name, const char* help,
+                     std::vector<const char*> labels, std::vector<const char*> values, bool histogram = false) {
+  cm_family* f = register_family(r, kind, name, help, labels.data(), labels.size(), histogram ? kDurationBounds : nullptr,
+                                 histogram ? std::size(kDurationBounds) : 0, false);
+  return family_series(*f, values.data(), values.size());
+}
+
+std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, std::string_view kind) {
+  const std::string k(kind);
+  const std::string p = r.prefix + "cache_";
+  const char* cn = name.c_str();
+  const char* bk = k.c_str();
+  auto g = std::make_shared<CacheGroup>();
+  g->reg = &r;
+  auto counter = [&](const char* stem, const char* help) {
+    return series_of(r, Kind::Counter, p + stem, help, {"cache", "backend"}, {cn, bk});
+  };
+  auto counter3 = [&](const char* stem, const char* help, const char* label, const char* value) {
+    return series_of(r, Kind::Counter, p + stem, help, {"cache", "backend", label}, {cn, bk, value});
+  };
+  g->hits = counter("hits_total", "Cache lookups that found a fresh entry.");
+  g->misses = counter("misses_total", "Cache lookups that found no fresh entry.");
+  g->stale_hits = counter("stale_hits_total", "get_or_load lookups answered with an expired entry inside its stale window.");
+  g->sets = counter("sets_total", "Cache set operations (including values stored by loads).");
+  g->deletes = counter("deletes_total", "Cache delete operations.");
+  for (int i = 0; i < kOps; ++i)
+    g->errors[i] = counter3("errors_total", "Cache operations that failed in the backend, by operation.", "op",
+                            op_name(static_cast<Op>(i)));
+  g->evict_size = counter3("evictions_total", "Entries removed by the cache, by reason.", "reason", "size");
+  g->evict_expired = counter3("evictions_total", "Entries removed by the cache, by reason.", "reason", "expired");
+  g->loads_ok = counter3("loads_total", "Loader runs of get_or_load, by result.", "result", "ok");
+  g->loads_error = counter3("loads_total", "Loader runs of get_or_load, by result.", "result", "error");
+  g->load_wait_timeouts =
+      counter("load_wait_timeouts_total", "get_or_load callers that gave up waiting for another caller's load.");
+  g->rejected_too_large =
+      counter3("rejections_total", "Entries refused by the cache, by reason.", "reason", "too_large");
+  g->entries = series_of(r, Kind::Gauge, p + "entries", "Entries held by the cache.", {"cache", "backend"}, {cn, bk});
+  g->bytes = series_of(r, Kind::Gauge, p + "bytes", "Bytes held by the cache (keys, values and per-entry overhead).",
+                       {"cache", "backend"}, {cn, bk});
+  for (Op op : {Op::Get, Op::Set, Op::Delete, Op::Load})
+    g->duration[static_cast<int>(op)] =
+        series_of(r, Kind::Histogram, p + "operation_duration_seconds", "Cache operation latency, by operation.",
+                  {"cache", "backend", "op"}, {cn, bk, op_name(op)}, true);
+  CacheGroup* raw = g.get();
+  add_collector(r, raw, [raw] {
+    double e = 0, b = 0;
+    {
+      std::lock_guard<std::mutex> lk(raw->members_mu);
+      for (cm_cache* c : raw->members) {
+        e += static_cast<double>(c->backend->entries());
+        b += static_cast<double>(c->backend->bytes());
+      }
+    }
+    cm_gauge_set(raw->entries, e);
+    cm_gauge_set(raw->bytes, b);
+  });
+  return g;
+}
+
+inline void inc(cm_series* s) {
+  if (s) cells::add_count(s->block, 1, 1);
+}
+inline void add(cm_series* s, uint64_t n) {
+  if (s && n) cells::add_count(s->block, 1, n);
+}
+
+// 1 in `sample` operations per thread is timed.
+thread_local uint32_t t_sample_tick = 0;
+
+class OpTimer {
+ public:
+  OpTimer(cm_cache& c, Op op) : c_(c) {
+    if (c.group && c.group->duration[static_cast<int>(op)]) {
+      if (c.opt.sample <= 1 || ++t_sample_tick % c.opt.sample == 0) {
+        s_ = c.group->duration[static_cast<int>(op)];
+        t0_ = c.clock->now_ns();
+      }
+    }
+  }
+  ~OpTimer() {
+    if (s_) cm_histogram_observe(s_, static_cast<double>(c_.clock->now_ns() - t0_) * 1e-9);
+  }
+  OpTimer(const OpTimer&) = delete;
+  OpTimer& operator=(const OpTimer&) = delete;
+
+ private:
+  cm_cache& c_;
+  cm_series* s_ = nullptr;
+  int64_t t0_ = 0;
+};
+
+void take_snapshot(CacheGroup& g, int64_t now_ms) {
+  std::unique_lock<std::mutex> lk(g.window.mu, std::try_to_lock);
+  if (!lk.owns_lock()) return;  // another thread is taking it
+  if (now_ms < g.window.next_ms.load(std::memory_order_relaxed)) return;
+  auto& v = g.window.snaps;
+  v.push_back({now_ms, cm_series_value(g.hits), cm_series_value(g.misses)});
+  if (v.size() > WindowRing::kSlots) v.erase(v.begin());
+  g.window.next_ms.store(now_ms + WindowRing::kStepMs, std::memory_order_relaxed);
+}
+
+inline void tick_window(cm_cache& c, int64_t now_ms) {
+  if (c.group && now_ms >= c.group->window.next_ms.load(std::memory_order_relaxed)) [[unlikely]]
+    take_snapshot(*c.group, now_ms);
+}
+
+// Runs a backend call; a backend failure is counted under op and rethrown.
+template <class Fn>
+auto backend_call(cm_cache& c, Op op, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    if (e.status() == CM_ELIMIT) {
+      if (c.group) inc(c.group->rejected_too_large);
+    } else if (c.group) {
+      inc(c.group->errors[static_cast<int>(op)]);
+    }
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (c.group) inc(c.group->errors[static_cast<int>(op)]);
+    throw Error(CM_EBACKEND, std::string(c.backend->kind()) + " backend: " + e.what());
+  }
+}
+
+void* copy_out(std::string_view v) {
+  char* p = static_cast<char*>(std::malloc(v.size() + 1));
+  if (!p) throw std::bad_alloc();
+  if (!v.empty()) std::memcpy(p, v.data(), v.size());
+  p[v.size()] = '\0';
+  return p;
+}
+
+Expiry expiry_for(const cm_cache& c, int64_t now_ms, int64_t ttl_ms) {
+  if (ttl_ms == 0) ttl_ms = c.opt.default_ttl_ms;
+  Expiry e;
+  if (ttl_ms <= 0) return e;  // never
+  e.fresh_until_ms = ttl_ms > kNever - now_ms ? kNever : now_ms + ttl_ms;
+  e.keep_until_ms = c.opt.stale_ms > kNever - e.fresh_until_ms ? kNever : e.fresh_until_ms + c.opt.stale_ms;
+  return e;
+}
+
+void check_key(std::string_view key) {
+  if (key.empty()) throw Error(CM_EINVAL, "key is empty");
+}
+
+bool env_metrics_enabled() {
+  const char* v = std::getenv("CACHEMETER_METRICS_ENABLED");
+  if (!v) return true;
+  std::string s(v);
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return !(s == "false" || s == "0" || s == "off" || s == "no");
+}
+
+// Stores a loaded value (when it fits) and counts the set.
+void store_loaded(cm_cache& c, const std::string& key, std::string_view value, int64_t ttl_ms) {
+  if (static_cast<int64_t>(key.size() + value.size()) > c.opt.max_entry_bytes) {
+    if (c.group) inc(c.group->rejected_too_large);
+    return;
+  }
+  int64_t now = c.clock->now_ms();
+  try {
+    backend_call(c, Op::Set, [&] {
+      c.backend->set(key, value, expiry_for(c, now, ttl_ms), now);
+      return 0;
+    });
+    if (c.group) inc(c.group->sets);
+  } catch (const Error&) {
+    // The value still goes back to the callers; the failure is counted.
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const char* uri, const Clock* clock) {
+  CM_REQUIRE(name != nullptr, "name is NULL");
+  CM_REQUIRE(uri != nullptr, "uri is NULL");
+  std::string n(name);
+  CM_REQUIRE(!n.empty() && n.size() <= 200, "name must be 1..200 bytes");
+  CM_REQUIRE(valid_utf8(n), "name is not valid UTF-8");
+  if (!reg) reg = cm_registry_default();
+  CM_REQUIRE(reg != nullptr, "no default registry");
+
+  Uri u = Uri::parse(uri);
+  auto c = std::make_unique<cm_cache>();
+  c->reg = reg;
+  c->name = n;
+  c->clock = clock ? clock : &system_clock();
+  const Options& q = u.query;
+  c->opt.default_ttl_ms = q.get_int("ttl_ms", 0, 0, int64_t{1} << 50);
+  c->opt.max_entry_bytes = q.get_size("max_entry_bytes", c->opt.max_entry_bytes, 1, int64_t{1} << 40);
+  c->opt.sample = static_cast<uint32_t>(q.get_int("sample", 1, 1, 1000000));
+  c->opt.metrics = q.get_bool("metrics", true) && env_metrics_enabled();
+  c->opt.load_timeout_ms = q.get_int("load_timeout_ms", c->opt.load_timeout_ms, 1, int64_t{1} << 40);
+  c->opt.stale_ms = q.get_int("stale_ms", 0, 0, int64_t{1} << 50);
+  c->backend = make_backend(u, c.get());
+
+  if (c->opt.metrics) {
+    GroupKey key{reg, n, std::string(c->backend->kind())};
+    std::lock_guard<std::mutex> lk(g_groups_mu);
+    std::shared_ptr<CacheGroup> g = groups()[key].lock();
+    if (!g) {
+      g = make_group(*reg, n, c->backend->kind());
+      groups()[key] = g;
+    }
+    {
+      std::lock_guard<std::mutex> mlk(g->members_mu);
+      g->members.push_back(c.get());
+    }
+    c->group = std::move(g);
+    take_snapshot(*c->group, c->clock->now_ms());
+  }
+  return c;
+}
+
+}  // namespace cm
+
+void cm_cache::on_evict(cm::EvictReason why, uint64_t entries, uint64_t) {
+  if (!group) return;
+  cm::add(why == cm::EvictReason::Size ? group->evict_size : group->evict_expired, entries);
+}
+
+cm_cache::~cm_cache() {
+  if (group) {
+    {
+      std::lock_guard<std::mutex> lk(group->members_mu);
+      std::erase(group->members, this);
+    }
+    std::lock_guard<std::mutex> lk(cm::g_groups_mu);
+    cm::GroupKey key{reg, name, std::string(backend->kind())};
+    group.reset();
+    auto it = cm::groups().find(key);
+    if (it != cm::groups().end() && it->second.expired()) cm::groups().erase(it);
+  }
+}
+
+namespace cm {
+
+int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen) {
+  check_key(key);
+  OpTimer t(c, Op::Get);
+  int64_t now = c.clock->now_ms();
+  tick_window(c, now);
+  Fetched f;
+  bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
+  if (found && now < f.fresh_until_ms) {
+    if (c.group) inc(c.group->hits);
+    *val = f.data;
+    *vlen = f.len;
+    return CM_OK;
+  }
+  std::free(f.data);  // expired, inside another handle's stale window
+  if (c.group) inc(c.group->misses);
+  return CM_MISS;
+}
+
+int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms) {
+  check_key(key);
+  OpTimer t(c, Op::Set);
+  if (key.size() > static_cast<uint64_t>(c.opt.max_entry_bytes) ||
+      val.size() > static_cast<uint64_t>(c.opt.max_entry_bytes) - key.size()) {
+    if (c.group) inc(c.group->rejected_too_large);
+    throw Error(CM_ELIMIT, "entry of " + std::to_string(key.size() + val.size()) + " bytes exceeds max_entry_bytes=" +
+                               std::to_string(c.opt.max_entry_bytes));
+  }
+  int64_t now = c.clock->now_ms();
+  tick_window(c, now);
+  backend_call(c, Op::Set, [&] {
+    c.backend->set(key, val, expiry_for(c, now, ttl_ms), now);
+    return 0;
+  });
+  if (c.group) inc(c.group->sets);
+  return CM_OK;
+}
+
+int cache_delete(cm_cache& c, std::string_view key) {
+  check_key(key);
+  OpTimer t(c, Op::Delete);
+  int64_t now = c.clock->now_ms();
+  bool found = backend_call(c, Op::Delete, [&] { return c.backend->del(key, now); });
+  if (c.group) inc(c.group->deletes);
+  return found ? CM_OK : CM_MISS;
+}
+
+int cache_clear(cm_cache& c) {
+  backend_call(c, Op::Clear, [&] {
+    c.backend->clear();
+    return 0;
+  });
+  return CM_OK;
+}
+
+int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void* ctx, int64_t ttl_ms, void** val,
+                      size_t* vlen) {
+  check_key(key);
+  int64_t now = c.clock->now_ms();
+  tick_window(c, now);
+  Fetched f;
+  {
+    OpTimer t(c, Op::Get);
+    bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
+    if (found && now < f.fresh_until_ms) {
+      if (c.group) inc(c.group->hits);
+      *val = f.data;
+      *vlen = f.len;
+      return CM_OK;
+    }
+    if (!found) f = Fetched{};
+  }
+  // f.data non-null: an expired entry the backend still keeps (stale window).
+  struct Holder {  // frees the stale copy unless handed out
+    Fetched& f;
+    ~Holder() { std::free(f.data); }
+  } holder{f};
+  bool stale = f.data != nullptr && c.opt.stale_ms > 0;
+  auto give_stale = [&] {
+    if (c.group) inc(c.group->stale_hits);
+    *val = f.data;
+    *vlen = f.len;
+    f.data = nullptr;
+    return CM_OK;
+  };
+
+  std::string k(key);
+  std::shared_ptr<Flight> flight;
+  bool leader = false;
+  {
+    std::lock_guard<std::mutex> lk(c.flights_mu);
+    auto it = c.flights.find(k);
+    if (it != c.flights.end()) {
+      flight = it->second;
+    } else {
+      flight = std::make_shared<Flight>();
+      c.flights.emplace(k, flight);
+      leader = true;
+    }
+  }
+  if (stale && !leader) return give_stale();  // someone is refreshing it
+  if (c.group) inc(c.group->misses);  // a stale refresher missed too
+
+  if (!leader) {
+    std::unique_lock<std::mutex> lk(flight->mu);
+    if (!flight->cv.wait_for(lk, std::chrono::milliseconds(c.opt.load_timeout_ms), [&] { return flight->done; })) {
+      if (c.group) inc(c.group->load_wait_timeouts);
+      throw Error(CM_ETIMEOUT, "waited load_timeout_ms=" + std::to_string(c.opt.load_timeout_ms) +
+                                   " for another caller's load of this key");
+    }
+    if (flight->status != CM_OK) {
+      if (flight->status < 0) throw Error(flight->status, flight->errmsg);
+      return flight->status;  // CM_MISS from the loader
+    }
+    *val = copy_out(flight->value);
+    *vlen = flight->value.size();
+    return CM_OK;
+  }
+
+  // The leader: run the loader, publish its result, wake the waiters.
+  int status = CM_OK;
+  std::string value, errmsg;
+  // A load may have finished between our lookup and our becoming the leader
+  // (its flight already gone): look again before loading twice.
+  bool loaded_meanwhile = false;
+  if (!stale) {
+    Fetched again;
+    int64_t now2 = c.clock->now_ms();
+    bool found = false;
+    try {
+      found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now2, &again); });
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(c.flights_mu);
+      c.flights.erase(k);
+      std::lock_guard<std::mutex> flk(flight->mu);
+      flight->status = CM_EBACKEND;
+      flight->errmsg = "the lookup before loading failed";
+      flight->done = true;
+      flight->cv.notify_all();
+      throw;
+    }
+    if (found && now2 < again.fresh_until_ms) {
+      value.assign(static_cast<const char*>(again.data), again.len);
+      loaded_meanwhile = true;
+    }
+    std::free(again.data);
+  }
+  if (!loaded_meanwhile) {
+    OpTimer t(c, Op::Load);
+    void* lv = nullptr;
+    size_t ll = 0;
+    status = load(ctx, key.data(), key.size(), &lv, &ll);
+    if (status == CM_OK && !lv && ll > 0) {
+      status = CM_EINVAL;
+      errmsg = "the loader returned CM_OK with a NULL value of " + std::to_string(ll) + " bytes";
+    } else if (status > CM_MISS) {
+      errmsg = "the loader returned an unknown status " + std::to_string(status);
+      status = CM_EINVAL;
+    } else if (status < 0) {
+      errmsg = std::string("the loader failed with ") + cm_status_name(status) + " (" + cm_strerror(status) + ")";
+    } else if (status == CM_MISS) {
+      errmsg = "the loader found no value";
+    }
+    try {
+      if (status == CM_OK && ll) value.assign(static_cast<const char*>(lv), ll);
+    } catch (...) {
+      std::free(lv);
+      throw;
+    }
+    std::free(lv);
+  }
+  if (!loaded_meanwhile) {
+    if (c.group) inc(status == CM_OK ? c.group->loads_ok : c.group->loads_error);
+    if (status == CM_OK) store_loaded(c, k, value, ttl_ms);
+  }
+  {
+    std::lock_guard<std::mutex> lk(c.flights_mu);
+    c.flights.erase(k);
+  }
+  {
+    std::lock_guard<std::mutex> lk(flight->mu);
+    flight->status = status;
+    flight->errmsg = errmsg;
+    if (status == CM_OK) flight->value = value;
+    flight->done = true;
+  }
+  flight->cv.notify_all();
+
+  if (status != CM_OK) {
+    if (stale) return give_stale();  // a failed refresh keeps the stale value
+    if (status < 0) throw Error(status, errmsg);
+    return status;
+  }
+  *val = copy_out(value);
+  *vlen = value.size();
+  return CM_OK;
+}
+
+namespace {
+
+void json_num(OutBuf& out, double v) {
+  if (std::isfinite(v))
+    out.append_double(v);
+  else
+    out.append("null");
+}
+
+double series_quantile(cm_series* s, double q, uint64_t* count) {
+  uint64_t payload[2 + std::size(kDurationBounds)];
+  {
+    auto lk = cells::Space::get().lock();
+    read_payload(*s, payload, lk);
+  }
+  std::vector<double> bounds(std::begin(kDurationBounds), std::end(kDurationBounds));
+  uint64_t cum[std::size(kDurationBounds) + 1];
+  uint64_t run = 0;
+  for (size_t i = 0; i <= bounds.size(); ++i) cum[i] = run += payload[1 + i];
+  *count = run;
+  return histogram_quantile(q, bounds, cum);
+}
+
+}  // namespace
+
+std::string cache_stats_json(cm_cache& c) {
+  int64_t now = c.clock->now_ms();
+  OutBuf out;
+  out.append("{\"cache\":");
+  append_json_string(out, c.name);
+  out.append(",\"backend\":");
+  append_json_string(out, c.backend->kind());
+  out.append(",\"metrics\":");
+  out.append(c.group ? "true" : "false");
+  CacheGroup* g = c.group.get();
+  auto v = [&](cm_series* s) { return g ? cm_series_value(s) : 0.0; };
+  double hits = v(g ? g->hits : nullptr), misses = v(g ? g->misses : nullptr);
+  out.append(",\"hits\":");
+  json_num(out, hits);
+  out.append(",\"misses\":");
+  json_num(out, misses);
+  out.append(",\"stale_hits\":");
+  json_num(out, v(g ? g->stale_hits : nullptr));
+  out.append(",\"hit_ratio\":");
+  json_num(out, hits + misses > 0 ? hits / (hits + misses) : NAN);
+  out.append(",\"entries\":");
+  out.append_u64(c.backend->entries());
+  out.append(",\"bytes\":");
+  out.append_u64(c.backend->bytes());
+  out.append(",\"evictions\":{\"size\":");
+  json_num(out, v(g ? g->evict_size : nullptr));
+  out.append(",\"expired\":");
+  json_num(out, v(g ? g->evict_expired : nullptr));
+  out.append("},\"latency_seconds\":{");
+  bool first = true;
+  for (Op op : {Op::Get, Op::Set, Op::Delete, Op::Load}) {
+    if (!first) out.push(',');
+    first = false;
+    append_json_string(out, op_name(op));
+    out.append(":{\"count\":");
+    uint64_t n = 0;
+    double p50 = NAN, p99 = NAN;
+    if (g) {
+      p50 = series_quantile(g->duration[static_cast<int>(op)], 0.5, &n);
+      p99 = series_quantile(g->duration[static_cast<int>(op)], 0.99, &n);
+    }
+    out.append_u64(n);
+    out.append(",\"p50\":");
+    json_num(out, p50);
+    out.append(",\"p99\":");
+    json_num(out, p99);
+    out.push('}');
+  }
+  out.append("},\"hit_ratio_window\":{");
+  const std::pair<const char*, int64_t> windows[] = {{"1m", 60000}, {"5m", 300000}, {"1h", 3600000}};
+  first = true;
+  for (const auto& [label, span] : windows) {
+    if (!first) out.push(',');
+    first = false;
+    append_json_string(out, label);
+    out.push(':');
+    double ratio = NAN;
+    if (g) {
+      std::lock_guard<std::mutex> lk(g->window.mu);
+      const auto& snaps = g->window.snaps;
+      // The newest snapshot at or before the window's start, else the oldest
+      // (the cache is younger than the window).
+      const WindowRing::Snap* base = nullptr;
+      for (const auto& s : snaps)
+        if (s.t_ms <= now - span) base = &s;
+      if (!base && !snaps.empty()) base = &snaps.front();
+      if (base) {
+        double dh = hits - base->hits, dm = misses - base->misses;
+        if (dh >= 0 && dm >= 0 && dh + dm > 0) ratio = dh / (dh + dm);
+      }
+    }
+    json_num(out, ratio);
+  }
+  out.append("}}");
+  return std::string(out.view());
+}
+
+void cache_reset_stats(cm_cache& c) {
+  if (!c.group) return;
+  std::vector<cm_series*> s = c.group->all();
+  reset_series(*c.reg, s.data(), s.size());
+  {
+    std::lock_guard<std::mutex> lk(c.group->window.mu);
+    c.group->window.snaps.clear();
+    c.group->window.next_ms.store(0, std::memory_order_relaxed);
+  }
+  take_snapshot(*c.group, c.clock->now_ms());
+}
+
+}  // namespace cm

@@ -1,0 +1,127 @@
+// The cache front: one cm_cache per handle. It owns a backend, records the
+// metrics of every operation (docs/metrics.md), applies TTL and stale
+// policy, refuses oversized entries, and runs single-flight loads.
+#pragma once
+
+#include <cachemeter/cache.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/backend.h"
+#include "util/clock.h"
+
+namespace cm {
+
+enum class Op { Get = 0, Set, Delete, Clear, Load };
+constexpr int kOps = 5;
+const char* op_name(Op op);
+
+
+// Per-cache settings from the URI query (the front's options).
+struct FrontOptions {
+  int64_t default_ttl_ms = 0;  // 0: never expires
+  int64_t max_entry_bytes = int64_t{1} << 20;
+  uint32_t sample = 1;
+  bool metrics = true;
+  int64_t load_timeout_ms = 30000;
+  int64_t stale_ms = 0;
+};
+
+// Hit-ratio windows: snapshots of (hits, misses) every kWindowStepMs, kept for
+// the longest window. Ratios come from the difference between now's counts
+// and the snapshot closest to the window's start.
+struct WindowRing {
+  static constexpr int64_t kStepMs = 10000;
+  static constexpr size_t kSlots = 3600000 / kStepMs + 1;
+  struct Snap {
+    int64_t t_ms;
+    double hits, misses;
+  };
+  std::mutex mu;
+  std::vector<Snap> snaps;  // oldest first, at most kSlots
+  std::atomic<int64_t> next_ms{0};
+};
+
+// The series of one (registry, cache name, backend kind), shared by every
+// handle opened with that name, plus its hit-ratio windows.
+struct CacheGroup {
+  cm_registry* reg = nullptr;
+  cm_series* hits = nullptr;
+  cm_series* misses = nullptr;
+  cm_series* stale_hits = nullptr;
+  cm_series* sets = nullptr;
+  cm_series* deletes = nullptr;
+  cm_series* errors[kOps] = {};
+  cm_series* evict_size = nullptr;
+  cm_series* evict_expired = nullptr;
+  cm_series* loads_ok = nullptr;
+  cm_series* loads_error = nullptr;
+  cm_series* load_wait_timeouts = nullptr;
+  cm_series* rejected_too_large = nullptr;
+  cm_series* entries = nullptr;
+  cm_series* bytes = nullptr;
+  cm_series* duration[kOps] = {};  // Clear is not timed
+
+  std::mutex members_mu;
+  std::vector<cm_cache*> members;
+  WindowRing window;
+
+  std::vector<cm_series*> all() const {
+    std::vector<cm_series*> v = {hits,     misses,      stale_hits,         sets,    deletes, evict_size,
+                                 evict_expired, loads_ok, loads_error, load_wait_timeouts, rejected_too_large};
+    for (auto* s : errors) v.push_back(s);
+    for (auto* s : duration) v.push_back(s);
+    return v;
+  }
+  ~CacheGroup();
+};
+
+struct Flight {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  int status = CM_OK;
+  std::string value;
+  std::string errmsg;
+};
+
+}  // namespace cm
+
+struct cm_cache final : cm::BackendEvents {
+  cm_registry* reg = nullptr;
+  std::string name;
+  const cm::Clock* clock = nullptr;
+  cm::FrontOptions opt;
+  std::unique_ptr<cm::Backend> backend;
+  std::shared_ptr<cm::CacheGroup> group;  // null when metrics are off
+
+  std::mutex flights_mu;
+  std::unordered_map<std::string, std::shared_ptr<cm::Flight>> flights;
+
+  void on_evict(cm::EvictReason why, uint64_t entries, uint64_t bytes) override;
+  ~cm_cache();
+};
+
+namespace cm {
+
+// Opens a cache (throws Error). clock: nullptr for the system clock; tests
+// pass a ManualClock, which must outlive the cache.
+std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const char* uri, const Clock* clock);
+
+// The operations behind the C API (throw Error; return CM_OK / CM_MISS).
+int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen);
+int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms);
+int cache_delete(cm_cache& c, std::string_view key);
+int cache_clear(cm_cache& c);
+int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void* ctx, int64_t ttl_ms, void** val,
+                      size_t* vlen);
+std::string cache_stats_json(cm_cache& c);
+void cache_reset_stats(cm_cache& c);
+
+}  // namespace cm

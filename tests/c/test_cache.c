@@ -1,0 +1,378 @@
+/* tests/c/test_cache.c: the cache API (cache.h) through the shared library:
+ * every function, every status it can return, bad inputs, and the metrics
+ * each operation records. Time-dependent behaviour (TTL, stale windows, hit
+ * ratio windows) is tested with a manual clock in tests/cpp. */
+#include "cmtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define K(s) (s), (sizeof(s) - 1) /* key or value literal and its length */
+
+static cm_cache *open_ok(cm_registry *reg, const char *name, const char *uri) {
+  cm_cache *c = NULL;
+  assert_status(cm_cache_open(&c, reg, name, uri), CM_OK);
+  assert_non_null(c);
+  return c;
+}
+
+/* The value of a cache metric sample of cache `name` on backend memory. */
+static double metric(cm_registry *reg, const char *family, const char *name, const char *extra) {
+  char key[512];
+  snprintf(key, sizeof key, "%s{cache=\"%s\",backend=\"memory\"%s%s}", family, name, extra ? "," : "",
+           extra ? extra : "");
+  return cmt_render_sample(reg, key);
+}
+
+static void get_set_delete_clear(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = open_ok(reg, "users", "memory://?max_entries=100");
+  void *v = (void *)1;
+  size_t n = 99;
+  assert_status(cm_cache_get(c, K("alice"), &v, &n), CM_MISS);
+  assert_null(v);
+  assert_int_equal(n, 0);
+
+  assert_status(cm_cache_set(c, K("alice"), K("admin"), 0), CM_OK);
+  assert_status(cm_cache_get(c, K("alice"), &v, &n), CM_OK);
+  assert_int_equal(n, 5);
+  assert_memory_equal(v, "admin", 5);
+  assert_int_equal(((char *)v)[5], '\0'); /* NUL after the bytes */
+  cm_free(v);
+
+  /* Replace, then embedded NULs in key and value, then an empty value. */
+  assert_status(cm_cache_set(c, K("alice"), K("owner"), -1), CM_OK);
+  assert_status(cm_cache_get(c, K("alice"), &v, &n), CM_OK);
+  assert_memory_equal(v, "owner", 5);
+  cm_free(v);
+  assert_status(cm_cache_set(c, K("a\0b"), K("x\0y\0"), 0), CM_OK);
+  assert_status(cm_cache_get(c, K("a\0c"), &v, &n), CM_MISS);
+  assert_status(cm_cache_get(c, K("a\0b"), &v, &n), CM_OK);
+  assert_int_equal(n, 4);
+  assert_memory_equal(v, "x\0y\0", 4);
+  cm_free(v);
+  assert_status(cm_cache_set(c, K("empty"), NULL, 0, 0), CM_OK);
+  assert_status(cm_cache_get(c, K("empty"), &v, &n), CM_OK);
+  assert_non_null(v);
+  assert_int_equal(n, 0);
+  cm_free(v);
+
+  assert_status(cm_cache_delete(c, K("alice")), CM_OK);
+  assert_status(cm_cache_delete(c, K("alice")), CM_MISS);
+  assert_status(cm_cache_get(c, K("alice"), &v, &n), CM_MISS);
+
+  assert_status(cm_cache_clear(c), CM_OK);
+  assert_status(cm_cache_get(c, K("empty"), &v, &n), CM_MISS);
+
+  /* What was recorded: 5 hits, 4 misses (alice, a\0c, alice, empty), 4 sets, 2 deletes. */
+  assert_double_exact(metric(reg, "cachemeter_cache_hits_total", "users", NULL), 4);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "users", NULL), 4);
+  assert_double_exact(metric(reg, "cachemeter_cache_sets_total", "users", NULL), 4);
+  assert_double_exact(metric(reg, "cachemeter_cache_deletes_total", "users", NULL), 2);
+  assert_double_exact(metric(reg, "cachemeter_cache_entries", "users", NULL), 0);
+  assert_double_exact(
+      metric(reg, "cachemeter_cache_operation_duration_seconds_count", "users", "op=\"get\""), 8);
+  cm_cache_close(c);
+}
+
+static void bad_arguments(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = NULL;
+  void *v = NULL;
+  size_t n = 0;
+  /* open */
+  assert_status(cm_cache_open(NULL, reg, "x", "memory://"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "out");
+  assert_status(cm_cache_open(&c, reg, NULL, "memory://"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "name");
+  assert_null(c);
+  assert_status(cm_cache_open(&c, reg, "", "memory://"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "\xff", "memory://"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "UTF-8");
+  assert_status(cm_cache_open(&c, reg, "x", NULL), CM_EINVAL);
+  assert_contains(cm_errmsg(), "uri");
+  assert_status(cm_cache_open(&c, reg, "x", ""), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", "memory"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "scheme");
+  assert_status(cm_cache_open(&c, reg, "x", "nosuch://"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "nosuch");
+  assert_status(cm_cache_open(&c, reg, "x", "memory://?max_entries=10&colour=blue"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "colour");
+  assert_status(cm_cache_open(&c, reg, "x", "memory://?max_entries=-1"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "max_entries");
+  assert_status(cm_cache_open(&c, reg, "x", "memory://?max_bytes=12parsecs"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "max_bytes");
+  assert_status(cm_cache_open(&c, reg, "x", "memory://?ttl_ms=soon"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "ttl_ms");
+  assert_status(cm_cache_open(&c, reg, "x", "memory://?sample=0"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", "memory://?metrics=maybe"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "metrics");
+  assert_null(c);
+
+  c = open_ok(reg, "x", "memory://?max_entry_bytes=16");
+  /* get */
+  assert_status(cm_cache_get(NULL, K("k"), &v, &n), CM_EINVAL);
+  assert_status(cm_cache_get(c, NULL, 1, &v, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "key");
+  assert_status(cm_cache_get(c, "k", 0, &v, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "empty");
+  assert_status(cm_cache_get(c, K("k"), NULL, &n), CM_EINVAL);
+  assert_status(cm_cache_get(c, K("k"), &v, NULL), CM_EINVAL);
+  /* set */
+  assert_status(cm_cache_set(NULL, K("k"), K("v"), 0), CM_EINVAL);
+  assert_status(cm_cache_set(c, NULL, 1, K("v"), 0), CM_EINVAL);
+  assert_status(cm_cache_set(c, "k", 0, K("v"), 0), CM_EINVAL);
+  assert_status(cm_cache_set(c, K("k"), NULL, 3, 0), CM_EINVAL);
+  assert_contains(cm_errmsg(), "val");
+  /* too large: key + value over max_entry_bytes, counted */
+  assert_status(cm_cache_set(c, K("0123456789"), K("0123456"), 0), CM_ELIMIT);
+  assert_contains(cm_errmsg(), "max_entry_bytes");
+  assert_status(cm_cache_set(c, K("0123456789"), K("012345"), 0), CM_OK);
+  assert_double_exact(
+      metric(reg, "cachemeter_cache_rejections_total", "x", "reason=\"too_large\""), 1);
+  /* delete, clear, stats, reset */
+  assert_status(cm_cache_delete(NULL, K("k")), CM_EINVAL);
+  assert_status(cm_cache_delete(c, NULL, 1), CM_EINVAL);
+  assert_status(cm_cache_delete(c, "k", 0), CM_EINVAL);
+  assert_status(cm_cache_clear(NULL), CM_EINVAL);
+  char *json = (char *)1;
+  assert_status(cm_cache_stats_json(NULL, &json), CM_EINVAL);
+  assert_null(json);
+  assert_status(cm_cache_stats_json(c, NULL), CM_EINVAL);
+  assert_status(cm_cache_reset_stats(NULL), CM_EINVAL);
+  cm_cache_close(NULL); /* no-op */
+  cm_cache_close(c);
+}
+
+/* A huge value against the default max_entry_bytes (1 MiB), and a value that
+ * fits max_entry_bytes but not the backend's byte cap. */
+static void huge_values(void **state) {
+  cm_cache *c = open_ok(*state, "big", "memory://?max_bytes=64KiB");
+  size_t big = (size_t)2 << 20;
+  char *buf = calloc(1, big);
+  assert_non_null(buf);
+  assert_status(cm_cache_set(c, K("k"), buf, big, 0), CM_ELIMIT);
+  assert_status(cm_cache_set(c, K("k"), buf, 100 << 10, 0), CM_ELIMIT);
+  assert_status(cm_cache_set(c, K("k"), buf, 1 << 10, 0), CM_OK);
+  free(buf);
+  assert_double_exact(
+      metric(*state, "cachemeter_cache_rejections_total", "big", "reason=\"too_large\""), 2);
+  cm_cache_close(c);
+}
+
+static void eviction_by_entries(void **state) {
+  cm_cache *c = open_ok(*state, "small", "memory://?max_entries=8");
+  char key[16];
+  for (int i = 0; i < 100; ++i) {
+    int len = snprintf(key, sizeof key, "k%d", i);
+    assert_status(cm_cache_set(c, key, (size_t)len, K("v"), 0), CM_OK);
+  }
+  double entries = metric(*state, "cachemeter_cache_entries", "small", NULL);
+  assert_true(entries >= 1 && entries <= 8);
+  assert_double_exact(metric(*state, "cachemeter_cache_evictions_total", "small", "reason=\"size\""),
+                      100 - entries);
+  cm_cache_close(c);
+}
+
+/* ---- get_or_load */
+struct loader_ctx {
+  int calls;
+  int status;
+  const char *value;
+};
+
+static int loader(void *ctx, const void *key, size_t klen, void **val, size_t *vlen) {
+  struct loader_ctx *l = ctx;
+  l->calls++;
+  if (l->status != CM_OK) return l->status;
+  size_t n = strlen(l->value);
+  char *p = cm_alloc(n + klen);
+  memcpy(p, l->value, n);
+  memcpy(p + n, key, klen);
+  *val = p;
+  *vlen = n + klen;
+  return CM_OK;
+}
+
+static int bad_loader(void *ctx, const void *key, size_t klen, void **val, size_t *vlen) {
+  (void)ctx, (void)key, (void)klen;
+  *val = NULL;
+  *vlen = 5;
+  return CM_OK;
+}
+
+static int weird_loader(void *ctx, const void *key, size_t klen, void **val, size_t *vlen) {
+  (void)ctx, (void)key, (void)klen, (void)val, (void)vlen;
+  return 42;
+}
+
+static void get_or_load(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = open_ok(reg, "loaded", "memory://");
+  struct loader_ctx l = {0, CM_OK, "value-of-"};
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_get_or_load(c, K("k1"), loader, &l, 0, &v, &n), CM_OK);
+  assert_int_equal(n, 11);
+  assert_memory_equal(v, "value-of-k1", 11);
+  cm_free(v);
+  assert_int_equal(l.calls, 1);
+  /* Cached now: no second load. */
+  assert_status(cm_cache_get_or_load(c, K("k1"), loader, &l, 0, &v, &n), CM_OK);
+  assert_memory_equal(v, "value-of-k1", 11);
+  cm_free(v);
+  assert_int_equal(l.calls, 1);
+  assert_status(cm_cache_get(c, K("k1"), &v, &n), CM_OK);
+  cm_free(v);
+
+  /* Loader failures propagate and are not cached. */
+  l.status = CM_EUNAVAILABLE;
+  assert_status(cm_cache_get_or_load(c, K("k2"), loader, &l, 0, &v, &n), CM_EUNAVAILABLE);
+  assert_null(v);
+  assert_contains(cm_errmsg(), "CM_EUNAVAILABLE");
+  assert_status(cm_cache_get(c, K("k2"), &v, &n), CM_MISS);
+  l.status = CM_MISS;
+  assert_status(cm_cache_get_or_load(c, K("k2"), loader, &l, 0, &v, &n), CM_MISS);
+  assert_int_equal(l.calls, 3);
+  assert_status(cm_cache_get_or_load(c, K("k3"), bad_loader, NULL, 0, &v, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "NULL value");
+  assert_status(cm_cache_get_or_load(c, K("k3"), weird_loader, NULL, 0, &v, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "42");
+
+  /* Bad arguments. */
+  assert_status(cm_cache_get_or_load(NULL, K("k"), loader, &l, 0, &v, &n), CM_EINVAL);
+  assert_status(cm_cache_get_or_load(c, NULL, 1, loader, &l, 0, &v, &n), CM_EINVAL);
+  assert_status(cm_cache_get_or_load(c, "k", 0, loader, &l, 0, &v, &n), CM_EINVAL);
+  assert_status(cm_cache_get_or_load(c, K("k"), NULL, &l, 0, &v, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "load");
+  assert_status(cm_cache_get_or_load(c, K("k"), loader, &l, 0, NULL, &n), CM_EINVAL);
+  assert_status(cm_cache_get_or_load(c, K("k"), loader, &l, 0, &v, NULL), CM_EINVAL);
+
+  assert_double_exact(metric(reg, "cachemeter_cache_loads_total", "loaded", "result=\"ok\""), 1);
+  assert_double_exact(metric(reg, "cachemeter_cache_loads_total", "loaded", "result=\"error\""), 4);
+  cm_cache_close(c);
+}
+
+static void stats_json_and_reset(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = open_ok(reg, "stats", "memory://");
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_set(c, K("a"), K("1"), 0), CM_OK);
+  for (int i = 0; i < 3; ++i) {
+    assert_status(cm_cache_get(c, K("a"), &v, &n), CM_OK);
+    cm_free(v);
+  }
+  assert_status(cm_cache_get(c, K("b"), &v, &n), CM_MISS);
+  char *json = NULL;
+  assert_status(cm_cache_stats_json(c, &json), CM_OK);
+  assert_contains(json, "\"cache\":\"stats\"");
+  assert_contains(json, "\"hits\":3,");
+  assert_contains(json, "\"misses\":1,");
+  assert_contains(json, "\"hit_ratio\":0.75");
+  assert_contains(json, "\"entries\":1,");
+  assert_contains(json, "\"get\":{\"count\":4,");
+  assert_contains(json, "\"1m\":0.75");
+  cm_free(json);
+
+  assert_status(cm_cache_reset_stats(c), CM_OK);
+  assert_double_exact(metric(reg, "cachemeter_cache_hits_total", "stats", NULL), 0);
+  assert_status(cm_cache_stats_json(c, &json), CM_OK);
+  assert_contains(json, "\"hits\":0,");
+  assert_contains(json, "\"hit_ratio\":null");
+  assert_contains(json, "\"entries\":1,"); /* entries stay */
+  cm_free(json);
+  cm_cache_close(c);
+}
+
+/* Two handles with one name share series; metrics=off records nothing. */
+static void shared_names_and_metrics_off(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *a = open_ok(reg, "shared", "memory://");
+  cm_cache *b = open_ok(reg, "shared", "memory://");
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_get(a, K("x"), &v, &n), CM_MISS);
+  assert_status(cm_cache_get(b, K("x"), &v, &n), CM_MISS);
+  assert_status(cm_cache_set(a, K("x"), K("1"), 0), CM_OK);
+  assert_status(cm_cache_set(b, K("y"), K("1"), 0), CM_OK);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "shared", NULL), 2);
+  assert_double_exact(metric(reg, "cachemeter_cache_entries", "shared", NULL), 2);
+  cm_cache_close(a);
+  assert_double_exact(metric(reg, "cachemeter_cache_entries", "shared", NULL), 1);
+  cm_cache_close(b);
+
+  cm_cache *off = open_ok(reg, "quiet", "memory://?metrics=off");
+  assert_status(cm_cache_set(off, K("x"), K("1"), 0), CM_OK);
+  assert_status(cm_cache_get(off, K("x"), &v, &n), CM_OK);
+  cm_free(v);
+  char *text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
+  assert_not_contains(text, "quiet");
+  cm_free(text);
+  char *json = NULL;
+  assert_status(cm_cache_stats_json(off, &json), CM_OK);
+  assert_contains(json, "\"metrics\":false");
+  assert_contains(json, "\"entries\":1,");
+  cm_free(json);
+  cm_cache_close(off);
+
+  /* The environment switch, read at open. */
+  setenv("CACHEMETER_METRICS_ENABLED", "false", 1);
+  cm_cache *env_off = open_ok(reg, "env_quiet", "memory://");
+  unsetenv("CACHEMETER_METRICS_ENABLED");
+  assert_status(cm_cache_set(env_off, K("x"), K("1"), 0), CM_OK);
+  text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
+  assert_not_contains(text, "env_quiet");
+  cm_free(text);
+  cm_cache_close(env_off);
+}
+
+/* The registry's prefix renames the cache metrics; NULL registry = default. */
+static void prefix_and_default_registry(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry("prefix=myapp_cache_");
+  cm_cache *c = open_ok(reg, "p", "memory://");
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_get(c, K("x"), &v, &n), CM_MISS);
+  char *text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
+  assert_contains(text, "myapp_cache_cache_misses_total{cache=\"p\",backend=\"memory\"} 1");
+  cm_free(text);
+  cm_cache_close(c);
+  cm_registry_free(reg);
+
+  cm_cache *d = open_ok(NULL, "default_reg", "memory://");
+  assert_status(cm_cache_get(d, K("x"), &v, &n), CM_MISS);
+  assert_double_exact(metric(cm_registry_default(), "cachemeter_cache_misses_total", "default_reg", NULL), 1);
+  cm_cache_close(d);
+}
+
+/* Opening caches past the registry's max_series is refused with CM_ELIMIT. */
+static void series_cap(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry("max_series=40");
+  cm_cache *c = NULL;
+  assert_status(cm_cache_open(&c, reg, "one", "memory://"), CM_OK);
+  cm_cache_close(c);
+  assert_status(cm_cache_open(&c, reg, "two", "memory://"), CM_ELIMIT);
+  assert_null(c);
+  cm_registry_free(reg);
+}
+
+int main(void) {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, cmt_registry_setup, cmt_registry_teardown)
+  const struct CMUnitTest tests[] = {
+      T(get_set_delete_clear),
+      T(bad_arguments),
+      T(huge_values),
+      T(eviction_by_entries),
+      T(get_or_load),
+      T(stats_json_and_reset),
+      T(shared_names_and_metrics_off),
+      T(prefix_and_default_registry),
+      T(series_cap),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

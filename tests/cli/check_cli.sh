@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# tests/cli/check_cli.sh CACHEMETER: the command-line program as a user meets
+# it: help, bad arguments (non-zero exit, a message naming the problem), a
+# short demo (summary table for every cache) and dumps in all three formats
+# (the JSON one parsed by Python's strict parser).
+set -euo pipefail
+bin="$1"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+fail() { echo "check_cli: FAIL: $*" >&2; echo "--- output:" >&2; cat "$out" >&2; exit 1; }
+
+# expect_exit CODE REGEX ARGS...: runs the program, checks exit code and output.
+expect_exit() {
+  local code="$1" re="$2"; shift 2
+  local rc=0
+  "$bin" "$@" >"$out" 2>&1 || rc=$?
+  [[ "$rc" == "$code" ]] || fail "'cachemeter $*' exited $rc, expected $code"
+  grep -Eq -- "$re" "$out" || fail "'cachemeter $*' printed nothing matching /$re/"
+  echo "ok: cachemeter $* (exit $rc)"
+}
+
+expect_exit 0 '^usage: cachemeter <command>' --help
+expect_exit 0 '^usage: cachemeter demo' demo --help
+expect_exit 0 '^usage: cachemeter dump' dump --help
+expect_exit 0 '^cachemeter [0-9]+\.[0-9]+\.[0-9]+$' --version
+expect_exit 2 'no command given' 
+expect_exit 2 'unknown command "frobnicate"' frobnicate
+expect_exit 2 'unknown option "--bogus"' demo --bogus
+expect_exit 2 '--seconds needs a number' demo --seconds soon
+expect_exit 2 '--threads needs a number' demo --threads 0
+expect_exit 2 '--seconds needs a value' demo --seconds
+expect_exit 2 '--format must be prometheus, openmetrics or json' dump --format xml
+expect_exit 1 'unknown scheme "nosuch"' demo --seconds 0.1 --uri nosuch://
+expect_exit 1 'unknown option "colour"' demo --seconds 0.1 --uri 'memory://?colour=blue'
+
+# A short demo: every cache in the summary with a hit ratio, and a total.
+expect_exit 0 '^cache +ops +hit ratio' demo --seconds 0.5 --threads 2 --keys 2000 --quiet
+for c in users sessions pages; do
+  grep -Eq "^$c +[1-9][0-9]* +[0-9.]+%" "$out" || fail "no summary row for cache $c"
+done
+grep -Eq '^[1-9][0-9]* operations in [0-9.]+ s' "$out" || fail "no total line"
+
+# Dumps.
+expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' \
+  dump --seconds 0.2 --keys 1000
+expect_exit 0 '^# EOF$' dump --format openmetrics --seconds 0.2 --keys 1000
+expect_exit 0 '"cachemeter_cache_operation_duration_seconds"' dump --format json --seconds 0.2 --keys 1000
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert any(f["name"]=="cachemeter_cache_misses_total" for f in d["families"])' "$out" ||
+  fail "the JSON dump does not parse or lacks cachemeter_cache_misses_total"
+echo "check_cli: all checks passed"

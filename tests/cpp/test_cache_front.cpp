@@ -1,0 +1,89 @@
+// The cache front with a manual clock: TTL, hit-ratio windows, sampling and
+// exact metric values. Thread tests: test_cache_concurrency.cpp.
+#include "cache_test_util.h"
+
+using namespace cmtest;
+
+TEST(CacheFront, TtlExpiresExactlyOnTheManualClock) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://?ttl_ms=1000", &clock);
+  ASSERT_EQ(c.set("default", "1"), CM_OK);        // the cache's ttl_ms
+  ASSERT_EQ(c.set("short", "1", 10), CM_OK);      // its own
+  ASSERT_EQ(c.set("forever", "1", -1), CM_OK);    // never expires
+  clock.advance_ms(9);
+  EXPECT_EQ(c.get("short"), CM_OK);
+  clock.advance_ms(1);
+  EXPECT_EQ(c.get("short"), CM_MISS);
+  clock.advance_ms(989);
+  EXPECT_EQ(c.get("default"), CM_OK);
+  clock.advance_ms(1);
+  EXPECT_EQ(c.get("default"), CM_MISS);
+  clock.advance_ms(int64_t{1} << 40);
+  EXPECT_EQ(c.get("forever"), CM_OK);
+  cm::CacheGroup* g = c.c->group.get();
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(cm_series_value(g->evict_expired), 2);  // both found expired on get
+  EXPECT_EQ(cm_series_value(g->hits), 3);
+  EXPECT_EQ(cm_series_value(g->misses), 2);
+}
+
+TEST(CacheFront, NoDefaultTtlMeansNoExpiry) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://", &clock);
+  ASSERT_EQ(c.set("k", "v"), CM_OK);
+  clock.advance_ms(int64_t{1} << 40);
+  EXPECT_EQ(c.get("k"), CM_OK);
+}
+
+TEST(CacheFront, HitRatioWindows) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://", &clock);
+  ASSERT_EQ(c.set("h", "1"), CM_OK);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(c.get("h"), CM_OK);  // t = 0 s: 10 hits
+  clock.advance_ms(61000);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(c.get("m"), CM_MISS);  // t = 61 s: 10 misses
+  clock.advance_ms(69000);                                       // t = 130 s
+  std::string json = cm::cache_stats_json(*c.c);
+  // 1m: since the snapshot at 61 s (taken before the misses): 0 hits, 10 misses.
+  EXPECT_NE(json.find("\"1m\":0,"), std::string::npos) << json;
+  // 5m and 1h: the cache is younger; since the snapshot at open: 10 / 20.
+  EXPECT_NE(json.find("\"5m\":0.5,"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"1h\":0.5}"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"hit_ratio\":0.5,"), std::string::npos) << json;
+}
+
+TEST(CacheFront, MetricsMatchOperationsExactly) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://?max_entries=1000&sample=1", &clock);
+  int hits = 0, misses = 0;
+  for (int i = 0; i < 500; ++i) {
+    std::string k = "k" + std::to_string(i % 50);
+    if (i % 3 == 0) {
+      ASSERT_EQ(c.set(k, "v"), CM_OK);
+    } else {
+      int rc = c.get(k);
+      (rc == CM_OK ? hits : misses)++;
+    }
+    clock.advance_ns(1500);  // every operation "takes" 0 ns on the manual clock
+  }
+  cm::CacheGroup* g = c.c->group.get();
+  EXPECT_EQ(cm_series_value(g->hits), hits);
+  EXPECT_EQ(cm_series_value(g->misses), misses);
+  EXPECT_EQ(cm_series_value(g->sets), 167);
+  EXPECT_EQ(cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]), hits + misses);
+  EXPECT_EQ(cm_histogram_sum(g->duration[static_cast<int>(cm::Op::Get)]), 0.0);
+}
+
+TEST(CacheFront, SamplingTimesOneInN) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://?sample=10", &clock);
+  for (int i = 0; i < 1000; ++i) c.get("x");
+  cm::CacheGroup* g = c.c->group.get();
+  EXPECT_EQ(cm_series_value(g->misses), 1000);  // counts are never sampled
+  EXPECT_EQ(cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]), 100);
+}

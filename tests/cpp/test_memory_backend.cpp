@@ -1,0 +1,414 @@
+// The memory backend: basics, TTLs (lazy and sampled expiry), eviction
+// accounting, limits, URI options, and S3-FIFO's hit ratio against a plain
+// LRU on skewed and scan-polluted traces. Time is passed in, never waited for.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <list>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "api/error.h"
+#include "backends/memory.h"
+#include "util/uri.h"
+
+namespace {
+
+using cm::EvictReason;
+using cm::Expiry;
+using cm::kEntryOverhead;
+using cm::kNever;
+using cm::MemoryBackend;
+
+constexpr int64_t kT0 = 1000000;
+
+struct Events final : cm::BackendEvents {
+  struct Count {
+    uint64_t calls = 0, entries = 0, bytes = 0;
+  };
+  void on_evict(EvictReason why, uint64_t entries, uint64_t bytes) override {
+    Count& c = why == EvictReason::Size ? size : expired;
+    ++c.calls;
+    c.entries += entries;
+    c.bytes += bytes;
+  }
+  Count size, expired;
+};
+
+uint64_t charge(std::string_view k, std::string_view v) { return k.size() + v.size() + kEntryOverhead; }
+
+// The value under key, checking the Fetched contract (NUL-terminated malloc'd
+// copy, never null); fresh_until receives fresh_until_ms.
+std::optional<std::string> get(cm::Backend& b, std::string_view key, int64_t now, int64_t* fresh_until = nullptr) {
+  cm::Fetched f;
+  if (!b.get(key, now, &f)) {
+    EXPECT_EQ(f.data, nullptr);
+    return std::nullopt;
+  }
+  EXPECT_NE(f.data, nullptr);
+  if (!f.data) return std::nullopt;
+  const char* p = static_cast<const char*>(f.data);
+  EXPECT_EQ(p[f.len], '\0');
+  std::string v(p, f.len);
+  if (fresh_until) *fresh_until = f.fresh_until_ms;
+  std::free(f.data);
+  return v;
+}
+
+void set(cm::Backend& b, std::string_view k, std::string_view v, int64_t now = kT0, Expiry e = {}) {
+  b.set(k, v, e, now);
+}
+
+int status_of(auto&& fn, std::string* what = nullptr) {
+  try {
+    fn();
+  } catch (const cm::Error& e) {
+    if (what) *what = e.what();
+    return e.status();
+  }
+  return CM_OK;
+}
+
+}  // namespace
+
+TEST(MemoryBackend, GetSetDelClear) {
+  MemoryBackend b(100, 0);
+  EXPECT_EQ(b.kind(), "memory");
+  EXPECT_EQ(b.health(), CM_OK);
+  EXPECT_FALSE(get(b, "a", kT0));
+  set(b, "a", "1");
+  set(b, "b", "22");
+  EXPECT_EQ(get(b, "a", kT0), "1");
+  EXPECT_EQ(get(b, "b", kT0), "22");
+  EXPECT_EQ(b.entries(), 2u);
+  EXPECT_EQ(b.bytes(), charge("a", "1") + charge("b", "22"));
+  EXPECT_TRUE(b.del("a", kT0));
+  EXPECT_FALSE(b.del("a", kT0));
+  EXPECT_FALSE(get(b, "a", kT0));
+  EXPECT_EQ(b.entries(), 1u);
+  EXPECT_EQ(b.bytes(), charge("b", "22"));
+  b.clear();
+  EXPECT_EQ(b.entries(), 0u);
+  EXPECT_EQ(b.bytes(), 0u);
+  EXPECT_FALSE(get(b, "b", kT0));
+  set(b, "b", "again");  // usable after clear
+  EXPECT_EQ(get(b, "b", kT0), "again");
+}
+
+TEST(MemoryBackend, EmptyValuesAndEmbeddedNuls) {
+  MemoryBackend b(100, 0);
+  set(b, "empty", "");
+  cm::Fetched f;
+  ASSERT_TRUE(b.get("empty", kT0, &f));
+  EXPECT_NE(f.data, nullptr);
+  EXPECT_EQ(f.len, 0u);
+  EXPECT_EQ(f.fresh_until_ms, kNever);
+  std::free(f.data);
+
+  using namespace std::string_literals;
+  std::string k1 = "k\0one"s, k2 = "k\0two"s, v = "v\0\0x"s;
+  set(b, k1, v);
+  set(b, k2, "other");
+  EXPECT_EQ(get(b, k1, kT0), v);
+  EXPECT_EQ(get(b, k2, kT0), "other");
+  EXPECT_FALSE(get(b, "k", kT0));  // a prefix up to the NUL is another key
+  EXPECT_EQ(b.bytes(), charge("empty", "") + charge(k1, v) + charge(k2, "other"));
+}
+
+TEST(MemoryBackend, ReplaceAdjustsBytes) {
+  Events ev;
+  MemoryBackend b(100, 0, &ev);
+  set(b, "k", "short");
+  set(b, "k", std::string(300, 'x'));
+  EXPECT_EQ(b.entries(), 1u);
+  EXPECT_EQ(b.bytes(), charge("k", std::string(300, 'x')));
+  EXPECT_EQ(get(b, "k", kT0), std::string(300, 'x'));
+  set(b, "k", "");
+  EXPECT_EQ(b.bytes(), charge("k", ""));
+  EXPECT_EQ(ev.size.calls + ev.expired.calls, 0u);  // a replacement is not an eviction
+}
+
+TEST(MemoryBackend, TtlFreshStaleAndExpiredOnce) {
+  Events ev;
+  MemoryBackend b(100, 0, &ev);
+  set(b, "k", "v", kT0, Expiry{kT0 + 100, kT0 + 200});
+  int64_t fresh = 0;
+  EXPECT_EQ(get(b, "k", kT0 + 50, &fresh), "v");
+  EXPECT_EQ(fresh, kT0 + 100);
+  fresh = 0;
+  EXPECT_EQ(get(b, "k", kT0 + 150, &fresh), "v");  // stale window: still served
+  EXPECT_EQ(fresh, kT0 + 100);
+  EXPECT_EQ(get(b, "k", kT0 + 199), "v");
+  EXPECT_EQ(ev.expired.calls, 0u);
+  EXPECT_FALSE(get(b, "k", kT0 + 200));  // keep_until reached
+  EXPECT_EQ(ev.expired.calls, 1u);
+  EXPECT_EQ(ev.expired.entries, 1u);
+  EXPECT_EQ(ev.expired.bytes, charge("k", "v"));
+  EXPECT_FALSE(get(b, "k", kT0 + 300));
+  EXPECT_FALSE(b.del("k", kT0 + 300));
+  EXPECT_EQ(ev.expired.calls, 1u);  // reported once only
+  EXPECT_EQ(b.entries(), 0u);
+  EXPECT_EQ(b.bytes(), 0u);
+}
+
+TEST(MemoryBackend, DelOfExpiredEntryIsFalseAndReported) {
+  Events ev;
+  MemoryBackend b(100, 0, &ev);
+  set(b, "live", "1", kT0, Expiry{kT0 + 10, kT0 + 10});
+  set(b, "dead", "2", kT0, Expiry{kT0 + 10, kT0 + 10});
+  EXPECT_TRUE(b.del("live", kT0 + 9));
+  EXPECT_EQ(ev.expired.calls, 0u);
+  EXPECT_FALSE(b.del("dead", kT0 + 10));
+  EXPECT_EQ(ev.expired.entries, 1u);
+  EXPECT_EQ(ev.size.calls, 0u);
+  EXPECT_EQ(b.entries(), 0u);
+}
+
+TEST(MemoryBackend, SetRenewsExpiry) {
+  MemoryBackend b(100, 0);
+  set(b, "k", "old", kT0, Expiry{kT0 + 10, kT0 + 10});
+  set(b, "k", "new", kT0 + 5);  // no expiry now
+  EXPECT_EQ(get(b, "k", kT0 + 1000000), "new");
+}
+
+TEST(MemoryBackend, SampledCleanupDropsUnreadExpiredEntries) {
+  Events ev;
+  MemoryBackend b(0, 0, &ev, 1);
+  for (int i = 0; i < 1000; ++i) set(b, "ttl" + std::to_string(i), "v", kT0, Expiry{kT0 + 10, kT0 + 10});
+  for (int i = 0; i < 500; ++i) set(b, "long" + std::to_string(i), "v", kT0, Expiry{kT0 + 1000000, kT0 + 1000000});
+  EXPECT_EQ(b.entries(), 1500u);
+  // Before expiry, sets of other keys drop nothing.
+  for (int i = 0; i < 100; ++i) set(b, "early" + std::to_string(i), "v", kT0 + 5);
+  EXPECT_EQ(ev.expired.entries, 0u);
+  EXPECT_EQ(b.entries(), 1600u);
+  // After it, they sample the TTL'd entries and drop the expired ones.
+  for (int i = 0; i < 5000; ++i) set(b, "other" + std::to_string(i), "v", kT0 + 20);
+  uint64_t expired_bytes = 0;
+  for (int i = 0; i < 1000; ++i) expired_bytes += charge("ttl" + std::to_string(i), "v");
+  EXPECT_EQ(ev.expired.entries, 1000u);
+  EXPECT_EQ(ev.expired.bytes, expired_bytes);
+  EXPECT_EQ(ev.size.calls, 0u);
+  EXPECT_EQ(b.entries(), 500u + 100u + 5000u);
+  for (int i = 0; i < 500; ++i) EXPECT_TRUE(get(b, "long" + std::to_string(i), kT0 + 20));
+}
+
+TEST(MemoryBackend, EvictsByEntriesWithExactAccounting) {
+  Events ev;
+  MemoryBackend b(100, 0, &ev, 1);
+  uint64_t inserted = 0;
+  for (int i = 0; i < 250; ++i) {
+    std::string k = "key" + std::to_string(i), v(static_cast<size_t>(i % 37), 'v');
+    set(b, k, v);
+    inserted += charge(k, v);
+    ASSERT_LE(b.entries(), 100u);
+  }
+  EXPECT_EQ(b.entries(), 100u);
+  EXPECT_EQ(ev.size.entries, 150u);
+  EXPECT_EQ(ev.size.bytes + b.bytes(), inserted);  // what left is what was reported
+  EXPECT_EQ(ev.expired.calls, 0u);
+  int present = 0;
+  for (int i = 0; i < 250; ++i) present += get(b, "key" + std::to_string(i), kT0).has_value();
+  EXPECT_EQ(present, 100);
+}
+
+TEST(MemoryBackend, EvictsByBytesWithExactAccounting) {
+  Events ev;
+  const uint64_t cap = 20 * (kEntryOverhead + 100);
+  MemoryBackend b(0, cap, &ev, 1);
+  uint64_t inserted = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string k = "k" + std::to_string(i), v(static_cast<size_t>((i * 53) % 400), 'x');
+    set(b, k, v);
+    inserted += charge(k, v);
+    ASSERT_LE(b.bytes(), cap);
+  }
+  EXPECT_GT(b.bytes(), cap - 600);  // full, give or take the last entry's room
+  EXPECT_EQ(ev.size.bytes + b.bytes(), inserted);
+  uint64_t left = 0;
+  for (int i = 0; i < 300; ++i) left += get(b, "k" + std::to_string(i), kT0).has_value();
+  EXPECT_EQ(left + ev.size.entries, 300u);
+  EXPECT_EQ(left, b.entries());
+}
+
+TEST(MemoryBackend, EvictionPrefersExpiredEntries) {
+  Events ev;
+  MemoryBackend b(10, 0, &ev, 1);
+  for (int i = 0; i < 10; ++i) set(b, "k" + std::to_string(i), "v", kT0, Expiry{kT0 + 5, kT0 + 5});
+  set(b, "new", "v", kT0 + 10);  // full: an expired entry makes the room
+  EXPECT_EQ(ev.size.calls, 0u);
+  EXPECT_GE(ev.expired.entries, 1u);
+  EXPECT_EQ(b.entries(), 11u - ev.expired.entries);
+}
+
+TEST(MemoryBackend, CapsSplitAcrossShardsNeverExceedTotal) {
+  for (uint64_t cap : {64u, 1000u, 1001u, 5000u}) {
+    MemoryBackend b(cap, 0);
+    EXPECT_GE(b.shard_count(), 1u);
+    EXPECT_LE(b.shard_count(), 16u);
+    EXPECT_LE(b.shard_count() * 64u, std::max<uint64_t>(cap, 64));
+    for (uint64_t i = 0; i < cap * 3; ++i) {
+      set(b, "k" + std::to_string(i), "v");
+      ASSERT_LE(b.entries(), cap);
+    }
+    EXPECT_GE(b.entries(), cap * 9 / 10) << cap;  // the split wastes little
+  }
+  EXPECT_EQ(MemoryBackend::default_shards(100000, 0), 16u);
+  EXPECT_EQ(MemoryBackend::default_shards(1000, 0), 8u);
+  EXPECT_EQ(MemoryBackend::default_shards(10, 0), 1u);
+  EXPECT_EQ(MemoryBackend::default_shards(0, 0), 16u);
+  EXPECT_EQ(MemoryBackend::default_shards(0, 4u << 20), 4u);
+  EXPECT_EQ(MemoryBackend::default_shards(0, 1000), 1u);
+  EXPECT_EQ(MemoryBackend(3, 0, nullptr, 16).shard_count(), 2u);  // never a shard without room
+}
+
+TEST(MemoryBackend, RefusesEntryLargerThanAShard) {
+  const uint64_t cap = 1000;
+  MemoryBackend b(0, cap, nullptr, 1);
+  std::string what;
+  std::string big(cap - kEntryOverhead, 'x');  // + the key's byte: one too many
+  EXPECT_EQ(status_of([&] { set(b, "k", big); }, &what), CM_ELIMIT);
+  EXPECT_NE(what.find("exceeds"), std::string::npos) << what;
+  EXPECT_EQ(b.entries(), 0u);
+  big.pop_back();
+  EXPECT_EQ(status_of([&] { set(b, "k", big); }), CM_OK);  // exactly the cap fits
+  EXPECT_EQ(b.bytes(), cap);
+  set(b, "k2", "");  // and evicts it to make room
+  EXPECT_EQ(b.entries(), 1u);
+  EXPECT_TRUE(get(b, "k2", kT0));
+}
+
+TEST(MemoryBackend, UriOptions) {
+  auto make = [](const char* uri) { return cm::make_memory_backend(cm::Uri::parse(uri), nullptr); };
+  auto dflt = make("memory://");
+  EXPECT_EQ(dflt->kind(), "memory");
+  EXPECT_EQ(dynamic_cast<MemoryBackend&>(*dflt).shard_count(), 16u);
+
+  // max_entries=5 holds 5; the front's options are accepted silently.
+  auto b = make("memory://?max_entries=5&max_bytes=1MiB&ttl_ms=5&max_entry_bytes=1000&sample=2&metrics=off"
+                "&load_timeout_ms=10&stale_ms=3");
+  for (int i = 0; i < 20; ++i) set(*b, "k" + std::to_string(i), "v");
+  EXPECT_EQ(b->entries(), 5u);
+  auto by_bytes = make("memory://?max_entries=0&max_bytes=2KiB");
+  for (int i = 0; i < 100; ++i) set(*by_bytes, "k" + std::to_string(i), "v");
+  EXPECT_LE(by_bytes->bytes(), 2048u);
+  EXPECT_EQ(by_bytes->entries(), 2048 / (kEntryOverhead + 3));
+  auto unbounded = make("memory://?max_entries=0");
+  for (int i = 0; i < 1000; ++i) set(*unbounded, "k" + std::to_string(i), "v");
+  EXPECT_EQ(unbounded->entries(), 1000u);
+
+  std::string what;
+  EXPECT_EQ(status_of([&] { make("memory://?max_entries=10&bogus_opt=1"); }, &what), CM_EINVAL);
+  EXPECT_NE(what.find("bogus_opt"), std::string::npos) << what;
+  EXPECT_EQ(status_of([&] { make("memory://somewhere?max_entries=10"); }, &what), CM_EINVAL);
+  EXPECT_NE(what.find("somewhere"), std::string::npos) << what;
+  EXPECT_EQ(status_of([&] { make("memory://?max_entries=-1"); }, &what), CM_EINVAL);
+  EXPECT_NE(what.find("max_entries"), std::string::npos) << what;
+  EXPECT_EQ(status_of([&] { make("memory://?max_entries=1000000001"); }), CM_EINVAL);
+  EXPECT_EQ(status_of([&] { make("memory://?max_entries=ten"); }), CM_EINVAL);
+  EXPECT_EQ(status_of([&] { make("memory://?max_bytes=12XB"); }, &what), CM_EINVAL);
+  EXPECT_NE(what.find("max_bytes"), std::string::npos) << what;
+  EXPECT_EQ(status_of([&] { make("memory://?max_entries=1000000000&max_bytes=1GiB"); }), CM_OK);
+}
+
+// ---- hit ratio: S3-FIFO against a plain LRU on deterministic traces
+
+namespace {
+
+// Zipf(alpha) over ranks [0, n) by inverse CDF; fixed seed, so the traces
+// (and the ratios) are the same on every run.
+class Zipf {
+ public:
+  Zipf(uint64_t n, double alpha, uint64_t seed) : rng_(seed), cdf_(n) {
+    double sum = 0;
+    for (uint64_t i = 0; i < n; ++i) cdf_[i] = sum += 1.0 / std::pow(static_cast<double>(i + 1), alpha);
+    for (double& c : cdf_) c /= sum;
+  }
+  uint64_t next() {
+    double u = static_cast<double>(rng_() >> 11) * 0x1p-53;
+    auto it = std::lower_bound(cdf_.begin(), cdf_.end(), u);
+    return std::min<uint64_t>(static_cast<uint64_t>(it - cdf_.begin()), cdf_.size() - 1);
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  std::vector<double> cdf_;
+};
+
+class Lru {
+ public:
+  explicit Lru(size_t cap) : cap_(cap) {}
+  bool access(uint64_t k) {
+    auto it = map_.find(k);
+    if (it != map_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return true;
+    }
+    if (map_.size() == cap_) {
+      map_.erase(order_.back());
+      order_.pop_back();
+    }
+    order_.push_front(k);
+    map_[k] = order_.begin();
+    return false;
+  }
+
+ private:
+  size_t cap_;
+  std::list<uint64_t> order_;
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> map_;
+};
+
+struct Ratios {
+  double lru, ours;
+};
+
+// Cache-aside replay: a miss is followed by a set.
+Ratios replay(const std::vector<uint64_t>& trace, size_t cap, unsigned shards) {
+  Lru lru(cap);
+  MemoryBackend b(cap, 0, nullptr, shards);
+  uint64_t lru_hits = 0, hits = 0;
+  for (uint64_t k : trace) {
+    lru_hits += lru.access(k);
+    std::string key = "key:" + std::to_string(k);
+    if (get(b, key, kT0)) ++hits;
+    else set(b, key, "value");
+  }
+  double n = static_cast<double>(trace.size());
+  return {static_cast<double>(lru_hits) / n, static_cast<double>(hits) / n};
+}
+
+}  // namespace
+
+TEST(MemoryBackendHitRatio, ZipfAtLeastLru) {
+  Zipf z(10000, 1.0, 42);
+  std::vector<uint64_t> trace(200000);
+  for (uint64_t& k : trace) k = z.next();
+  for (unsigned shards : {1u, 0u}) {
+    Ratios r = replay(trace, 500, shards);
+    EXPECT_GE(r.ours, r.lru) << "shards " << shards << ": S3-FIFO " << r.ours << " vs LRU " << r.lru;
+    std::printf("zipf 1.0, 500 of 10000 keys, shards %u: LRU %.4f S3-FIFO %.4f\n", shards, r.lru, r.ours);
+  }
+}
+
+TEST(MemoryBackendHitRatio, ScanPollutedBeatsLru) {
+  // Zipf(0.9) requests, with a sequential scan of never-repeated keys
+  // (2x the cache) after every 5000 of them.
+  Zipf z(10000, 0.9, 7);
+  std::vector<uint64_t> trace;
+  uint64_t scan_key = 1000000;
+  for (int block = 0; block < 40; ++block) {
+    for (int i = 0; i < 5000; ++i) trace.push_back(z.next());
+    for (int i = 0; i < 1000; ++i) trace.push_back(scan_key++);
+  }
+  for (unsigned shards : {1u, 0u}) {
+    Ratios r = replay(trace, 500, shards);
+    EXPECT_GE(r.ours, r.lru + 0.03) << "shards " << shards << ": S3-FIFO " << r.ours << " vs LRU " << r.lru;
+    std::printf("scan-polluted, 500 of 10000 keys, shards %u: LRU %.4f S3-FIFO %.4f\n", shards, r.lru, r.ours);
+  }
+}
