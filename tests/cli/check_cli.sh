@@ -43,7 +43,14 @@ grep -Eq '^[1-9][0-9]* operations in [0-9.]+ s' "$out" || fail "no total line"
 # Dumps.
 expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' \
   dump --seconds 0.2 --keys 1000
+promtool check metrics <"$out" || fail "promtool check metrics rejects the dump"
 expect_exit 0 '^# EOF$' dump --format openmetrics --seconds 0.2 --keys 1000
+/usr/bin/python3 -c '
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse
+names = {f.name for f in parse(open(sys.argv[1]).read())}
+assert "cachemeter_cache_hits" in names, names
+' "$out" || fail "the OpenMetrics dump does not parse or lacks cachemeter_cache_hits"
 expect_exit 0 '"cachemeter_cache_operation_duration_seconds"' dump --format json --seconds 0.2 --keys 1000
 /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert any(f["name"]=="cachemeter_cache_misses_total" for f in d["families"])' "$out" ||
   fail "the JSON dump does not parse or lacks cachemeter_cache_misses_total"
