@@ -110,16 +110,23 @@ inline void add(cm_series* s, uint64_t n) {
   if (s && n) cells::add_count(s->block, 1, n);
 }
 
-// 1 in `sample` operations per thread is timed.
-thread_local uint32_t t_sample_tick = 0;
+// 1 in `sample` operations per thread is timed: a countdown per thread (no
+// division, nothing shared), restarted from the sample rate of the cache
+// whose operation it timed, and cut to the current cache's rate.
+constinit thread_local uint32_t t_sample_countdown __attribute__((tls_model("initial-exec"))) = 0;
 
 class OpTimer {
  public:
   OpTimer(cm_cache& c, Op op) : c_(c) {
-    if (c.group && c.group->duration[static_cast<int>(op)]) {
-      if (c.opt.sample <= 1 || ++t_sample_tick % c.opt.sample == 0) {
+    if (c.group) {
+      // A countdown left by a cache with a sparser rate never delays this one.
+      if (t_sample_countdown > c.opt.sample) t_sample_countdown = c.opt.sample;
+      if (t_sample_countdown <= 1) {
+        t_sample_countdown = c.opt.sample;
         s_ = c.group->duration[static_cast<int>(op)];
-        t0_ = c.clock->now_ns();
+        if (s_) t0_ = c.clock->now_ns();
+      } else {
+        --t_sample_countdown;
       }
     }
   }
@@ -205,7 +212,7 @@ void store_loaded(cm_cache& c, const std::string& key, std::string_view value, i
     if (c.group) inc(c.group->rejected_too_large);
     return;
   }
-  int64_t now = c.clock->now_ms();
+  int64_t now = c.clock->coarse_ms();
   try {
     backend_call(c, Op::Set, [&] {
       c.backend->set(key, value, expiry_for(c, now, ttl_ms), now);
@@ -236,7 +243,7 @@ std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const c
   const Options& q = u.query;
   c->opt.default_ttl_ms = q.get_int("ttl_ms", 0, 0, int64_t{1} << 50);
   c->opt.max_entry_bytes = q.get_size("max_entry_bytes", c->opt.max_entry_bytes, 1, int64_t{1} << 40);
-  c->opt.sample = static_cast<uint32_t>(q.get_int("sample", 1, 1, 1000000));
+  c->opt.sample = static_cast<uint32_t>(q.get_int("sample", c->opt.sample, 1, 1000000));
   c->opt.metrics = q.get_bool("metrics", true) && env_metrics_enabled();
   c->opt.load_timeout_ms = q.get_int("load_timeout_ms", c->opt.load_timeout_ms, 1, int64_t{1} << 40);
   c->opt.stale_ms = q.get_int("stale_ms", 0, 0, int64_t{1} << 50);
@@ -255,7 +262,7 @@ std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const c
       g->members.push_back(c.get());
     }
     c->group = std::move(g);
-    take_snapshot(*c->group, c->clock->now_ms());
+    take_snapshot(*c->group, c->clock->coarse_ms());
   }
   return c;
 }
@@ -286,7 +293,7 @@ namespace cm {
 int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen) {
   check_key(key);
   OpTimer t(c, Op::Get);
-  int64_t now = c.clock->now_ms();
+  int64_t now = c.clock->coarse_ms();
   tick_window(c, now);
   Fetched f;
   bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
@@ -310,7 +317,7 @@ int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t t
     throw Error(CM_ELIMIT, "entry of " + std::to_string(key.size() + val.size()) + " bytes exceeds max_entry_bytes=" +
                                std::to_string(c.opt.max_entry_bytes));
   }
-  int64_t now = c.clock->now_ms();
+  int64_t now = c.clock->coarse_ms();
   tick_window(c, now);
   backend_call(c, Op::Set, [&] {
     c.backend->set(key, val, expiry_for(c, now, ttl_ms), now);
@@ -323,7 +330,7 @@ int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t t
 int cache_delete(cm_cache& c, std::string_view key) {
   check_key(key);
   OpTimer t(c, Op::Delete);
-  int64_t now = c.clock->now_ms();
+  int64_t now = c.clock->coarse_ms();
   bool found = backend_call(c, Op::Delete, [&] { return c.backend->del(key, now); });
   if (c.group) inc(c.group->deletes);
   return found ? CM_OK : CM_MISS;
@@ -340,7 +347,7 @@ int cache_clear(cm_cache& c) {
 int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void* ctx, int64_t ttl_ms, void** val,
                       size_t* vlen) {
   check_key(key);
-  int64_t now = c.clock->now_ms();
+  int64_t now = c.clock->coarse_ms();
   tick_window(c, now);
   Fetched f;
   {
@@ -409,7 +416,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
   bool loaded_meanwhile = false;
   if (!stale) {
     Fetched again;
-    int64_t now2 = c.clock->now_ms();
+    int64_t now2 = c.clock->coarse_ms();
     bool found = false;
     try {
       found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now2, &again); });
@@ -506,7 +513,7 @@ double series_quantile(cm_series* s, double q, uint64_t* count) {
 }  // namespace
 
 std::string cache_stats_json(cm_cache& c) {
-  int64_t now = c.clock->now_ms();
+  int64_t now = c.clock->coarse_ms();
   OutBuf out;
   out.append("{\"cache\":");
   append_json_string(out, c.name);
@@ -591,7 +598,7 @@ void cache_reset_stats(cm_cache& c) {
     c.group->window.snaps.clear();
     c.group->window.next_ms.store(0, std::memory_order_relaxed);
   }
-  take_snapshot(*c.group, c.clock->now_ms());
+  take_snapshot(*c.group, c.clock->coarse_ms());
 }
 
 }  // namespace cm

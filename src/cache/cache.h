@@ -27,7 +27,7 @@ const char* op_name(Op op);
 struct FrontOptions {
   int64_t default_ttl_ms = 0;  // 0: never expires
   int64_t max_entry_bytes = int64_t{1} << 20;
-  uint32_t sample = 1;
+  uint32_t sample = 16;  // time 1 in 16 operations (two precise clock reads cost ~50 ns)
   bool metrics = true;
   int64_t load_timeout_ms = 30000;
   int64_t stale_ms = 0;

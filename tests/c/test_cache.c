@@ -27,7 +27,7 @@ static double metric(cm_registry *reg, const char *family, const char *name, con
 
 static void get_set_delete_clear(void **state) {
   cm_registry *reg = *state;
-  cm_cache *c = open_ok(reg, "users", "memory://?max_entries=100");
+  cm_cache *c = open_ok(reg, "users", "memory://?max_entries=100&sample=1");
   void *v = (void *)1;
   size_t n = 99;
   assert_status(cm_cache_get(c, K("alice"), &v, &n), CM_MISS);
@@ -256,7 +256,7 @@ static void get_or_load(void **state) {
 
 static void stats_json_and_reset(void **state) {
   cm_registry *reg = *state;
-  cm_cache *c = open_ok(reg, "stats", "memory://");
+  cm_cache *c = open_ok(reg, "stats", "memory://?sample=1");
   void *v = NULL;
   size_t n = 0;
   assert_status(cm_cache_set(c, K("a"), K("1"), 0), CM_OK);
@@ -283,6 +283,18 @@ static void stats_json_and_reset(void **state) {
   assert_contains(json, "\"hit_ratio\":null");
   assert_contains(json, "\"entries\":1,"); /* entries stay */
   cm_free(json);
+  cm_cache_close(c);
+}
+
+/* By default 1 in 16 operations is timed; counts are exact. */
+static void default_sampling(void **state) {
+  cm_cache *c = open_ok(*state, "sampled", "memory://");
+  void *v = NULL;
+  size_t n = 0;
+  for (int i = 0; i < 1600; ++i) assert_status(cm_cache_get(c, K("x"), &v, &n), CM_MISS);
+  assert_double_exact(metric(*state, "cachemeter_cache_misses_total", "sampled", NULL), 1600);
+  assert_double_exact(
+      metric(*state, "cachemeter_cache_operation_duration_seconds_count", "sampled", "op=\"get\""), 100);
   cm_cache_close(c);
 }
 
@@ -369,6 +381,7 @@ int main(void) {
       T(eviction_by_entries),
       T(get_or_load),
       T(stats_json_and_reset),
+      T(default_sampling),
       T(shared_names_and_metrics_off),
       T(prefix_and_default_registry),
       T(series_cap),
