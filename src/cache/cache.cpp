@@ -408,7 +408,39 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     return CM_OK;
   }
 
-  // The leader: run the loader, publish its result, wake the waiters.
+  // The leader: run the loader, publish its result, wake the waiters. If
+  // anything below throws (out of memory, a failing backend), the guard still
+  // completes the flight, so waiters never wait for a load nobody runs.
+  struct LeaderGuard {
+    cm_cache& c;
+    const std::string& k;
+    Flight& f;
+    bool published = false;
+    void publish(int status, const std::string& errmsg, const std::string* value) {
+      {
+        std::lock_guard<std::mutex> lk(c.flights_mu);
+        c.flights.erase(k);
+      }
+      {
+        std::lock_guard<std::mutex> lk(f.mu);
+        f.status = status;
+        f.errmsg = errmsg;
+        if (value) f.value = *value;
+        f.done = true;
+      }
+      f.cv.notify_all();
+      published = true;
+    }
+    ~LeaderGuard() {
+      if (!published) {
+        try {
+          publish(CM_EBACKEND, "the caller loading this key failed before finishing", nullptr);
+        } catch (...) {
+        }
+      }
+    }
+  } guard{c, k, *flight};
+
   int status = CM_OK;
   std::string value, errmsg;
   // A load may have finished between our lookup and our becoming the leader
@@ -417,24 +449,15 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
   if (!stale) {
     Fetched again;
     int64_t now2 = c.clock->coarse_ms();
-    bool found = false;
-    try {
-      found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now2, &again); });
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(c.flights_mu);
-      c.flights.erase(k);
-      std::lock_guard<std::mutex> flk(flight->mu);
-      flight->status = CM_EBACKEND;
-      flight->errmsg = "the lookup before loading failed";
-      flight->done = true;
-      flight->cv.notify_all();
-      throw;
-    }
+    bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now2, &again); });
+    struct Free {
+      void* p;
+      ~Free() { std::free(p); }
+    } free_again{again.data};
     if (found && now2 < again.fresh_until_ms) {
       value.assign(static_cast<const char*>(again.data), again.len);
       loaded_meanwhile = true;
     }
-    std::free(again.data);
   }
   if (!loaded_meanwhile) {
     OpTimer t(c, Op::Load);
@@ -464,18 +487,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     if (c.group) inc(status == CM_OK ? c.group->loads_ok : c.group->loads_error);
     if (status == CM_OK) store_loaded(c, k, value, ttl_ms);
   }
-  {
-    std::lock_guard<std::mutex> lk(c.flights_mu);
-    c.flights.erase(k);
-  }
-  {
-    std::lock_guard<std::mutex> lk(flight->mu);
-    flight->status = status;
-    flight->errmsg = errmsg;
-    if (status == CM_OK) flight->value = value;
-    flight->done = true;
-  }
-  flight->cv.notify_all();
+  guard.publish(status, errmsg, status == CM_OK ? &value : nullptr);
 
   if (status != CM_OK) {
     if (stale) return give_stale();  // a failed refresh keeps the stale value
