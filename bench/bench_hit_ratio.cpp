@@ -21,31 +21,18 @@
 #include <vector>
 
 #include "backends/memory.h"
+#include "traces.h"
 
 namespace {
+
+using cmsim::Lru;
+using cmsim::Zipf;
 
 constexpr uint64_t kKeySpace = 100000;
 constexpr size_t kRequests = 1000000;
 constexpr int64_t kNow = 1000000;
 
 // Zipf(alpha) over ranks [0, n) by inverse CDF, fixed seed.
-class Zipf {
- public:
-  Zipf(uint64_t n, double alpha, uint64_t seed) : rng_(seed), cdf_(n) {
-    double sum = 0;
-    for (uint64_t i = 0; i < n; ++i) cdf_[i] = sum += 1.0 / std::pow(static_cast<double>(i + 1), alpha);
-    for (double& c : cdf_) c /= sum;
-  }
-  uint64_t next() {
-    double u = static_cast<double>(rng_() >> 11) * 0x1p-53;
-    auto it = std::lower_bound(cdf_.begin(), cdf_.end(), u);
-    return std::min<uint64_t>(static_cast<uint64_t>(it - cdf_.begin()), cdf_.size() - 1);
-  }
-
- private:
-  std::mt19937_64 rng_;
-  std::vector<double> cdf_;
-};
 
 std::vector<uint64_t> zipf_trace(double alpha, uint64_t seed) {
   Zipf z(kKeySpace, alpha, seed);
@@ -69,29 +56,6 @@ std::vector<uint64_t> scan_trace() {
   return t;
 }
 
-class Lru {
- public:
-  explicit Lru(size_t cap) : cap_(cap) { map_.reserve(cap * 2); }
-  bool access(uint64_t k) {
-    auto it = map_.find(k);
-    if (it != map_.end()) {
-      order_.splice(order_.begin(), order_, it->second);
-      return true;
-    }
-    if (map_.size() == cap_) {
-      map_.erase(order_.back());
-      order_.pop_back();
-    }
-    order_.push_front(k);
-    map_[k] = order_.begin();
-    return false;
-  }
-
- private:
-  size_t cap_;
-  std::list<uint64_t> order_;
-  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> map_;
-};
 
 // "key:<n>" in a caller's buffer.
 std::string_view key_text(char (&buf)[32], uint64_t k) {

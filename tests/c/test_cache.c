@@ -4,6 +4,7 @@
  * ratio windows) is tested with a manual clock in tests/cpp. */
 #include "cmtest.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,68 @@ static void get_or_load(void **state) {
   cm_cache_close(c);
 }
 
+/* CM_ETIMEOUT: a second caller gives up on a load that another thread holds. */
+struct held_loader {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, released;
+};
+
+static int holding_loader(void *ctx, const void *key, size_t klen, void **val, size_t *vlen) {
+  struct held_loader *h = ctx;
+  (void)key, (void)klen;
+  pthread_mutex_lock(&h->mu);
+  h->entered = 1;
+  pthread_cond_broadcast(&h->cv);
+  while (!h->released) pthread_cond_wait(&h->cv, &h->mu);
+  pthread_mutex_unlock(&h->mu);
+  *val = cm_alloc(2);
+  memcpy(*val, "ok", 2);
+  *vlen = 2;
+  return CM_OK;
+}
+
+struct leader_args {
+  cm_cache *c;
+  struct held_loader *h;
+  int rc;
+};
+
+static void *leader_thread(void *p) {
+  struct leader_args *a = p;
+  void *v = NULL;
+  size_t n = 0;
+  a->rc = cm_cache_get_or_load(a->c, K("slow"), holding_loader, a->h, 0, &v, &n);
+  cm_free(v);
+  return NULL;
+}
+
+static void get_or_load_timeout(void **state) {
+  cm_cache *c = open_ok(*state, "timeouts", "memory://?load_timeout_ms=20");
+  struct held_loader h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  struct leader_args a = {c, &h, -100};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, leader_thread, &a), 0);
+  pthread_mutex_lock(&h.mu);
+  while (!h.entered) pthread_cond_wait(&h.cv, &h.mu);
+  pthread_mutex_unlock(&h.mu);
+  /* The loader is held until released below: this caller must time out. */
+  void *v = (void *)1;
+  size_t n = 7;
+  assert_status(cm_cache_get_or_load(c, K("slow"), holding_loader, &h, 0, &v, &n), CM_ETIMEOUT);
+  assert_null(v);
+  assert_int_equal(n, 0);
+  assert_contains(cm_errmsg(), "load_timeout_ms=20");
+  pthread_mutex_lock(&h.mu);
+  h.released = 1;
+  pthread_cond_broadcast(&h.cv);
+  pthread_mutex_unlock(&h.mu);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_status(a.rc, CM_OK);
+  assert_double_exact(metric(*state, "cachemeter_cache_load_wait_timeouts_total", "timeouts", NULL), 1);
+  cm_cache_close(c);
+}
+
 static void stats_json_and_reset(void **state) {
   cm_registry *reg = *state;
   cm_cache *c = open_ok(reg, "stats", "memory://?sample=1");
@@ -380,6 +443,7 @@ int main(void) {
       T(huge_values),
       T(eviction_by_entries),
       T(get_or_load),
+      T(get_or_load_timeout),
       T(stats_json_and_reset),
       T(default_sampling),
       T(shared_names_and_metrics_off),
