@@ -10,7 +10,10 @@ packages=(
   binutils                                       # nm, readelf: the ABI tests
   libcmocka-dev libgtest-dev                     # C and C++ unit tests
   libbenchmark-dev prometheus-cpp-dev            # benchmarks and their baseline
-  prometheus                                     # promtool: the conformance tests
+  libmicrohttpd-dev zlib1g-dev                   # the HTTP endpoint (gzip via zlib)
+  prometheus                                     # promtool, and the real Prometheus the HTTP tests start
+  openssl                                        # self-signed certificates for the TLS tests
+  wrk                                            # the HTTP benchmark
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
 )
 

@@ -29,6 +29,7 @@ struct Args {
   std::string uri;  // empty: each demo cache's own memory:// URI
   std::string format = "prometheus";
   bool quiet = false;
+  std::string listen = "127.0.0.1:9464";  // empty: no HTTP endpoint
 };
 
 const char* kDemoHelp =
@@ -45,6 +46,8 @@ const char* kDemoHelp =
     "  --keys N      size of the key space (default 100000; 10 .. 100000000)\n"
     "  --zipf S      Zipf exponent of the key popularity (default 1.0; 0 .. 3)\n"
     "  --uri URI     open every cache over URI instead of its own memory:// URI\n"
+    "  --listen ADDR serve /metrics, /metrics.json and /health on ADDR while it\n"
+    "                runs (default 127.0.0.1:9464; port 0 picks one; \"off\": none)\n"
     "  --quiet       no progress line\n"
     "  -h, --help    this text\n";
 
@@ -86,6 +89,7 @@ Args parse_args(int argc, char** argv, int first, bool dump) {
   if (dump) {
     a.seconds = 1;
     a.quiet = true;
+    a.listen.clear();
   }
   for (int i = first; i < argc; ++i) {
     std::string o = argv[i];
@@ -106,6 +110,9 @@ Args parse_args(int argc, char** argv, int first, bool dump) {
       a.zipf = parse_number("--zipf", value(), 0, 3, help);
     } else if (o == "--uri") {
       a.uri = value();
+    } else if (!dump && o == "--listen") {
+      a.listen = value();
+      if (a.listen == "off") a.listen.clear();
     } else if (o == "--quiet") {
       a.quiet = true;
     } else if (dump && o == "--format") {
@@ -193,6 +200,7 @@ std::string fmt_seconds(double s) {
 
 struct Run {
   cm_registry* reg = nullptr;
+  cm_server* server = nullptr;
   std::vector<DemoCache*> caches;
   uint64_t total_ops = 0;
   double elapsed = 0;
@@ -211,6 +219,14 @@ Run run_workload(const Args& a) {
     rc = cm_cache_open(&d.cache, run.reg, d.name, a.uri.empty() ? d.uri : a.uri.c_str());
     if (rc != CM_OK) die((std::string("opening cache ") + d.name).c_str(), rc);
     run.caches.push_back(&d);
+  }
+  if (!a.listen.empty()) {
+    rc = cm_server_start(&run.server, run.reg, a.listen.c_str(), nullptr);
+    if (rc != CM_OK) die("starting the HTTP endpoint (--listen ADDR to move it, --listen off for none)", rc);
+    std::printf("serving http://%s:%d/metrics  /metrics.json  /health\n",
+                a.listen.rfind(':') == 0 ? "127.0.0.1" : a.listen.substr(0, a.listen.rfind(':')).c_str(),
+                cm_server_port(run.server));
+    std::fflush(stdout);
   }
   int total_weight = 0;
   for (DemoCache* d : run.caches) total_weight += d->weight;
@@ -295,6 +311,8 @@ Run run_workload(const Args& a) {
 }
 
 void close_run(Run& run) {
+  cm_server_stop(run.server);
+  run.server = nullptr;
   for (DemoCache* d : run.caches) {
     cm_cache_close(d->cache);
     d->cache = nullptr;

@@ -5,5 +5,6 @@
 #include "common.h"
 #include "metrics.h"
 #include "cache.h"
+#include "server.h"
 
 #endif /* CACHEMETER_H */

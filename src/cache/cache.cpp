@@ -248,6 +248,11 @@ std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const c
   c->opt.load_timeout_ms = q.get_int("load_timeout_ms", c->opt.load_timeout_ms, 1, int64_t{1} << 40);
   c->opt.stale_ms = q.get_int("stale_ms", 0, 0, int64_t{1} << 50);
   c->backend = make_backend(u, c.get());
+  {
+    std::lock_guard<std::mutex> lk(reg->health_mu);
+    Backend* b = c->backend.get();
+    reg->health[c.get()] = cm_registry::HealthCheck{n, std::string(b->kind()), [b] { return b->health(); }};
+  }
 
   if (c->opt.metrics) {
     GroupKey key{reg, n, std::string(c->backend->kind())};
@@ -275,6 +280,10 @@ void cm_cache::on_evict(cm::EvictReason why, uint64_t entries, uint64_t) {
 }
 
 cm_cache::~cm_cache() {
+  if (reg && backend) {
+    std::lock_guard<std::mutex> lk(reg->health_mu);
+    reg->health.erase(this);
+  }
   if (group) {
     {
       std::lock_guard<std::mutex> lk(group->members_mu);

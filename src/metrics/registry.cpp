@@ -376,6 +376,14 @@ void remove_collector(cm_registry& r, const void* owner) {
   r.collectors.erase(owner);
 }
 
+std::unique_ptr<std::unordered_set<const cm_family*>> select_families(const cm_registry& r, const NameFilter* names) {
+  if (!names || names->empty()) return nullptr;
+  auto keep = std::make_unique<std::unordered_set<const cm_family*>>();
+  for (const std::string& n : *names)
+    if (auto it = r.sample_names.find(n); it != r.sample_names.end()) keep->insert(it->second);
+  return keep;
+}
+
 void run_collectors(cm_registry& r) {
   std::lock_guard<std::mutex> g(r.collectors_mu);
   for (auto& [owner, fn] : r.collectors) fn();

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "metrics/cells.h"
@@ -105,6 +106,14 @@ struct cm_registry {
   // held elsewhere (a cache's entries and bytes). Keyed by their owner.
   std::mutex collectors_mu;
   std::map<const void*, std::function<void()>> collectors;
+  // Health of what reports into this registry (each open cache's backend),
+  // for the HTTP endpoint's /health. Keyed by their owner.
+  struct HealthCheck {
+    std::string cache, backend;
+    std::function<int()> check;  // CM_OK when healthy
+  };
+  std::mutex health_mu;
+  std::map<const void*, HealthCheck> health;
 
   ~cm_registry();
 };
@@ -138,8 +147,13 @@ void run_collectors(cm_registry& r);
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk);
 
 // Exposition; the caller holds nothing, the renderer takes the locks.
-void render_text(cm_registry& r, OutBuf& out, bool openmetrics);
-void render_json(cm_registry& r, OutBuf& out);
+// names: when not null and not empty, only the families one of whose exposed
+// names (family name, OpenMetrics name, any sample name) is listed.
+using NameFilter = std::vector<std::string>;
+void render_text(cm_registry& r, OutBuf& out, bool openmetrics, const NameFilter* names = nullptr);
+void render_json(cm_registry& r, OutBuf& out, const NameFilter* names = nullptr);
+// The families a filter selects (nullptr: all). Requires the registry mutex.
+std::unique_ptr<std::unordered_set<const cm_family*>> select_families(const cm_registry& r, const NameFilter* names);
 
 // Prometheus-style quantile estimate from cumulative bucket counts (cum has
 // bounds.size() + 1 entries, the last one the +Inf bucket). NaN when empty.

@@ -46,7 +46,7 @@ double histogram_quantile(double q, const std::vector<double>& bounds, const uin
   return lower + (upper - lower) * ((rank - static_cast<double>(below)) / static_cast<double>(in));
 }
 
-void render_json(cm_registry& r, OutBuf& out) {
+void render_json(cm_registry& r, OutBuf& out, const NameFilter* names) {
   run_collectors(r);
   std::lock_guard<std::mutex> g(r.mu);
   size_t& hint = r.last_render_bytes[2];
@@ -55,7 +55,9 @@ void render_json(cm_registry& r, OutBuf& out) {
   std::vector<uint64_t> payload, cum;
   out.append("{\"families\":[");
   bool first_family = true;
+  auto keep = select_families(r, names);
   for (const auto& [key, fp] : r.families) {
+    if (keep && !keep->count(fp.get())) continue;
     cm_family& f = *fp;
     if (!first_family) out.push(',');
     first_family = false;

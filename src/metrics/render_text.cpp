@@ -85,7 +85,7 @@ void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf
 
 }  // namespace
 
-void render_text(cm_registry& r, OutBuf& out, bool om) {
+void render_text(cm_registry& r, OutBuf& out, bool om, const NameFilter* names) {
   run_collectors(r);
   std::lock_guard<std::mutex> g(r.mu);
   size_t& hint = r.last_render_bytes[om ? 1 : 0];
@@ -93,7 +93,9 @@ void render_text(cm_registry& r, OutBuf& out, bool om) {
   cells::Space& space = cells::Space::get();
   OutBuf labels;
   std::vector<uint64_t> payload;
+  auto keep = select_families(r, names);
   for (const auto& [key, fp] : r.families) {
+    if (keep && !keep->count(fp.get())) continue;
     cm_family& f = *fp;
     std::string_view fname = om ? f.om_name() : std::string_view(f.name);
     if (!f.help.empty()) {

@@ -58,7 +58,7 @@ esac
 # ---- the installed tree
 step "checking the installed tree"
 includedir="$prefix/${CM_INCLUDEDIR:-include}"
-for h in cachemeter.h common.h metrics.h cache.h; do
+for h in cachemeter.h common.h metrics.h cache.h server.h; do
   [[ -f "$includedir/cachemeter/$h" ]] || fail "missing header $includedir/cachemeter/$h"
 done
 # The SONAME chain: the development link, the SONAME link, the real file.

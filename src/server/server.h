@@ -1,0 +1,33 @@
+// The embedded HTTP endpoint (only built with CM_WITH_HTTP).
+#pragma once
+
+#include <cachemeter/server.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+struct MHD_Daemon;
+
+struct cm_server {
+  cm_registry* reg = nullptr;
+  MHD_Daemon* daemon = nullptr;
+  int port = -1;
+  std::chrono::steady_clock::time_point started;
+  std::string token, user, password;
+  std::string tls_cert, tls_key;  // PEM, kept for the daemon's lifetime
+  cm_family* requests = nullptr;
+  cm_family* durations = nullptr;
+
+  cm_server() = default;
+  cm_server(const cm_server&) = delete;
+  cm_server& operator=(const cm_server&) = delete;
+  ~cm_server();  // stops the daemon: closes every connection, joins its threads
+};
+
+namespace cm {
+
+// Starts a server (throws Error). reg NULL: the default registry.
+std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, const char* options);
+
+}  // namespace cm
