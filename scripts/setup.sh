@@ -11,6 +11,7 @@ packages=(
   libcmocka-dev libgtest-dev                     # C and C++ unit tests
   libbenchmark-dev prometheus-cpp-dev            # benchmarks and their baseline
   libmicrohttpd-dev zlib1g-dev                   # the HTTP endpoint (gzip via zlib)
+  libsqlite3-dev sqlite3                         # the sqlite:// backend and metrics persistence; the shell for tests
   prometheus                                     # promtool, and the real Prometheus the HTTP tests start
   openssl                                        # self-signed certificates for the TLS tests
   wrk curl                                       # the HTTP benchmark

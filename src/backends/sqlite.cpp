@@ -1,0 +1,1 @@
+// Placeholder: the sqlite:// backend is being written (see sqlite.h).

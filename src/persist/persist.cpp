@@ -1,0 +1,1 @@
+// Placeholder: registry persistence is being written (see persist.h).
