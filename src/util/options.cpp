@@ -88,6 +88,13 @@ bool Options::has(std::string_view key) const {
   return false;
 }
 
+bool Options::add_default(std::string_view key, std::string_view value) {
+  if (has(key)) return false;
+  items_.emplace_back(std::string(key), std::string(value));
+  raw_.emplace_back(value);
+  return true;
+}
+
 std::string Options::get(std::string_view key, std::string_view fallback) const {
   for (const auto& kv : items_)
     if (kv.first == key) return kv.second;

@@ -22,6 +22,8 @@ class Options {
   void check_known(const std::vector<std::string_view>& known) const;
 
   bool has(std::string_view key) const;
+  // Adds key=value (already decoded) unless key is present; true if added.
+  bool add_default(std::string_view key, std::string_view value);
   // The value, or fallback when absent.
   std::string get(std::string_view key, std::string_view fallback) const;
   // An integer in [lo, hi], or fallback when absent; throws for bad values.
