@@ -31,6 +31,21 @@
  *                      least 1 MiB of a byte cap); an entry larger than one
  *                      shard's share is refused with CM_ELIMIT.
  * Both caps 0: unbounded.
+ * sqlite:///abs/path.db?... or sqlite://relative.db?... (relative to the
+ * working directory at open; builds with CM_WITH_SQLITE) keeps entries in a
+ * WAL-mode SQLite file that threads and processes on one host share:
+ *   namespace=NAME     the cache's share of the file (default: the cache's
+ *                      name), so several caches can use one file.
+ *   max_entries=N      as for memory:// (default 100000; 0 = no cap).
+ *   max_bytes=S        keys + values + 64 bytes per entry; default 0 = no cap.
+ *                      When a set would pass a cap, the entries expiring
+ *                      soonest go first, then the oldest written.
+ *   busy_timeout_ms=N  wait for another writer's lock (default 5000), then
+ *                      CM_ETIMEOUT.
+ *   synchronous=normal|full  durability of commits (default normal).
+ *   mmap_mb=N          read up to N MiB of the file through mmap (default 0).
+ * A file that is not SQLite is CM_ECORRUPT (and left untouched); one that
+ * cannot be opened or written, CM_EUNAVAILABLE; a full disk, CM_EBACKEND.
  * Unknown options are CM_EINVAL with the option's name in cm_errmsg().
  *
  * Thread-safety: every function may be called concurrently on one handle,

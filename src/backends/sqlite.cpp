@@ -1,1 +1,660 @@
-// Placeholder: the sqlite:// backend is being written (see sqlite.h).
+// The sqlite:// backend. Interface and options: sqlite.h.
+//
+// Schema (user_version 1):
+//   cm_entries(ns, key, value, fresh_until, keep_until, written)
+//     PRIMARY KEY (ns, key), WITHOUT ROWID: a get is one b-tree descent that
+//     lands on the value, with no rowid indirection.
+//   cm_entries_expiry ON cm_entries(ns, keep_until, written)
+//     serves both the incremental purge (expired rows come first) and the
+//     eviction order, so a set maintains one index, not two.
+//   cm_stats(ns PRIMARY KEY, entries, bytes, seq) WITHOUT ROWID
+//     one row per namespace, updated in the same transaction as the rows it
+//     counts: entries()/bytes() stay exact across connections and processes
+//     without a COUNT(*). seq numbers writes: `written` of a row.
+//
+// Eviction order (when a set would exceed max_entries or max_bytes): the
+// first row of the expiry index, that is the row that expires soonest (an
+// already expired row first, reported as Expired; otherwise as Size), ties
+// and rows that never expire by oldest write. With one TTL for a cache this
+// is FIFO. Besides, every set deletes up to kPurgeRows rows past keep_until
+// (Expired), and a get or del that finds its row past keep_until deletes it.
+//
+// Connections: a pool, one connection per concurrent caller (created on
+// demand, kept until the backend closes), each with its statements prepared
+// once; private page caches (no shared-cache mode). Writes run in BEGIN
+// IMMEDIATE transactions: the write lock is taken up front, so two writers
+// never deadlock upgrading read locks, and waiting for it is bounded by
+// busy_timeout_ms. Reads are single statements (WAL: never blocked by a
+// writer). Only the first connection may create the file: a pool connection
+// opened after the file was removed fails instead of starting a new, empty
+// database beside the open one.
+//
+// Time: now_ms comes from the front's monotonic clock, which restarts at boot
+// and which a test may replace. The file stores wall-clock times (Unix ms):
+// each backend maps its front's clock to the wall clock with an offset taken
+// at its first call, so processes sharing the file (and a process after a
+// reboot) agree on when a row expires, to within their clocks' agreement.
+#include "backends/sqlite.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "api/error.h"
+#include "util/uri.h"
+
+namespace cm {
+namespace {
+
+constexpr int kPurgeRows = 4;
+
+const char* const kSchema =
+    "CREATE TABLE IF NOT EXISTS cm_entries("
+    " ns TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,"
+    " fresh_until INTEGER NOT NULL, keep_until INTEGER NOT NULL, written INTEGER NOT NULL,"
+    " PRIMARY KEY (ns, key)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS cm_entries_expiry ON cm_entries(ns, keep_until, written);"
+    "CREATE TABLE IF NOT EXISTS cm_stats("
+    " ns TEXT PRIMARY KEY, entries INTEGER NOT NULL, bytes INTEGER NOT NULL, seq INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "PRAGMA user_version = 1;";
+
+enum StmtId {
+  kGet,
+  kDelKey,
+  kDelExpiredKey,
+  kPurge,
+  kEvictOne,
+  kInsert,
+  kStatsGet,
+  kStatsPut,
+  kClear,
+  kBegin,
+  kCommit,
+  kRollback,
+  kStmtCount
+};
+
+// Deleted rows return their charge less the overhead: length(key)+length(value).
+const char* const kSql[kStmtCount] = {
+    "SELECT value, fresh_until, keep_until FROM cm_entries WHERE ns = ?1 AND key = ?2",
+    "DELETE FROM cm_entries WHERE ns = ?1 AND key = ?2 RETURNING length(key) + length(value), keep_until",
+    "DELETE FROM cm_entries WHERE ns = ?1 AND key = ?2 AND keep_until <= ?3 RETURNING length(key) + length(value)",
+    "DELETE FROM cm_entries WHERE ns = ?1 AND key IN (SELECT key FROM cm_entries WHERE ns = ?1 AND "
+    "keep_until <= ?2 ORDER BY keep_until LIMIT ?3) RETURNING length(key) + length(value)",
+    "DELETE FROM cm_entries WHERE ns = ?1 AND key = (SELECT key FROM cm_entries WHERE ns = ?1 "
+    "ORDER BY keep_until, written LIMIT 1) RETURNING length(key) + length(value), keep_until",
+    "INSERT INTO cm_entries(ns, key, value, fresh_until, keep_until, written) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "SELECT entries, bytes, seq FROM cm_stats WHERE ns = ?1",
+    "INSERT INTO cm_stats(ns, entries, bytes, seq) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(ns) DO UPDATE SET "
+    "entries = excluded.entries, bytes = excluded.bytes, seq = excluded.seq",
+    "DELETE FROM cm_entries WHERE ns = ?1",
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+};
+
+int status_for(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return CM_ETIMEOUT;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+    case SQLITE_FORMAT:
+    case SQLITE_SCHEMA: return CM_ECORRUPT;
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return CM_EUNAVAILABLE;
+    case SQLITE_NOMEM: return CM_ENOMEM;
+    default: return CM_EBACKEND;  // SQLITE_FULL, SQLITE_IOERR, ...
+  }
+}
+
+[[noreturn]] void fail(int rc, sqlite3* db, const std::string& path, const char* what) {
+  std::string msg = "sqlite backend: " + path + ": " + what + ": ";
+  const char* detail = db ? sqlite3_errmsg(db) : nullptr;
+  msg += detail ? detail : sqlite3_errstr(rc);
+  if ((rc & 0xff) == SQLITE_BUSY) msg += " (busy_timeout_ms expired)";
+  throw Error(status_for(rc), msg);
+}
+
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalize {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+
+// Empty blobs must be bound with a non-null pointer (null binds SQL NULL).
+inline int bind_bytes(sqlite3_stmt* s, int i, std::string_view b) {
+  return sqlite3_bind_blob64(s, i, b.empty() ? "" : b.data(), b.size(), SQLITE_STATIC);
+}
+inline int bind_text(sqlite3_stmt* s, int i, std::string_view t) {
+  return sqlite3_bind_text64(s, i, t.empty() ? "" : t.data(), t.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+// Resets a statement when a use of it ends (ending its implicit read
+// transaction), whatever path leaves the scope.
+struct Reset {
+  sqlite3_stmt* s;
+  ~Reset() { sqlite3_reset(s); }
+};
+
+struct Tally {
+  uint64_t size_n = 0, size_b = 0, exp_n = 0, exp_b = 0;
+  void add(bool expired, uint64_t b) {
+    (expired ? exp_n : size_n) += 1;
+    (expired ? exp_b : size_b) += b;
+  }
+};
+
+}  // namespace
+
+struct SqliteBackend::Conn {
+  std::unique_ptr<sqlite3, DbClose> db;
+  std::unique_ptr<sqlite3_stmt, StmtFinalize> st[kStmtCount];
+  const std::string* path;
+
+  [[noreturn]] void fail(int rc, const char* what) const { cm::fail(rc, db.get(), *path, what); }
+  void check(int rc, const char* what) const {
+    if (rc != SQLITE_OK) [[unlikely]]
+      fail(rc, what);
+  }
+  void exec(const char* sql, const char* what) const { check(sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr), what); }
+  sqlite3_stmt* stmt(StmtId id) const { return st[id].get(); }
+  // Steps s: true for a row, false when done; throws for errors.
+  bool step(sqlite3_stmt* s, const char* what) const {
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(rc, what);
+  }
+  void run(StmtId id, const char* what) const {
+    sqlite3_stmt* s = stmt(id);
+    Reset r{s};
+    step(s, what);
+  }
+};
+
+// Connections not in use. Grows to the number of threads calling at once.
+class SqliteBackend::Pool {
+ public:
+  Pool(const SqliteOptions& opt) : opt_(opt) {}
+
+  std::unique_ptr<Conn> take() {
+    {
+      std::lock_guard lock(mu_);
+      if (!free_.empty()) {
+        auto c = std::move(free_.back());
+        free_.pop_back();
+        return c;
+      }
+    }
+    return open(false);
+  }
+  void give(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(mu_);
+    free_.push_back(std::move(c));
+  }
+
+  std::unique_ptr<Conn> open(bool create) {
+    auto c = std::make_unique<Conn>();
+    c->path = &opt_.path;
+    sqlite3* raw = nullptr;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE | SQLITE_OPEN_EXRESCODE;
+    if (create) flags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(opt_.path.c_str(), &raw, flags, nullptr);
+    c->db.reset(raw);
+    if (rc != SQLITE_OK) c->fail(rc, "cannot open");
+    sqlite3_busy_timeout(raw, opt_.busy_timeout_ms);
+    // The first statement reads the header: a file that is not SQLite fails
+    // here (SQLITE_NOTADB), before anything is written to it.
+    c->exec("PRAGMA journal_mode = WAL", "cannot set WAL mode");
+    c->exec(opt_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", "pragma synchronous");
+    if (opt_.mmap_mb > 0)
+      c->exec(("PRAGMA mmap_size = " + std::to_string(opt_.mmap_mb << 20)).c_str(), "pragma mmap_size");
+    std::vector<std::string> extra;
+    {
+      std::lock_guard lock(mu_);
+      extra = extra_sql_;
+    }
+    for (const auto& sql : extra) c->exec(sql.c_str(), "test pragma");
+    if (create) {
+      c->exec("BEGIN IMMEDIATE", "cannot take the write lock to create the schema");
+      try {
+        c->exec(kSchema, "cannot create the schema");
+        c->exec("COMMIT", "cannot commit the schema");
+      } catch (...) {
+        sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
+    }
+    prepare(*c);
+    return c;
+  }
+
+  void add_sql(const std::string& sql) {
+    std::lock_guard lock(mu_);
+    extra_sql_.push_back(sql);
+    for (auto& c : free_) c->exec(sql.c_str(), "test pragma");
+  }
+
+ private:
+  void prepare(Conn& c) {
+    for (int i = 0; i < kStmtCount; ++i) {
+      sqlite3_stmt* s = nullptr;
+      int rc = sqlite3_prepare_v3(c.db.get(), kSql[i], -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+      c.st[i].reset(s);
+      // A file with our table names but another layout is not ours.
+      if (rc == SQLITE_ERROR) c.fail(SQLITE_CORRUPT, "unexpected schema (not a cachemeter database?)");
+      c.check(rc, "cannot prepare a statement");
+    }
+  }
+
+  const SqliteOptions& opt_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Conn>> free_;
+  std::vector<std::string> extra_sql_;
+};
+
+// A connection for the duration of one operation.
+class SqliteBackend::Lease {
+ public:
+  explicit Lease(Pool& p) : pool_(p), c_(p.take()) {}
+  ~Lease() {
+    if (!sqlite3_get_autocommit(c_->db.get())) sqlite3_exec(c_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    pool_.give(std::move(c_));
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  Conn* operator->() const { return c_.get(); }
+  Conn& operator*() const { return *c_; }
+
+ private:
+  Pool& pool_;
+  std::unique_ptr<Conn> c_;
+};
+
+namespace {
+
+struct Stats {
+  uint64_t n = 0, b = 0;
+  int64_t seq = 0;
+};
+
+}  // namespace
+
+SqliteBackend::SqliteBackend(SqliteOptions opt, BackendEvents* events)
+    : opt_(std::move(opt)), events_(events), pool_(std::make_unique<Pool>(opt_)) {
+  auto first = pool_->open(true);
+  {
+    // What entries()/bytes() answer should the file become unreadable.
+    sqlite3_stmt* s = first->stmt(kStatsGet);
+    Reset r{s};
+    first->check(bind_text(s, 1, opt_.ns), "bind");
+    if (first->step(s, "cannot read the stats row")) {
+      last_entries_ = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
+      last_bytes_ = static_cast<uint64_t>(sqlite3_column_int64(s, 1));
+    }
+  }
+  struct stat st {};
+  if (::stat(opt_.path.c_str(), &st) == 0) {
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+  }
+  pool_->give(std::move(first));
+}
+
+SqliteBackend::~SqliteBackend() = default;
+
+void SqliteBackend::exec_on_connections_for_testing(const std::string& sql) { pool_->add_sql(sql); }
+
+int64_t SqliteBackend::to_wall(int64_t t) {
+  int64_t off = offset_.load(std::memory_order_relaxed);
+  if (off == INT64_MIN) {
+    using namespace std::chrono;
+    int64_t wall = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+    int64_t expected = INT64_MIN;
+    off = wall - t;  // t is "now" on the first call: every method's first use of time is now_ms
+    if (!offset_.compare_exchange_strong(expected, off)) off = expected;
+  }
+  if (t == kNever) return kNever;
+  if (off > 0 && t > kNever - off) return kNever;
+  return t + off;
+}
+
+int64_t SqliteBackend::from_wall(int64_t t) {
+  if (t == kNever) return kNever;
+  return t - offset_.load(std::memory_order_relaxed);
+}
+
+bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out) {
+  const int64_t now_ms = to_wall(now_ms_front);
+  Lease c(*pool_);
+  {
+    sqlite3_stmt* s = c->stmt(kGet);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    c->check(bind_bytes(s, 2, key), "bind");
+    if (!c->step(s, "get")) return false;
+    if (now_ms < sqlite3_column_int64(s, 2)) [[likely]] {
+      const void* v = sqlite3_column_blob(s, 0);
+      size_t n = static_cast<size_t>(sqlite3_column_bytes(s, 0));
+      void* data = std::malloc(n + 1);
+      if (!data) throw std::bad_alloc();
+      if (n) std::memcpy(data, v, n);
+      static_cast<char*>(data)[n] = '\0';
+      out->data = data;
+      out->len = n;
+      out->fresh_until_ms = from_wall(sqlite3_column_int64(s, 1));
+      return true;
+    }
+  }
+  // Past keep_until: drop it (unless another connection rewrote it since).
+  c->run(kBegin, "cannot take the write lock");
+  uint64_t dropped = 0;
+  bool found = false;
+  {
+    sqlite3_stmt* s = c->stmt(kDelExpiredKey);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    c->check(bind_bytes(s, 2, key), "bind");
+    c->check(sqlite3_bind_int64(s, 3, now_ms), "bind");
+    if ((found = c->step(s, "delete an expired entry")))
+      dropped = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
+    while (c->step(s, "delete an expired entry")) {
+    }
+  }
+  if (found) {
+    Stats st;
+    sqlite3_stmt* g = c->stmt(kStatsGet);
+    {
+      Reset r{g};
+      c->check(bind_text(g, 1, opt_.ns), "bind");
+      if (c->step(g, "read stats"))
+        st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
+              sqlite3_column_int64(g, 2)};
+    }
+    st.n -= std::min<uint64_t>(st.n, 1);
+    st.b -= std::min(st.b, dropped);
+    sqlite3_stmt* p = c->stmt(kStatsPut);
+    Reset r{p};
+    c->check(bind_text(p, 1, opt_.ns), "bind");
+    sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
+    sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
+    sqlite3_bind_int64(p, 4, st.seq);
+    c->step(p, "update stats");
+    last_entries_ = st.n;
+    last_bytes_ = st.b;
+  }
+  c->run(kCommit, "commit");
+  if (found && events_) events_->on_evict(EvictReason::Expired, 1, dropped);
+  return false;
+}
+
+void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms_front) {
+  const int64_t now_ms = to_wall(now_ms_front);
+  e.fresh_until_ms = to_wall(e.fresh_until_ms);
+  e.keep_until_ms = to_wall(e.keep_until_ms);
+  uint64_t charge = key.size() + value.size() + kSqliteEntryOverhead;
+  if (opt_.max_bytes && charge > opt_.max_bytes)
+    throw Error(CM_ELIMIT, "sqlite backend: " + opt_.path + ": an entry of " + std::to_string(charge) +
+                               " bytes (key + value + per-entry overhead) exceeds max_bytes=" +
+                               std::to_string(opt_.max_bytes));
+  if (key.size() > 1000000000 || value.size() > 1000000000)
+    throw Error(CM_ELIMIT, "sqlite backend: keys and values are limited to 1e9 bytes (SQLITE_MAX_LENGTH)");
+  Lease c(*pool_);
+  Tally t;
+  c->run(kBegin, "cannot take the write lock");
+  Stats st;
+  {
+    sqlite3_stmt* g = c->stmt(kStatsGet);
+    Reset r{g};
+    c->check(bind_text(g, 1, opt_.ns), "bind");
+    if (c->step(g, "read stats"))
+      st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
+            sqlite3_column_int64(g, 2)};
+  }
+  auto forget = [&](uint64_t b) {
+    st.n -= std::min<uint64_t>(st.n, 1);
+    st.b -= std::min(st.b, b);
+  };
+  {
+    // The entry being replaced (not an eviction, even if it had expired).
+    sqlite3_stmt* s = c->stmt(kDelKey);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    c->check(bind_bytes(s, 2, key), "bind");
+    while (c->step(s, "replace"))
+      forget(static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead);
+  }
+  {
+    sqlite3_stmt* s = c->stmt(kPurge);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    sqlite3_bind_int64(s, 2, now_ms);
+    sqlite3_bind_int(s, 3, kPurgeRows);
+    while (c->step(s, "purge expired entries")) {
+      uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
+      forget(b);
+      t.add(true, b);
+    }
+  }
+  while (st.n && ((opt_.max_entries && st.n + 1 > opt_.max_entries) || (opt_.max_bytes && st.b + charge > opt_.max_bytes))) {
+    sqlite3_stmt* s = c->stmt(kEvictOne);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    if (!c->step(s, "evict")) {
+      st.n = st.b = 0;  // the stats row overcounted: nothing left to evict
+      break;
+    }
+    uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
+    forget(b);
+    t.add(now_ms >= sqlite3_column_int64(s, 1), b);
+    while (c->step(s, "evict")) {
+    }
+  }
+  {
+    sqlite3_stmt* s = c->stmt(kInsert);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    c->check(bind_bytes(s, 2, key), "bind");
+    c->check(bind_bytes(s, 3, value), "bind");
+    sqlite3_bind_int64(s, 4, e.fresh_until_ms);
+    sqlite3_bind_int64(s, 5, e.keep_until_ms);
+    sqlite3_bind_int64(s, 6, ++st.seq);
+    c->step(s, "insert");
+  }
+  ++st.n;
+  st.b += charge;
+  {
+    sqlite3_stmt* p = c->stmt(kStatsPut);
+    Reset r{p};
+    c->check(bind_text(p, 1, opt_.ns), "bind");
+    sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
+    sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
+    sqlite3_bind_int64(p, 4, st.seq);
+    c->step(p, "update stats");
+  }
+  c->run(kCommit, "commit");
+  last_entries_ = st.n;
+  last_bytes_ = st.b;
+  if (events_) {
+    if (t.size_n) events_->on_evict(EvictReason::Size, t.size_n, t.size_b);
+    if (t.exp_n) events_->on_evict(EvictReason::Expired, t.exp_n, t.exp_b);
+  }
+}
+
+bool SqliteBackend::del(std::string_view key, int64_t now_ms_front) {
+  const int64_t now_ms = to_wall(now_ms_front);
+  Lease c(*pool_);
+  c->run(kBegin, "cannot take the write lock");
+  bool found = false;
+  bool live = false;
+  uint64_t b = 0;
+  {
+    sqlite3_stmt* s = c->stmt(kDelKey);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    c->check(bind_bytes(s, 2, key), "bind");
+    if ((found = c->step(s, "delete"))) {
+      b = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
+      live = now_ms < sqlite3_column_int64(s, 1);
+    }
+    while (c->step(s, "delete")) {
+    }
+  }
+  if (!found) return false;  // the lease rolls the empty transaction back
+  Stats st;
+  {
+    sqlite3_stmt* g = c->stmt(kStatsGet);
+    Reset r{g};
+    c->check(bind_text(g, 1, opt_.ns), "bind");
+    if (c->step(g, "read stats"))
+      st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
+            sqlite3_column_int64(g, 2)};
+  }
+  st.n -= std::min<uint64_t>(st.n, 1);
+  st.b -= std::min(st.b, b);
+  {
+    sqlite3_stmt* p = c->stmt(kStatsPut);
+    Reset r{p};
+    c->check(bind_text(p, 1, opt_.ns), "bind");
+    sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
+    sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
+    sqlite3_bind_int64(p, 4, st.seq);
+    c->step(p, "update stats");
+  }
+  c->run(kCommit, "commit");
+  last_entries_ = st.n;
+  last_bytes_ = st.b;
+  if (!live && events_) events_->on_evict(EvictReason::Expired, 1, b);
+  return live;
+}
+
+void SqliteBackend::clear() {
+  Lease c(*pool_);
+  c->run(kBegin, "cannot take the write lock");
+  {
+    sqlite3_stmt* s = c->stmt(kClear);
+    Reset r{s};
+    c->check(bind_text(s, 1, opt_.ns), "bind");
+    c->step(s, "clear");
+  }
+  Stats st;
+  {
+    sqlite3_stmt* g = c->stmt(kStatsGet);
+    Reset r{g};
+    c->check(bind_text(g, 1, opt_.ns), "bind");
+    if (c->step(g, "read stats")) st.seq = sqlite3_column_int64(g, 2);
+  }
+  {
+    sqlite3_stmt* p = c->stmt(kStatsPut);
+    Reset r{p};
+    c->check(bind_text(p, 1, opt_.ns), "bind");
+    sqlite3_bind_int64(p, 2, 0);
+    sqlite3_bind_int64(p, 3, 0);
+    sqlite3_bind_int64(p, 4, st.seq);
+    c->step(p, "update stats");
+  }
+  c->run(kCommit, "commit");
+  last_entries_ = 0;
+  last_bytes_ = 0;
+}
+
+void SqliteBackend::stats(uint64_t* n, uint64_t* b) const {
+  Lease c(*pool_);
+  sqlite3_stmt* g = c->stmt(kStatsGet);
+  Reset r{g};
+  c->check(bind_text(g, 1, opt_.ns), "bind");
+  uint64_t en = 0, by = 0;
+  if (c->step(g, "read stats")) {
+    en = static_cast<uint64_t>(sqlite3_column_int64(g, 0));
+    by = static_cast<uint64_t>(sqlite3_column_int64(g, 1));
+  }
+  last_entries_ = en;
+  last_bytes_ = by;
+  *n = en;
+  *b = by;
+}
+
+uint64_t SqliteBackend::entries() const {
+  uint64_t n = 0, b = 0;
+  try {
+    stats(&n, &b);
+  } catch (...) {
+    return last_entries_;
+  }
+  return n;
+}
+
+uint64_t SqliteBackend::bytes() const {
+  uint64_t n = 0, b = 0;
+  try {
+    stats(&n, &b);
+  } catch (...) {
+    return last_bytes_;
+  }
+  return b;
+}
+
+int SqliteBackend::health() {
+  try {
+    struct stat st {};
+    if (::stat(opt_.path.c_str(), &st) != 0)
+      return set_error(CM_EUNAVAILABLE, "sqlite backend: " + opt_.path + ": the file was removed (" +
+                                            std::strerror(errno) + "); the cache runs on the unlinked file");
+    if (static_cast<uint64_t>(st.st_dev) != dev_ || static_cast<uint64_t>(st.st_ino) != ino_)
+      return set_error(CM_EUNAVAILABLE, "sqlite backend: " + opt_.path +
+                                            ": the file was replaced since it was opened; the cache runs on the old one");
+    uint64_t n = 0, b = 0;
+    stats(&n, &b);
+    return CM_OK;
+  } catch (const Error& e) {
+    return set_error(e.status(), e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(CM_ENOMEM, "sqlite backend: out of memory");
+  } catch (const std::exception& e) {
+    return set_error(CM_EBACKEND, std::string("sqlite backend: ") + e.what());
+  }
+}
+
+std::unique_ptr<Backend> make_sqlite_backend(const Uri& uri, BackendEvents* events) {
+  std::vector<std::string_view> known{"namespace", "max_entries", "max_bytes", "busy_timeout_ms", "synchronous",
+                                      "mmap_mb"};
+  known.insert(known.end(), std::begin(kFrontOptions), std::end(kFrontOptions));
+  uri.query.check_known(known);
+  SqliteOptions o;
+  if (uri.location.empty())
+    throw Error(CM_EINVAL, "uri \"" + uri.text + "\": sqlite:// needs a file (sqlite:///abs/path.db or sqlite://rel.db)");
+  if (uri.location == ":memory:" || uri.location.find('\0') != std::string::npos)
+    throw Error(CM_EINVAL, "uri \"" + uri.text + "\": sqlite:// needs a file path, got \"" + uri.location + "\"");
+  o.path = uri.location;
+  if (o.path.front() != '/') {
+    // Resolved now: connections opened later must not follow a chdir().
+    std::unique_ptr<char, decltype(&std::free)> cwd(::getcwd(nullptr, 0), &std::free);
+    if (!cwd) throw Error(CM_EUNAVAILABLE, "uri \"" + uri.text + "\": cannot read the working directory");
+    o.path = std::string(cwd.get()) + "/" + o.path;
+  }
+  o.ns = uri.query.get("namespace", "");
+  o.max_entries = static_cast<uint64_t>(uri.query.get_int("max_entries", 100000, 0, 1000000000000));
+  o.max_bytes = static_cast<uint64_t>(uri.query.get_size("max_bytes", 0, 0, int64_t{1} << 50));
+  o.busy_timeout_ms = static_cast<int>(uri.query.get_int("busy_timeout_ms", 5000, 0, 3600000));
+  std::string sync = uri.query.get("synchronous", "normal");
+  if (sync != "normal" && sync != "full")
+    throw Error(CM_EINVAL, "uri \"" + uri.text + "\": option \"synchronous\" must be normal or full, got \"" + sync + "\"");
+  o.sync_full = sync == "full";
+  o.mmap_mb = uri.query.get_int("mmap_mb", 0, 0, 65536);
+  return std::make_unique<SqliteBackend>(std::move(o), events);
+}
+
+}  // namespace cm

@@ -3,13 +3,23 @@
 
 #include "api/error.h"
 #include "backends/memory.h"
+#if CM_WITH_SQLITE
+#include "backends/sqlite.h"
+#endif
 #include "util/uri.h"
 
 namespace cm {
 
 std::unique_ptr<Backend> make_backend(const Uri& uri, BackendEvents* events) {
   if (uri.scheme == "memory") return make_memory_backend(uri, events);
-  throw Error(CM_EINVAL, "uri \"" + uri.text + "\": unknown scheme \"" + uri.scheme + "\" (supported: memory)");
+#if CM_WITH_SQLITE
+  if (uri.scheme == "sqlite") return make_sqlite_backend(uri, events);
+  constexpr const char* kSupported = "memory, sqlite";
+#else
+  constexpr const char* kSupported = "memory; sqlite needs a build with CM_WITH_SQLITE=ON";
+#endif
+  throw Error(CM_EINVAL, "uri \"" + uri.text + "\": unknown scheme \"" + uri.scheme + "\" (supported: " +
+                             kSupported + ")");
 }
 
 }  // namespace cm

@@ -11,17 +11,46 @@
 
 #define K(s) (s), (sizeof(s) - 1) /* key or value literal and its length */
 
+/* CM_TEST_BACKEND=sqlite runs every test against sqlite:// (ctest
+ * c.test_cache_sqlite): U() turns "memory://?X" into
+ * "sqlite://<tmpdir>/cache-<n>.db?X", a fresh file per open. */
+static const char *g_backend = "memory";
+static char g_dir[64];
+static int g_files;
+
+static void remove_files(void) {
+  char p[128];
+  for (int i = 0; i < g_files; ++i) {
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (size_t k = 0; k < CMT_COUNT(suffix); ++k) {
+      snprintf(p, sizeof p, "%s/cache-%d.db%s", g_dir, i, suffix[k]);
+      remove(p);
+    }
+  }
+  remove(g_dir);
+}
+
+static const char *U(const char *uri) {
+  static char ring[8][512];
+  static int next;
+  const char *pre = "memory://";
+  if (strcmp(g_backend, "sqlite") != 0 || strncmp(uri, pre, strlen(pre)) != 0) return uri;
+  char *out = ring[next++ % 8];
+  snprintf(out, sizeof ring[0], "sqlite://%s/cache-%d.db%s", g_dir, g_files++, uri + strlen(pre));
+  return out;
+}
+
 static cm_cache *open_ok(cm_registry *reg, const char *name, const char *uri) {
   cm_cache *c = NULL;
-  assert_status(cm_cache_open(&c, reg, name, uri), CM_OK);
+  assert_status(cm_cache_open(&c, reg, name, U(uri)), CM_OK);
   assert_non_null(c);
   return c;
 }
 
-/* The value of a cache metric sample of cache `name` on backend memory. */
+/* The value of a cache metric sample of cache `name` on the tested backend. */
 static double metric(cm_registry *reg, const char *family, const char *name, const char *extra) {
   char key[512];
-  snprintf(key, sizeof key, "%s{cache=\"%s\",backend=\"memory\"%s%s}", family, name, extra ? "," : "",
+  snprintf(key, sizeof key, "%s{cache=\"%s\",backend=\"%s\"%s%s}", family, name, g_backend, extra ? "," : "",
            extra ? extra : "");
   return cmt_render_sample(reg, key);
 }
@@ -83,31 +112,31 @@ static void bad_arguments(void **state) {
   void *v = NULL;
   size_t n = 0;
   /* open */
-  assert_status(cm_cache_open(NULL, reg, "x", "memory://"), CM_EINVAL);
+  assert_status(cm_cache_open(NULL, reg, "x", U("memory://")), CM_EINVAL);
   assert_contains(cm_errmsg(), "out");
-  assert_status(cm_cache_open(&c, reg, NULL, "memory://"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, NULL, U("memory://")), CM_EINVAL);
   assert_contains(cm_errmsg(), "name");
   assert_null(c);
-  assert_status(cm_cache_open(&c, reg, "", "memory://"), CM_EINVAL);
-  assert_status(cm_cache_open(&c, reg, "\xff", "memory://"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "", U("memory://")), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "\xff", U("memory://")), CM_EINVAL);
   assert_contains(cm_errmsg(), "UTF-8");
   assert_status(cm_cache_open(&c, reg, "x", NULL), CM_EINVAL);
   assert_contains(cm_errmsg(), "uri");
   assert_status(cm_cache_open(&c, reg, "x", ""), CM_EINVAL);
-  assert_status(cm_cache_open(&c, reg, "x", "memory"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory")), CM_EINVAL);
   assert_contains(cm_errmsg(), "scheme");
   assert_status(cm_cache_open(&c, reg, "x", "nosuch://"), CM_EINVAL);
   assert_contains(cm_errmsg(), "nosuch");
-  assert_status(cm_cache_open(&c, reg, "x", "memory://?max_entries=10&colour=blue"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory://?max_entries=10&colour=blue")), CM_EINVAL);
   assert_contains(cm_errmsg(), "colour");
-  assert_status(cm_cache_open(&c, reg, "x", "memory://?max_entries=-1"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory://?max_entries=-1")), CM_EINVAL);
   assert_contains(cm_errmsg(), "max_entries");
-  assert_status(cm_cache_open(&c, reg, "x", "memory://?max_bytes=12parsecs"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory://?max_bytes=12parsecs")), CM_EINVAL);
   assert_contains(cm_errmsg(), "max_bytes");
-  assert_status(cm_cache_open(&c, reg, "x", "memory://?ttl_ms=soon"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory://?ttl_ms=soon")), CM_EINVAL);
   assert_contains(cm_errmsg(), "ttl_ms");
-  assert_status(cm_cache_open(&c, reg, "x", "memory://?sample=0"), CM_EINVAL);
-  assert_status(cm_cache_open(&c, reg, "x", "memory://?metrics=maybe"), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory://?sample=0")), CM_EINVAL);
+  assert_status(cm_cache_open(&c, reg, "x", U("memory://?metrics=maybe")), CM_EINVAL);
   assert_contains(cm_errmsg(), "metrics");
   assert_null(c);
 
@@ -412,7 +441,9 @@ static void prefix_and_default_registry(void **state) {
   size_t n = 0;
   assert_status(cm_cache_get(c, K("x"), &v, &n), CM_MISS);
   char *text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
-  assert_contains(text, "myapp_cache_cache_misses_total{cache=\"p\",backend=\"memory\"} 1");
+  char want[128];
+  snprintf(want, sizeof want, "myapp_cache_cache_misses_total{cache=\"p\",backend=\"%s\"} 1", g_backend);
+  assert_contains(text, want);
   cm_free(text);
   cm_cache_close(c);
   cm_registry_free(reg);
@@ -428,14 +459,24 @@ static void series_cap(void **state) {
   (void)state;
   cm_registry *reg = cmt_registry("max_series=40");
   cm_cache *c = NULL;
-  assert_status(cm_cache_open(&c, reg, "one", "memory://"), CM_OK);
+  assert_status(cm_cache_open(&c, reg, "one", U("memory://")), CM_OK);
   cm_cache_close(c);
-  assert_status(cm_cache_open(&c, reg, "two", "memory://"), CM_ELIMIT);
+  assert_status(cm_cache_open(&c, reg, "two", U("memory://")), CM_ELIMIT);
   assert_null(c);
   cm_registry_free(reg);
 }
 
 int main(void) {
+  const char *backend = getenv("CM_TEST_BACKEND");
+  if (backend && strcmp(backend, "sqlite") == 0) {
+    g_backend = "sqlite";
+    strcpy(g_dir, "/tmp/cm-test-cache-XXXXXX");
+    if (!mkdtemp(g_dir)) {
+      perror("mkdtemp");
+      return 1;
+    }
+    atexit(remove_files);
+  }
 #define T(fn) cmocka_unit_test_setup_teardown(fn, cmt_registry_setup, cmt_registry_teardown)
   const struct CMUnitTest tests[] = {
       T(get_set_delete_clear),
