@@ -39,6 +39,9 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *                      (and '&' as %26).
  *   max_series=N       registry-wide cap on labelled series (default 10000,
  *                      1..100000000); cachemeter's own self-metrics do not count.
+ *   persist_gauges=B   true/false (default false): cm_registry_persist() also
+ *                      saves and restores gauges. Counters and histograms
+ *                      are always persisted.
  * On success *out is a new registry the caller frees with cm_registry_free().
  * Returns CM_OK; CM_EINVAL (out NULL, unknown key, bad value: cm_errmsg()
  * names it); CM_ENOMEM. Thread-safe. */
@@ -46,7 +49,10 @@ CM_EXTERN int cm_registry_new(cm_registry **out, const char *options);
 
 /* Frees a registry with all its families and series. NULL is a no-op, and so
  * is the default registry (it lives until the process exits). No other thread
- * may use the registry or its families/series during or after this call. */
+ * may use the registry or its families/series during or after this call.
+ * A persisted registry (cm_registry_persist) stops its flusher, writes a last
+ * flush (a failure there is silent: the file keeps the previous completed
+ * flush) and gives up the file's ownership. */
 CM_EXTERN void cm_registry_free(cm_registry *reg);
 
 /* The process-wide default registry, created with default options on first
@@ -158,6 +164,59 @@ CM_EXTERN int cm_registry_render(cm_registry *reg, int format, char **out, size_
  * Families and series handles stay valid. An update racing with the reset
  * lands either before it (and is dropped) or after it. Returns CM_OK. */
 CM_EXTERN int cm_registry_reset(cm_registry *reg);
+
+/* Persists reg in the SQLite file at path, so that counters and histograms
+ * (and gauges with the registry option persist_gauges=true) survive restarts.
+ * Schema and semantics: docs/persistence.md.
+ *   reg          must not be NULL: unlike elsewhere, NULL is not the default
+ *                registry (it is never freed, so it would miss its last flush).
+ *   path         the metrics file, created when missing. Copied. Next to it,
+ *                "<path>-lock" records the owner; SQLite adds "<path>-wal"
+ *                and "<path>-shm" while the file is open.
+ *   interval_ms  a background thread flushes every interval_ms; 0: no thread,
+ *                only cm_registry_flush() and the last flush in
+ *                cm_registry_free() write.
+ * The file's saved values are restored into reg: into the series that exist
+ * now (added to what they hold) and into every family and series created
+ * later with the same name, type, label names and buckets. A saved family
+ * that is never registered stays in the file untouched. A family registered
+ * with another layout (say, new buckets) starts at zero while the old data
+ * stays in the file: counted in PREFIXpersist_conflicts_total, and the
+ * registering call (cm_*_new or this one) returns CM_OK with cm_errmsg()
+ * describing the conflict. Restored series keep their OpenMetrics _created
+ * time. A failing background flush is counted in
+ * PREFIXpersist_flush_failures_total and retried at the next interval.
+ * One process owns a file at a time; the owner's death (even SIGKILL) frees
+ * it for the next one. Nothing is written to a file that is not ours.
+ * Returns CM_OK; CM_EINVAL (NULL reg, NULL or empty path, path is a
+ * directory); CM_ESTATE (reg already persists; another process, or another
+ * registry of this one, owns the file: cm_errmsg() names its pid);
+ * CM_ECORRUPT (the file is not a cachemeter metrics file, or is damaged, or
+ * has a newer schema: it is left byte for byte untouched); CM_EBACKEND (the
+ * file or its lock file cannot be created or opened: cm_errmsg() says why);
+ * CM_EUNAVAILABLE (library built without SQLite); CM_ENOMEM. Thread-safe;
+ * updates never wait for a flush. */
+CM_EXTERN int cm_registry_persist(cm_registry *reg, const char *path, unsigned interval_ms);
+
+/* Writes every series of a persisted reg that changed since the last flush,
+ * in one transaction: after a crash the file holds the last completed flush.
+ * Returns CM_OK; CM_EINVAL (NULL reg); CM_ESTATE (reg does not persist);
+ * CM_EBACKEND (the write failed; the file keeps the previous flush and the
+ * next flush retries); CM_EUNAVAILABLE (built without SQLite). Thread-safe;
+ * serialised with the background flusher. */
+CM_EXTERN int cm_registry_flush(cm_registry *reg);
+
+/* Reads a metrics file written by cm_registry_persist() into reg without
+ * owning it: opens it read-only (it may be owned and written by a running
+ * process meanwhile), registers every family it holds and sets each series
+ * to its saved value and _created time. For inspection: `cachemeter dump
+ * --db`. An older layout of a name registered with a newer one is skipped and
+ * counted in PREFIXpersist_conflicts_total.
+ * Returns CM_OK; CM_EINVAL (NULL reg or path, missing file); CM_ECORRUPT
+ * (not a metrics file, or damaged); CM_EEXIST (reg already has one of the
+ * file's names with another type, labels or buckets); CM_ELIMIT (more series
+ * than reg's max_series); CM_EBACKEND; CM_EUNAVAILABLE; CM_ENOMEM. Thread-safe. */
+CM_EXTERN int cm_registry_load(cm_registry *reg, const char *path);
 
 #ifdef __cplusplus
 }

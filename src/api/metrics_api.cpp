@@ -7,6 +7,9 @@
 
 #include "api/error.h"
 #include "metrics/registry.h"
+#if CM_WITH_SQLITE
+#include "persist/persist.h"
+#endif
 
 namespace {
 
@@ -178,6 +181,45 @@ CM_EXTERN int cm_registry_reset(cm_registry* reg) {
   return cm::guard("cm_registry_reset", [&] {
     cm::reset_registry(*registry_or_default(reg));
     return CM_OK;
+  });
+}
+
+CM_EXTERN int cm_registry_persist(cm_registry* reg, const char* path, unsigned interval_ms) {
+  return cm::guard("cm_registry_persist", [&]() -> int {
+    CM_REQUIRE(reg != nullptr, "reg is NULL (persist a registry you free: the last flush happens then)");
+    CM_REQUIRE(path != nullptr && *path, "path is NULL or empty");
+#if CM_WITH_SQLITE
+    cm::persist::start(*reg, path, interval_ms);
+    return CM_OK;
+#else
+    (void)interval_ms;
+    throw cm::Error(CM_EUNAVAILABLE, "built without SQLite (CM_WITH_SQLITE=OFF)");
+#endif
+  });
+}
+
+CM_EXTERN int cm_registry_flush(cm_registry* reg) {
+  return cm::guard("cm_registry_flush", [&]() -> int {
+    CM_REQUIRE(reg != nullptr, "reg is NULL");
+#if CM_WITH_SQLITE
+    cm::persist::flush(*reg);
+    return CM_OK;
+#else
+    throw cm::Error(CM_EUNAVAILABLE, "built without SQLite (CM_WITH_SQLITE=OFF)");
+#endif
+  });
+}
+
+CM_EXTERN int cm_registry_load(cm_registry* reg, const char* path) {
+  return cm::guard("cm_registry_load", [&]() -> int {
+    CM_REQUIRE(reg != nullptr, "reg is NULL");
+    CM_REQUIRE(path != nullptr && *path, "path is NULL or empty");
+#if CM_WITH_SQLITE
+    cm::persist::load(*reg, path);
+    return CM_OK;
+#else
+    throw cm::Error(CM_EUNAVAILABLE, "built without SQLite (CM_WITH_SQLITE=OFF)");
+#endif
   });
 }
 }

@@ -142,6 +142,7 @@ std::string_view cm_family::om_name() const {
 }
 
 cm_registry::~cm_registry() {
+  persister.reset();  // stops the flusher and writes the last flush
   for (auto& [name, f] : families)
     for (auto& s : f->series) cm::cells::Space::get().detach(s->block);
 }
@@ -165,12 +166,13 @@ static std::vector<std::string> sample_names_of(Kind kind, const std::string& na
 
 std::unique_ptr<cm_registry> make_registry(const char* options) {
   Options o = Options::parse(options, "registry options");
-  o.check_known({"prefix", "const_labels", "max_series"});
+  o.check_known({"prefix", "const_labels", "max_series", "persist_gauges"});
   auto r = std::make_unique<cm_registry>();
   r->prefix = o.get("prefix", "cachemeter_");
   CM_REQUIRE(!r->prefix.empty() && valid_metric_name(r->prefix),
           "option \"prefix\": \"" + r->prefix + "\" is not a valid metric name prefix");
   r->max_series = static_cast<size_t>(o.get_int("max_series", 10000, 1, 100000000));
+  r->persist_gauges = o.get_bool("persist_gauges", false);
   // Split the raw text, so that percent-encoded ',' and ':' stay inside values.
   if (std::string raw = o.get_raw("const_labels"); !raw.empty()) {
     for (std::string_view pair : split(raw, ',')) {
@@ -272,6 +274,7 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
   cm_family* out = f.get();
   for (auto& s : samples) r.sample_names.emplace(std::move(s), out);
   r.families.emplace(name, std::move(f));
+  if (r.persister) r.persister->family_registered(*out);
   return out;
 }
 
@@ -319,6 +322,8 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   cm_series* out = s.get();
   if (!f.series.empty() && f.series_sorted && !(f.series.back()->values < out->values)) f.series_sorted = false;
   f.series.push_back(std::move(s));
+  // Restore before publishing: no thread can update the series yet.
+  if (r.persister) r.persister->series_created(*out);
   f.index.insert(out);
   if (!f.internal) ++r.nseries;
   return out;

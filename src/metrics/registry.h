@@ -53,6 +53,16 @@ class SeriesIndex {
   size_t count_ = 0;
 };
 
+// Told about new families and series, under the registry mutex: how
+// persistence (src/persist) restores saved values whichever comes first, the
+// registration or cm_registry_persist(). Must not throw.
+class PersistHook {
+ public:
+  virtual ~PersistHook() = default;
+  virtual void family_registered(cm_family& f) noexcept = 0;
+  virtual void series_created(cm_series& s) noexcept = 0;
+};
+
 }  // namespace cm
 
 struct cm_series {
@@ -114,6 +124,11 @@ struct cm_registry {
   };
   std::mutex health_mu;
   std::map<const void*, HealthCheck> health;
+  // Persistence (cm_registry_persist): gauges too when the registry was made
+  // with persist_gauges=true. `persister` is set once, under `mu`; the
+  // destructor drops it first (its last flush still sees every series).
+  bool persist_gauges = false;
+  std::unique_ptr<cm::PersistHook> persister;
 
   ~cm_registry();
 };

@@ -1,1 +1,891 @@
-// Placeholder: registry persistence is being written (see persist.h).
+// Registry persistence in SQLite (docs/persistence.md): the owner lock, the
+// checks that leave a foreign or damaged file untouched, restore and flush.
+#include "persist/persist.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "api/error.h"
+#include "util/clock.h"
+
+namespace cm::persist {
+namespace {
+
+// ---- SQLite, RAII ------------------------------------------------------------
+
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalize {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Db = std::unique_ptr<sqlite3, DbClose>;
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+
+// A damaged or foreign file reads as SQLITE_CORRUPT / SQLITE_NOTADB.
+[[noreturn]] void fail(sqlite3* db, int rc, const std::string& what) {
+  int code = rc & 0xff;
+  int status = (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? CM_ECORRUPT : CM_EBACKEND;
+  throw Error(status, what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+}
+
+Stmt prepare(sqlite3* db, const char* sql) {
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc, std::string("preparing \"") + sql + "\"");
+  return Stmt(st);
+}
+
+void exec(sqlite3* db, const char* sql) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc, sql);
+}
+
+int64_t pragma_int(sqlite3* db, const char* sql) {
+  Stmt st = prepare(db, sql);
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_ROW) fail(db, rc, sql);
+  return sqlite3_column_int64(st.get(), 0);
+}
+
+std::string column_text(sqlite3_stmt* st, int i) {
+  const unsigned char* p = sqlite3_column_text(st, i);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st, i))) : "";
+}
+
+// Rolls back unless committed: a failed flush leaves the last completed one.
+class Tx {
+ public:
+  explicit Tx(sqlite3* db) : db_(db) { exec(db_, "BEGIN IMMEDIATE"); }
+  ~Tx() {
+    if (db_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    exec(db_, "COMMIT");
+    db_ = nullptr;
+  }
+  Tx(const Tx&) = delete;
+  Tx& operator=(const Tx&) = delete;
+
+ private:
+  sqlite3* db_;
+};
+
+const char* const kSchema =
+    "CREATE TABLE cm_owner(\n"
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "  pid INTEGER NOT NULL,\n"
+    "  host TEXT NOT NULL,\n"
+    "  since REAL NOT NULL);\n"
+    "CREATE TABLE cm_family(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  name TEXT NOT NULL,\n"
+    "  kind TEXT NOT NULL CHECK (kind IN ('counter', 'gauge', 'histogram')),\n"
+    "  label_names TEXT NOT NULL,\n"
+    "  bounds TEXT NOT NULL,\n"
+    "  help TEXT NOT NULL,\n"
+    "  UNIQUE (name, kind, label_names, bounds));\n"
+    "CREATE TABLE cm_series(\n"
+    "  family_id INTEGER NOT NULL REFERENCES cm_family(id),\n"
+    "  label_values TEXT NOT NULL,\n"
+    "  value REAL,\n"
+    "  int_part INTEGER,\n"
+    "  double_part REAL,\n"
+    "  sum REAL,\n"
+    "  count INTEGER,\n"
+    "  buckets TEXT,\n"
+    "  created REAL NOT NULL,\n"
+    "  updated REAL NOT NULL,\n"
+    "  PRIMARY KEY (family_id, label_values)) WITHOUT ROWID;\n";
+
+// ---- JSON arrays (label names and values, bounds, bucket counts) -------------
+
+std::string json_strings(const std::vector<std::string>& v) {
+  OutBuf b;
+  b.push('[');
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) b.push(',');
+    append_json_string(b, v[i]);
+  }
+  b.push(']');
+  return std::string(b.view());
+}
+
+std::string json_doubles(const std::vector<double>& v) {
+  OutBuf b;
+  b.push('[');
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) b.push(',');
+    b.append_double(v[i]);
+  }
+  b.push(']');
+  return std::string(b.view());
+}
+
+std::string json_counts(const uint64_t* c, size_t n) {
+  OutBuf b;
+  b.push('[');
+  for (size_t i = 0; i < n; ++i) {
+    if (i) b.push(',');
+    b.append_u64(c[i]);
+  }
+  b.push(']');
+  return std::string(b.view());
+}
+
+void put_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// A small reader for the arrays this file writes (and what a person may have
+// typed in the sqlite3 shell): strings or numbers, nothing nested.
+class JsonArray {
+ public:
+  explicit JsonArray(std::string_view t) : t_(t) {}
+
+  bool strings(std::vector<std::string>& out) {
+    return items([&] {
+      std::string s;
+      if (!string(s)) return false;
+      out.push_back(std::move(s));
+      return true;
+    });
+  }
+  bool doubles(std::vector<double>& out) {
+    return items([&] {
+      double d;
+      if (!number(d)) return false;
+      out.push_back(d);
+      return true;
+    });
+  }
+  bool counts(std::vector<uint64_t>& out) {
+    return items([&] {
+      ws();
+      const char* b = t_.data() + i_;
+      if (i_ >= t_.size() || t_[i_] < '0' || t_[i_] > '9') return false;
+      errno = 0;
+      char* e = nullptr;
+      unsigned long long v = std::strtoull(b, &e, 10);
+      if (errno || e == b) return false;
+      i_ += static_cast<size_t>(e - b);
+      out.push_back(v);
+      return true;
+    });
+  }
+
+ private:
+  void ws() {
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n' || t_[i_] == '\t' || t_[i_] == '\r')) ++i_;
+  }
+  bool eat(char c) {
+    ws();
+    if (i_ < t_.size() && t_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  template <class Item>
+  bool items(Item item) {
+    if (!eat('[')) return false;
+    if (eat(']')) return end();
+    do {
+      if (!item()) return false;
+    } while (eat(','));
+    return eat(']') && end();
+  }
+  bool end() {
+    ws();
+    return i_ == t_.size();
+  }
+  bool hex4(uint32_t& v) {
+    if (i_ + 4 > t_.size()) return false;
+    v = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = t_[i_++];
+      v <<= 4;
+      if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
+      else return false;
+    }
+    return true;
+  }
+  bool string(std::string& s) {
+    if (!eat('"')) return false;
+    while (i_ < t_.size()) {
+      char c = t_[i_++];
+      if (c == '"') return true;
+      if (c != '\\') {
+        s += c;
+        continue;
+      }
+      if (i_ >= t_.size()) return false;
+      char e = t_[i_++];
+      switch (e) {
+        case '"': s += '"'; break;
+        case '\\': s += '\\'; break;
+        case '/': s += '/'; break;
+        case 'b': s += '\b'; break;
+        case 'f': s += '\f'; break;
+        case 'n': s += '\n'; break;
+        case 'r': s += '\r'; break;
+        case 't': s += '\t'; break;
+        case 'u': {
+          uint32_t cp;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xD800 && cp < 0xDC00) {
+            uint32_t lo;
+            if (i_ + 2 > t_.size() || t_[i_] != '\\' || t_[i_ + 1] != 'u') return false;
+            i_ += 2;
+            if (!hex4(lo) || lo < 0xDC00 || lo > 0xDFFF) return false;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          }
+          put_utf8(s, cp);
+          break;
+        }
+        default: return false;
+      }
+    }
+    return false;
+  }
+  bool number(double& d) {
+    ws();
+    const char* b = t_.data() + i_;
+    size_t n = 0;
+    while (i_ + n < t_.size() && std::strchr("+-.0123456789eE", t_[i_ + n]) && t_[i_ + n]) ++n;
+    if (n == 0 || n > 64) return false;
+    std::string num(b, n);
+    char* e = nullptr;
+    d = std::strtod(num.c_str(), &e);
+    if (e != num.c_str() + n || !std::isfinite(d)) return false;
+    i_ += n;
+    return true;
+  }
+
+  std::string_view t_;
+  size_t i_ = 0;
+};
+
+// ---- the file: checks, owner lock --------------------------------------------
+
+// Opens path read-only and checks that it is a cachemeter metrics file in
+// good health, without writing a byte. Returns false when there is nothing
+// there yet (missing or empty). Throws Error.
+bool check_file(const std::string& path, bool must_exist) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT && !must_exist) return false;
+    throw Error(errno == ENOENT ? CM_EINVAL : CM_EBACKEND,
+                "cannot use \"" + path + "\": " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) throw Error(CM_EINVAL, "\"" + path + "\" is not a regular file");
+  if (st.st_size == 0) {
+    if (!must_exist) return false;
+    throw Error(CM_ECORRUPT, "\"" + path + "\" is empty: not a cachemeter metrics file");
+  }
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  Db db(raw);
+  if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\" read-only");
+  sqlite3_busy_timeout(db.get(), 5000);
+  int64_t app = 0, version = 0;
+  try {
+    app = pragma_int(db.get(), "PRAGMA application_id");
+    version = pragma_int(db.get(), "PRAGMA user_version");
+  } catch (const Error& e) {
+    if (e.status() == CM_ECORRUPT)
+      throw Error(CM_ECORRUPT, "\"" + path + "\" is not a cachemeter metrics file (" + e.what() + "); left untouched");
+    throw;
+  }
+  if (app != kApplicationId)
+    throw Error(CM_ECORRUPT, "\"" + path + "\" is a SQLite database but not a cachemeter metrics file "
+                             "(application_id " + std::to_string(app) + "); left untouched");
+  if (version < 1 || version > kSchemaVersion)
+    throw Error(CM_ECORRUPT, "\"" + path + "\" has metrics schema version " + std::to_string(version) +
+                                 ", this library reads 1.." + std::to_string(kSchemaVersion) + "; left untouched");
+  Stmt qc = prepare(db.get(), "PRAGMA quick_check(1)");
+  rc = sqlite3_step(qc.get());
+  std::string verdict = rc == SQLITE_ROW ? column_text(qc.get(), 0) : std::string(sqlite3_errmsg(db.get()));
+  for (char& c : verdict)
+    if (c == '\n') c = ' ';
+  if (verdict != "ok")
+    throw Error(CM_ECORRUPT, "\"" + path + "\" is damaged (" + verdict + "); left untouched");
+  return true;
+}
+
+// One process owns a metrics file: an open-file-description lock on
+// "<path>-lock". The kernel drops it when the owner dies, however it dies, so
+// a dead owner's file is taken over by the next opener; the file's text is
+// the owner's pid, for the message the next would-be owner gets.
+class OwnerLock {
+ public:
+  explicit OwnerLock(const std::string& db_path) : path_(db_path + "-lock") {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw Error(CM_EBACKEND, "cannot create the lock file \"" + path_ + "\": " + std::strerror(errno));
+    struct flock fl{};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd_, F_OFD_SETLK, &fl) != 0) {
+      int err = errno;
+      std::string pid = (err == EAGAIN || err == EACCES) ? owner_pid() : "";
+      ::close(fd_);
+      fd_ = -1;
+      if (err == EAGAIN || err == EACCES)
+        throw Error(CM_ESTATE, "\"" + db_path + "\" is owned by process " + pid + " (lock file \"" + path_ + "\")");
+      throw Error(CM_EBACKEND, "cannot lock \"" + path_ + "\": " + std::strerror(err));
+    }
+    std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+      int err = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw Error(CM_EBACKEND, "cannot write the lock file \"" + path_ + "\": " + std::strerror(err));
+    }
+  }
+  ~OwnerLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  OwnerLock(const OwnerLock&) = delete;
+  OwnerLock& operator=(const OwnerLock&) = delete;
+
+ private:
+  // The owner writes its pid right after locking: retry briefly (bounded)
+  // when we catch it in between.
+  std::string owner_pid() const {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      if (n > 0) {
+        std::string s(buf, static_cast<size_t>(n));
+        while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+        if (!s.empty()) return s;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return "(unknown pid)";
+  }
+
+  std::string path_;
+  int fd_ = -1;
+};
+
+// ---- restore and flush ---------------------------------------------------------
+
+// What a family is in the file: rows only match a family of the same layout.
+std::string identity(const std::string& name, const std::string& kind, const std::string& labels,
+                     const std::string& bounds) {
+  std::string id = name;
+  id += '\x1f';
+  id += kind;
+  id += '\x1f';
+  id += labels;
+  id += '\x1f';
+  id += bounds;
+  return id;
+}
+
+struct Row {
+  int64_t ival = 0;
+  double dval = 0;
+  double sum = 0;
+  std::vector<uint64_t> counts;  // histograms: per bucket, +Inf last
+  double created = 0;
+};
+
+struct SavedFamily {
+  int64_t id = 0;
+  std::string kind, labels_json, bounds_json, help;
+  std::unordered_map<std::string, Row> rows;  // by label values (JSON)
+};
+
+// Reads every family and series row of db.
+void read_rows(sqlite3* db, std::unordered_map<std::string, SavedFamily>& saved,
+               std::unordered_map<std::string, std::vector<std::string>>& by_name,
+               std::unordered_map<int64_t, SavedFamily*>* by_id_out = nullptr) {
+  std::unordered_map<int64_t, SavedFamily*> by_id;
+  Stmt fs = prepare(db, "SELECT id, name, kind, label_names, bounds, help FROM cm_family");
+  int rc;
+  while ((rc = sqlite3_step(fs.get())) == SQLITE_ROW) {
+    SavedFamily f;
+    f.id = sqlite3_column_int64(fs.get(), 0);
+    std::string name = column_text(fs.get(), 1);
+    f.kind = column_text(fs.get(), 2);
+    std::vector<std::string> labels;
+    std::vector<double> bounds;
+    if (!JsonArray(column_text(fs.get(), 3)).strings(labels) || !JsonArray(column_text(fs.get(), 4)).doubles(bounds))
+      throw Error(CM_ECORRUPT, "family row " + std::to_string(f.id) + " (\"" + name +
+                                   "\"): label_names or bounds is not a JSON array");
+    f.labels_json = json_strings(labels);  // normalised: compared byte for byte
+    f.bounds_json = json_doubles(bounds);
+    f.help = column_text(fs.get(), 5);
+    std::string id = identity(name, f.kind, f.labels_json, f.bounds_json);
+    auto [it, fresh] = saved.emplace(id, std::move(f));
+    if (fresh) by_name[name].push_back(id);
+    by_id[it->second.id] = &it->second;
+  }
+  if (rc != SQLITE_DONE) fail(db, rc, "reading cm_family");
+  Stmt ss = prepare(db,
+                    "SELECT family_id, label_values, int_part, double_part, sum, buckets, created FROM cm_series");
+  while ((rc = sqlite3_step(ss.get())) == SQLITE_ROW) {
+    auto it = by_id.find(sqlite3_column_int64(ss.get(), 0));
+    if (it == by_id.end()) continue;  // a family row removed by hand: nothing to restore into
+    SavedFamily& f = *it->second;
+    Row row;
+    row.ival = sqlite3_column_int64(ss.get(), 2);
+    row.dval = sqlite3_column_double(ss.get(), 3);
+    row.sum = sqlite3_column_double(ss.get(), 4);
+    row.created = sqlite3_column_double(ss.get(), 6);
+    std::string values = column_text(ss.get(), 1);
+    std::vector<std::string> parsed;
+    if (!JsonArray(values).strings(parsed))
+      throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": label_values is not a JSON array");
+    if (f.kind == "histogram" && !JsonArray(column_text(ss.get(), 5)).counts(row.counts))
+      throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": buckets is not a JSON array");
+    f.rows.emplace(json_strings(parsed), std::move(row));
+  }
+  if (rc != SQLITE_DONE) fail(db, rc, "reading cm_series");
+  if (by_id_out) *by_id_out = std::move(by_id);
+}
+
+// The payload a row stands for, in the series' layout; false when the row
+// does not fit it.
+bool row_payload(const Row& row, const cm_series& s, std::vector<uint64_t>& out) {
+  if (s.kind == Kind::Histogram) {
+    if (row.counts.size() != s.nbounds + 1u) return false;
+    out.assign(1, cells::to_bits(row.sum));
+    out.insert(out.end(), row.counts.begin(), row.counts.end());
+  } else {
+    out = {cells::to_bits(row.dval), static_cast<uint64_t>(row.ival)};
+  }
+  return true;
+}
+
+class Persister final : public PersistHook {
+ public:
+  Persister(cm_registry& r, std::string path, std::unique_ptr<OwnerLock> lock, Db db)
+      : r_(r), path_(std::move(path)), lock_(std::move(lock)), db_(std::move(db)) {}
+
+  ~Persister() override {
+    {
+      std::lock_guard<std::mutex> g(stop_mu_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    try {
+      flush();
+    } catch (...) {
+      // Nobody to tell: the registry is going away. The file keeps the last
+      // completed flush.
+    }
+  }
+
+  // Reads the file's rows and registers the self-metrics (before install()).
+  void prepare_restore() {
+    read_rows(db_.get(), saved_, by_name_);
+    upsert_ = prepare(db_.get(),
+                      "INSERT INTO cm_series(family_id, label_values, value, int_part, double_part, sum, count, "
+                      "buckets, created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                      "ON CONFLICT(family_id, label_values) DO UPDATE SET value = excluded.value, "
+                      "int_part = excluded.int_part, double_part = excluded.double_part, sum = excluded.sum, "
+                      "count = excluded.count, buckets = excluded.buckets, created = excluded.created, "
+                      "updated = excluded.updated");
+    family_insert_ = prepare(db_.get(),
+                             "INSERT INTO cm_family(name, kind, label_names, bounds, help) VALUES(?1, ?2, ?3, ?4, ?5) "
+                             "ON CONFLICT(name, kind, label_names, bounds) DO UPDATE SET help = excluded.help "
+                             "RETURNING id");
+    const std::string& p = r_.prefix;
+    conflicts_ = family_series(*register_family(r_, Kind::Counter, p + "persist_conflicts_total",
+                                                "Saved families whose layout (type, labels or buckets) differs "
+                                                "from the registered one: their saved data stays in the file, "
+                                                "the new series start at zero.",
+                                                nullptr, 0, nullptr, 0, true),
+                               nullptr, 0);
+    failures_ = family_series(*register_family(r_, Kind::Counter, p + "persist_flush_failures_total",
+                                               "Background flushes of the metrics file that failed (retried "
+                                               "at the next interval).",
+                                               nullptr, 0, nullptr, 0, true),
+                              nullptr, 0);
+  }
+
+  // Restores into the families and series that exist already and becomes the
+  // registry's hook, all under the registry mutex. Throws when r persists.
+  static void install(cm_registry& r, std::unique_ptr<Persister> p) {
+    std::lock_guard<std::mutex> g(r.mu);
+    if (r.persister) throw Error(CM_ESTATE, "this registry already persists");
+    for (auto& [name, f] : r.families) {
+      p->family_registered(*f);
+      for (auto& s : f->series) p->series_created(*s);
+    }
+    r.persister = std::move(p);
+  }
+
+  void start_thread(unsigned interval_ms) {
+    if (interval_ms == 0) return;
+    thread_ = std::thread([this, interval_ms] { run(interval_ms); });
+  }
+
+  void family_registered(cm_family& f) noexcept override {
+    try {
+      FamInfo fi;
+      fi.persisted = !f.internal && (f.kind != Kind::Gauge || r_.persist_gauges);
+      if (fi.persisted) {
+        fi.labels_json = json_strings(f.label_names);
+        fi.bounds_json = json_doubles(f.bounds);
+        fi.identity = identity(f.name, kind_name(f.kind), fi.labels_json, fi.bounds_json);
+        if (auto it = saved_.find(fi.identity); it != saved_.end()) fi.id = it->second.id;
+        if (auto it = by_name_.find(f.name); it != by_name_.end()) {
+          for (const std::string& other : it->second) {
+            if (other == fi.identity) continue;
+            const SavedFamily& sf = saved_.at(other);
+            set_error(CM_OK, "persist: \"" + f.name + "\" was saved in \"" + path_ + "\" as a " + sf.kind +
+                                 " with labels " + sf.labels_json + " and bounds " + sf.bounds_json +
+                                 "; registered now as a " + kind_name(f.kind) + " with labels " + fi.labels_json +
+                                 " and bounds " + fi.bounds_json +
+                                 ". The saved data stays in the file under its old layout; the new series start "
+                                 "at zero.");
+            cells::add_count(conflicts_->block, 1, 1);
+          }
+        }
+      }
+      fams_.insert_or_assign(&f, std::move(fi));
+    } catch (...) {
+      // Out of memory: the family is simply not persisted.
+    }
+  }
+
+  void series_created(cm_series& s) noexcept override {
+    try {
+      auto fit = fams_.find(s.family);
+      if (fit == fams_.end() || !fit->second.persisted) return;
+      SeriesState& st = states_[&s];
+      st.values_json = json_strings(s.values);
+      auto sf = saved_.find(fit->second.identity);
+      if (sf == saved_.end()) return;
+      auto rit = sf->second.rows.find(st.values_json);
+      if (rit == sf->second.rows.end()) return;
+      std::vector<uint64_t> saved;
+      if (row_payload(rit->second, s, saved)) {
+        // The saved values add to what the series holds already (a series
+        // that existed before cm_registry_persist() may have counted).
+        cells::Space& space = cells::Space::get();
+        std::vector<uint64_t> cur(saved.size());
+        auto lk = space.lock();
+        space.read(s.block, cur.data(), lk);
+        for (size_t i = 0; i < cur.size(); ++i)
+          cur[i] = i < s.block.ndoubles ? cells::to_bits(cells::from_bits(cur[i]) + cells::from_bits(saved[i]))
+                                        : cur[i] + saved[i];
+        space.reset(s.block, cur.data(), lk);
+        s.created = rit->second.created;
+        st.last = std::move(saved);  // what the file holds
+        st.created = s.created;
+      }
+      sf->second.rows.erase(rit);  // the live series owns the row from now on
+    } catch (...) {
+    }
+  }
+
+  void flush() {
+    std::lock_guard<std::mutex> fl(flush_mu_);
+    struct Pending {
+      const cm_family* f;
+      FamInfo* fi;
+      SeriesState* st;
+      std::vector<uint64_t> payload;
+      double created;
+    };
+    std::vector<Pending> batch;
+    {
+      std::lock_guard<std::mutex> g(r_.mu);
+      cells::Space& space = cells::Space::get();
+      std::vector<uint64_t> buf;
+      for (auto& [name, f] : r_.families) {
+        auto fit = fams_.find(f.get());
+        if (fit == fams_.end() || !fit->second.persisted) continue;
+        auto lk = space.lock();
+        for (auto& s : f->series) {
+          auto sit = states_.find(s.get());
+          if (sit == states_.end()) continue;
+          buf.resize(s->block.width - 1);
+          space.read(s->block, buf.data(), lk);
+          SeriesState& st = sit->second;
+          if (buf != st.last || !(st.created == s->created))
+            batch.push_back({f.get(), &fit->second, &st, buf, s->created});
+        }
+      }
+    }
+    if (batch.empty()) return;
+    double now = unix_time_now();
+    sqlite3* db = db_.get();
+    sqlite3_stmt* up = upsert_.get();
+    Tx tx(db);
+    for (Pending& p : batch) {
+      if (p.fi->id == 0) p.fi->id = insert_family(*p.f, *p.fi);
+      sqlite3_reset(up);
+      sqlite3_clear_bindings(up);
+      sqlite3_bind_int64(up, 1, p.fi->id);
+      sqlite3_bind_text(up, 2, p.st->values_json.data(), static_cast<int>(p.st->values_json.size()), SQLITE_STATIC);
+      std::string buckets;
+      if (p.f->kind == Kind::Histogram) {
+        uint64_t count = 0;
+        for (size_t i = 1; i < p.payload.size(); ++i) count += p.payload[i];
+        buckets = json_counts(p.payload.data() + 1, p.payload.size() - 1);
+        sqlite3_bind_double(up, 6, cells::from_bits(p.payload[0]));
+        sqlite3_bind_int64(up, 7, static_cast<int64_t>(count));
+        sqlite3_bind_text(up, 8, buckets.data(), static_cast<int>(buckets.size()), SQLITE_STATIC);
+      } else {
+        sqlite3_bind_double(up, 3, cells::scalar_value(p.payload.data()));
+        sqlite3_bind_int64(up, 4, static_cast<int64_t>(p.payload[1]));
+        sqlite3_bind_double(up, 5, cells::from_bits(p.payload[0]));
+      }
+      sqlite3_bind_double(up, 9, p.created);
+      sqlite3_bind_double(up, 10, now);
+      int rc = sqlite3_step(up);
+      if (rc != SQLITE_DONE) fail(db, rc, "writing \"" + p.f->name + "\" to \"" + path_ + "\"");
+    }
+    sqlite3_reset(up);
+    tx.commit();
+    std::lock_guard<std::mutex> g(r_.mu);
+    for (Pending& p : batch) {
+      p.st->last = std::move(p.payload);
+      p.st->created = p.created;
+    }
+  }
+
+ private:
+  struct FamInfo {
+    bool persisted = false;
+    std::string identity, labels_json, bounds_json;
+    int64_t id = 0;  // cm_family.id once known; set under r.mu before any flush sees it, then flush_mu_
+  };
+  struct SeriesState {
+    std::string values_json;
+    std::vector<uint64_t> last;  // the payload the file holds
+    double created = NAN;
+  };
+
+  int64_t insert_family(const cm_family& f, const FamInfo& fi) {
+    sqlite3_stmt* st = family_insert_.get();
+    sqlite3_reset(st);
+    const char* kind = kind_name(f.kind);
+    sqlite3_bind_text(st, 1, f.name.data(), static_cast<int>(f.name.size()), SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, fi.labels_json.data(), static_cast<int>(fi.labels_json.size()), SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, fi.bounds_json.data(), static_cast<int>(fi.bounds_json.size()), SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, f.help.data(), static_cast<int>(f.help.size()), SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) fail(db_.get(), rc, "writing family \"" + f.name + "\"");
+    int64_t id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return id;
+  }
+
+  void run(unsigned interval_ms) {
+    std::unique_lock<std::mutex> lk(stop_mu_);
+    while (!stop_cv_.wait_for(lk, std::chrono::milliseconds(interval_ms), [this] { return stopping_; })) {
+      lk.unlock();
+      try {
+        flush();
+      } catch (...) {
+        cells::add_count(failures_->block, 1, 1);
+      }
+      lk.lock();
+    }
+  }
+
+  cm_registry& r_;
+  std::string path_;
+  std::unique_ptr<OwnerLock> lock_;  // declared before db_: released after the file is closed
+  Db db_;
+  Stmt upsert_, family_insert_;      // flush_mu_
+  std::mutex flush_mu_;
+  // Registry mutex:
+  std::unordered_map<std::string, SavedFamily> saved_;  // rows not yet owned by a live series
+  std::unordered_map<std::string, std::vector<std::string>> by_name_;
+  std::unordered_map<const cm_family*, FamInfo> fams_;
+  std::unordered_map<const cm_series*, SeriesState> states_;
+  cm_series* conflicts_ = nullptr;
+  cm_series* failures_ = nullptr;
+  // The background flusher.
+  std::thread thread_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+};
+
+// Opens (or creates) the file for writing, once the owner lock is held.
+Db open_for_writing(const std::string& path, bool existed) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  Db db(raw);
+  if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\"");
+  sqlite3_busy_timeout(db.get(), 5000);
+  int64_t app = pragma_int(db.get(), "PRAGMA application_id");
+  int64_t version = pragma_int(db.get(), "PRAGMA user_version");
+  int64_t objects = pragma_int(db.get(), "SELECT count(*) FROM sqlite_schema");
+  if (app == kApplicationId && version >= 1 && version <= kSchemaVersion) {
+    // Ours (checked read-only, or created by an owner since we looked).
+  } else if (!existed && app == 0 && version == 0 && objects == 0) {
+    // New: the schema in one rollback-journal transaction, before WAL, so a
+    // crash here leaves an empty file that the next opener starts again.
+    Tx tx(db.get());
+    exec(db.get(), kSchema);
+    exec(db.get(), ("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
+    exec(db.get(), ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+    tx.commit();
+  } else {
+    throw Error(CM_ECORRUPT, "\"" + path + "\" changed under us into something that is not a metrics file");
+  }
+  // WAL: a flush is one append, readers (cachemeter dump) never block it.
+  // synchronous=NORMAL: a process crash loses nothing committed; only a power
+  // loss can drop the last flushes, never corrupt the file (docs/persistence.md).
+  Stmt wal = prepare(db.get(), "PRAGMA journal_mode = WAL");
+  rc = sqlite3_step(wal.get());
+  if (rc != SQLITE_ROW) fail(db.get(), rc, "PRAGMA journal_mode = WAL");
+  exec(db.get(), "PRAGMA synchronous = NORMAL");
+  return db;
+}
+
+void write_owner(sqlite3* db) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  Stmt st = prepare(db, "INSERT OR REPLACE INTO cm_owner(id, pid, host, since) VALUES(1, ?1, ?2, ?3)");
+  sqlite3_bind_int64(st.get(), 1, ::getpid());
+  sqlite3_bind_text(st.get(), 2, host, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_double(st.get(), 3, unix_time_now());
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) fail(db, rc, "writing cm_owner");
+}
+
+Persister& persister_of(cm_registry& r) {
+  std::lock_guard<std::mutex> g(r.mu);
+  auto* p = dynamic_cast<Persister*>(r.persister.get());
+  if (!p) throw Error(CM_ESTATE, "this registry does not persist (call cm_registry_persist first)");
+  return *p;
+}
+
+}  // namespace
+
+void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
+  {
+    std::lock_guard<std::mutex> g(r.mu);
+    if (r.persister) throw Error(CM_ESTATE, "this registry already persists");
+  }
+  bool existed = check_file(path, false);  // before anything is written
+  auto lock = std::make_unique<OwnerLock>(path);
+  Db db = open_for_writing(path, existed);
+  {
+    Tx tx(db.get());
+    write_owner(db.get());
+    tx.commit();
+  }
+  auto p = std::make_unique<Persister>(r, path, std::move(lock), std::move(db));
+  p->prepare_restore();
+  Persister* raw = p.get();
+  Persister::install(r, std::move(p));
+  raw->start_thread(interval_ms);
+}
+
+void flush(cm_registry& r) { persister_of(r).flush(); }
+
+void load(cm_registry& r, const std::string& path) {
+  check_file(path, true);
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  Db db(raw);
+  if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\" read-only");
+  sqlite3_busy_timeout(db.get(), 5000);
+  std::unordered_map<std::string, SavedFamily> saved;
+  std::unordered_map<std::string, std::vector<std::string>> by_name;
+  {
+    exec(db.get(), "BEGIN");  // one consistent snapshot while an owner writes
+    read_rows(db.get(), saved, by_name);
+    exec(db.get(), "COMMIT");
+  }
+  // Most recently written layout first: an older layout of the same name
+  // (changed buckets) is the one skipped, and counted.
+  Stmt order = prepare(db.get(),
+                       "SELECT f.name, f.kind, f.label_names, f.bounds FROM cm_family f "
+                       "ORDER BY (SELECT max(updated) FROM cm_series s WHERE s.family_id = f.id) DESC, f.id DESC");
+  std::vector<std::string> ids;
+  while ((rc = sqlite3_step(order.get())) == SQLITE_ROW) {
+    std::vector<std::string> labels;
+    std::vector<double> bounds;
+    JsonArray(column_text(order.get(), 2)).strings(labels);
+    JsonArray(column_text(order.get(), 3)).doubles(bounds);
+    ids.push_back(identity(column_text(order.get(), 0), column_text(order.get(), 1), json_strings(labels),
+                           json_doubles(bounds)));
+  }
+  if (rc != SQLITE_DONE) fail(db.get(), rc, "reading cm_family");
+  cm_series* conflicts = family_series(
+      *register_family(r, Kind::Counter, r.prefix + "persist_conflicts_total",
+                       "Saved families whose layout (type, labels or buckets) differs from the registered one.",
+                       nullptr, 0, nullptr, 0, true),
+      nullptr, 0);
+  cells::Space& space = cells::Space::get();
+  for (const std::string& id : ids) {
+    auto it = saved.find(id);
+    if (it == saved.end()) continue;
+    SavedFamily& sf = it->second;
+    std::string name = id.substr(0, id.find('\x1f'));
+    Kind kind = sf.kind == "counter" ? Kind::Counter : sf.kind == "gauge" ? Kind::Gauge : Kind::Histogram;
+    std::vector<std::string> labels;
+    std::vector<double> bounds;
+    JsonArray(sf.labels_json).strings(labels);
+    JsonArray(sf.bounds_json).doubles(bounds);
+    std::vector<const char*> lp;
+    for (const auto& l : labels) lp.push_back(l.c_str());
+    cm_family* f;
+    try {
+      f = register_family(r, kind, name, sf.help.c_str(), lp.data(), lp.size(), bounds.data(), bounds.size(), false);
+    } catch (const Error& e) {
+      if (e.status() != CM_EEXIST) throw;
+      cells::add_count(conflicts->block, 1, 1);
+      continue;
+    }
+    for (auto& [values_json, row] : sf.rows) {
+      std::vector<std::string> values;
+      JsonArray(values_json).strings(values);
+      std::vector<const char*> vp;
+      for (const auto& v : values) vp.push_back(v.c_str());
+      cm_series* s = family_series(*f, vp.data(), vp.size());
+      std::vector<uint64_t> payload;
+      if (!row_payload(row, *s, payload)) continue;
+      std::lock_guard<std::mutex> g(r.mu);
+      s->created = row.created;
+      auto lk = space.lock();
+      space.reset(s->block, payload.data(), lk);
+    }
+  }
+}
+
+}  // namespace cm::persist

@@ -1,0 +1,32 @@
+// Registry persistence in SQLite: owning a metrics file, restoring saved
+// series into a registry, and flushing changed series back (docs/persistence.md).
+#pragma once
+
+#include <string>
+
+#include "metrics/registry.h"
+
+namespace cm::persist {
+
+// The schema this code writes and reads (PRAGMA user_version), and the
+// PRAGMA application_id that marks a file as ours ("CMet").
+constexpr int kSchemaVersion = 1;
+constexpr int kApplicationId = 0x434D6574;
+
+// Takes ownership of the file at path (created when missing), restores what it
+// holds into r (now and for families registered later) and flushes every
+// interval_ms from a background thread (0: none). Throws Error: CM_ESTATE when
+// r already persists or another process owns the file, CM_ECORRUPT for a
+// foreign or damaged file (left untouched), CM_EBACKEND when it cannot be
+// created or opened.
+void start(cm_registry& r, const std::string& path, unsigned interval_ms);
+
+// Writes every series changed since the last flush, in one transaction.
+// Throws Error (CM_ESTATE when r does not persist).
+void flush(cm_registry& r);
+
+// Reads a metrics file read-only into r, taking no ownership: every family it
+// holds is registered and its series set to their saved values. Throws Error.
+void load(cm_registry& r, const std::string& path);
+
+}  // namespace cm::persist

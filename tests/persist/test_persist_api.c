@@ -1,0 +1,147 @@
+/* tests/persist/test_persist_api.c: the statuses of cm_registry_persist,
+ * cm_registry_flush and cm_registry_load (public API). Built with and without
+ * SQLite: without it every call is CM_EUNAVAILABLE once its arguments pass. */
+#include "cmtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A fresh path in a fresh directory (removed by the test's end). */
+static char dir[64];
+static char path[128];
+
+static int make_dir(void **state) {
+  (void)state;
+  strcpy(dir, "/tmp/cm_persist_api.XXXXXX");
+  if (!mkdtemp(dir)) return -1;
+  snprintf(path, sizeof path, "%s/m.db", dir);
+  return 0;
+}
+
+static int remove_dir(void **state) {
+  (void)state;
+  static const char *const suffixes[] = {"", "-lock", "-wal", "-shm", "-journal"};
+  char p[160];
+  for (size_t i = 0; i < CMT_COUNT(suffixes); i++) {
+    snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+    unlink(p);
+  }
+  return rmdir(dir);
+}
+
+static void null_arguments(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  assert_status(cm_registry_persist(NULL, path, 0), CM_EINVAL);
+  assert_contains(cm_errmsg(), "reg");
+  assert_status(cm_registry_persist(reg, NULL, 0), CM_EINVAL);
+  assert_contains(cm_errmsg(), "path");
+  assert_status(cm_registry_persist(reg, "", 0), CM_EINVAL);
+  assert_status(cm_registry_flush(NULL), CM_EINVAL);
+  assert_status(cm_registry_load(NULL, path), CM_EINVAL);
+  assert_status(cm_registry_load(reg, NULL), CM_EINVAL);
+  cm_registry_free(reg);
+}
+
+static void persist_gauges_option(void **state) {
+  (void)state;
+  cm_registry *reg = NULL;
+  assert_status(cm_registry_new(&reg, "persist_gauges=maybe"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "persist_gauges");
+  reg = cmt_registry("persist_gauges=true");
+  cm_registry_free(reg);
+}
+
+#if CM_TEST_WITH_SQLITE
+static void flush_without_persist(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  assert_status(cm_registry_flush(reg), CM_ESTATE);
+  assert_contains(cm_errmsg(), "does not persist");
+  cm_registry_free(reg);
+}
+
+static void persist_twice(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  assert_status(cm_registry_persist(reg, path, 0), CM_OK);
+  assert_status(cm_registry_persist(reg, path, 0), CM_ESTATE);
+  assert_contains(cm_errmsg(), "already persists");
+  assert_status(cm_registry_flush(reg), CM_OK);
+  /* Another registry of the same process: the file has an owner. */
+  cm_registry *other = cmt_registry(NULL);
+  assert_status(cm_registry_persist(other, path, 0), CM_ESTATE);
+  char pid[32];
+  snprintf(pid, sizeof pid, "process %ld", (long)getpid());
+  assert_contains(cm_errmsg(), pid);
+  cm_registry_free(other);
+  cm_registry_free(reg);
+  /* Freed: the file is free again. */
+  reg = cmt_registry(NULL);
+  assert_status(cm_registry_persist(reg, path, 0), CM_OK);
+  cm_registry_free(reg);
+}
+
+static void restore_in_process(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  cm_family *f;
+  cm_series *s;
+  assert_status(cm_counter_new(reg, "jobs_total", "Jobs.", NULL, 0, &f), CM_OK);
+  assert_status(cm_family_series(f, NULL, 0, &s), CM_OK);
+  cm_counter_add(s, 2.5);
+  assert_status(cm_registry_persist(reg, path, 0), CM_OK);
+  cm_registry_free(reg); /* the last flush */
+
+  reg = cmt_registry(NULL);
+  assert_status(cm_registry_persist(reg, path, 0), CM_OK);
+  assert_status(cm_counter_new(reg, "jobs_total", "Jobs.", NULL, 0, &f), CM_OK);
+  assert_status(cm_family_series(f, NULL, 0, &s), CM_OK);
+  assert_double_exact(cm_series_value(s), 2.5);
+  cm_counter_add(s, 1);
+  assert_status(cm_registry_reset(reg), CM_OK);
+  cm_counter_add(s, 4);
+  cm_registry_free(reg);
+
+  /* A reset is a reset: what came after it only. Loaded read-only. */
+  reg = cmt_registry(NULL);
+  assert_status(cm_registry_load(reg, path), CM_OK);
+  assert_double_exact(cmt_render_sample(reg, "jobs_total"), 4);
+  cm_registry_free(reg);
+}
+
+static void load_missing(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  assert_status(cm_registry_load(reg, path), CM_EINVAL);
+  assert_contains(cm_errmsg(), path);
+  cm_registry_free(reg);
+}
+#else
+static void unavailable(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  assert_status(cm_registry_persist(reg, path, 0), CM_EUNAVAILABLE);
+  assert_status(cm_registry_flush(reg), CM_EUNAVAILABLE);
+  assert_status(cm_registry_load(reg, path), CM_EUNAVAILABLE);
+  cm_registry_free(reg);
+}
+#endif
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(null_arguments, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(persist_gauges_option, make_dir, remove_dir),
+#if CM_TEST_WITH_SQLITE
+      cmocka_unit_test_setup_teardown(flush_without_persist, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(persist_twice, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(restore_in_process, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(load_missing, make_dir, remove_dir),
+#else
+      cmocka_unit_test_setup_teardown(unavailable, make_dir, remove_dir),
+#endif
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
