@@ -286,10 +286,36 @@ class SqliteBackend::Lease {
 
 namespace {
 
+// A namespace's row of cm_stats: entries, bytes, and the write sequence
+// that orders eviction by age. Read and written inside the caller's
+// transaction, so it stays exact across processes.
 struct Stats {
   uint64_t n = 0, b = 0;
   int64_t seq = 0;
 };
+
+template <class Conn>
+Stats read_stats(const Conn& c, const std::string& ns) {
+  Stats st;
+  sqlite3_stmt* g = c.stmt(kStatsGet);
+  Reset r{g};
+  c.check(bind_text(g, 1, ns), "bind");
+  if (c.step(g, "read stats"))
+    st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
+          sqlite3_column_int64(g, 2)};
+  return st;
+}
+
+template <class Conn>
+void write_stats(const Conn& c, const std::string& ns, const Stats& st) {
+  sqlite3_stmt* p = c.stmt(kStatsPut);
+  Reset r{p};
+  c.check(bind_text(p, 1, ns), "bind");
+  sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
+  sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
+  sqlite3_bind_int64(p, 4, st.seq);
+  c.step(p, "update stats");
+}
 
 }  // namespace
 
@@ -375,24 +401,10 @@ bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out
     }
   }
   if (found) {
-    Stats st;
-    sqlite3_stmt* g = c->stmt(kStatsGet);
-    {
-      Reset r{g};
-      c->check(bind_text(g, 1, opt_.ns), "bind");
-      if (c->step(g, "read stats"))
-        st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
-              sqlite3_column_int64(g, 2)};
-    }
+    Stats st = read_stats(*c, opt_.ns);
     st.n -= std::min<uint64_t>(st.n, 1);
     st.b -= std::min(st.b, dropped);
-    sqlite3_stmt* p = c->stmt(kStatsPut);
-    Reset r{p};
-    c->check(bind_text(p, 1, opt_.ns), "bind");
-    sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
-    sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
-    sqlite3_bind_int64(p, 4, st.seq);
-    c->step(p, "update stats");
+    write_stats(*c, opt_.ns, st);
     last_entries_ = st.n;
     last_bytes_ = st.b;
   }
@@ -415,15 +427,7 @@ void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, 
   Lease c(*pool_);
   Tally t;
   c->run(kBegin, "cannot take the write lock");
-  Stats st;
-  {
-    sqlite3_stmt* g = c->stmt(kStatsGet);
-    Reset r{g};
-    c->check(bind_text(g, 1, opt_.ns), "bind");
-    if (c->step(g, "read stats"))
-      st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
-            sqlite3_column_int64(g, 2)};
-  }
+  Stats st = read_stats(*c, opt_.ns);
   auto forget = [&](uint64_t b) {
     st.n -= std::min<uint64_t>(st.n, 1);
     st.b -= std::min(st.b, b);
@@ -476,15 +480,7 @@ void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, 
   }
   ++st.n;
   st.b += charge;
-  {
-    sqlite3_stmt* p = c->stmt(kStatsPut);
-    Reset r{p};
-    c->check(bind_text(p, 1, opt_.ns), "bind");
-    sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
-    sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
-    sqlite3_bind_int64(p, 4, st.seq);
-    c->step(p, "update stats");
-  }
+  write_stats(*c, opt_.ns, st);
   c->run(kCommit, "commit");
   last_entries_ = st.n;
   last_bytes_ = st.b;
@@ -514,26 +510,10 @@ bool SqliteBackend::del(std::string_view key, int64_t now_ms_front) {
     }
   }
   if (!found) return false;  // the lease rolls the empty transaction back
-  Stats st;
-  {
-    sqlite3_stmt* g = c->stmt(kStatsGet);
-    Reset r{g};
-    c->check(bind_text(g, 1, opt_.ns), "bind");
-    if (c->step(g, "read stats"))
-      st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
-            sqlite3_column_int64(g, 2)};
-  }
+  Stats st = read_stats(*c, opt_.ns);
   st.n -= std::min<uint64_t>(st.n, 1);
   st.b -= std::min(st.b, b);
-  {
-    sqlite3_stmt* p = c->stmt(kStatsPut);
-    Reset r{p};
-    c->check(bind_text(p, 1, opt_.ns), "bind");
-    sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
-    sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
-    sqlite3_bind_int64(p, 4, st.seq);
-    c->step(p, "update stats");
-  }
+  write_stats(*c, opt_.ns, st);
   c->run(kCommit, "commit");
   last_entries_ = st.n;
   last_bytes_ = st.b;
@@ -550,22 +530,8 @@ void SqliteBackend::clear() {
     c->check(bind_text(s, 1, opt_.ns), "bind");
     c->step(s, "clear");
   }
-  Stats st;
-  {
-    sqlite3_stmt* g = c->stmt(kStatsGet);
-    Reset r{g};
-    c->check(bind_text(g, 1, opt_.ns), "bind");
-    if (c->step(g, "read stats")) st.seq = sqlite3_column_int64(g, 2);
-  }
-  {
-    sqlite3_stmt* p = c->stmt(kStatsPut);
-    Reset r{p};
-    c->check(bind_text(p, 1, opt_.ns), "bind");
-    sqlite3_bind_int64(p, 2, 0);
-    sqlite3_bind_int64(p, 3, 0);
-    sqlite3_bind_int64(p, 4, st.seq);
-    c->step(p, "update stats");
-  }
+  Stats st = read_stats(*c, opt_.ns);
+  write_stats(*c, opt_.ns, Stats{0, 0, st.seq});  // the sequence keeps counting
   c->run(kCommit, "commit");
   last_entries_ = 0;
   last_bytes_ = 0;
@@ -573,18 +539,11 @@ void SqliteBackend::clear() {
 
 void SqliteBackend::stats(uint64_t* n, uint64_t* b) const {
   Lease c(*pool_);
-  sqlite3_stmt* g = c->stmt(kStatsGet);
-  Reset r{g};
-  c->check(bind_text(g, 1, opt_.ns), "bind");
-  uint64_t en = 0, by = 0;
-  if (c->step(g, "read stats")) {
-    en = static_cast<uint64_t>(sqlite3_column_int64(g, 0));
-    by = static_cast<uint64_t>(sqlite3_column_int64(g, 1));
-  }
-  last_entries_ = en;
-  last_bytes_ = by;
-  *n = en;
-  *b = by;
+  Stats st = read_stats(*c, opt_.ns);
+  last_entries_ = st.n;
+  last_bytes_ = st.b;
+  *n = st.n;
+  *b = st.b;
 }
 
 uint64_t SqliteBackend::entries() const {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "api/error.h"
+#include "backend_test_util.h"
 #include "backends/sqlite.h"
 #include "util/uri.h"
 
@@ -30,53 +31,13 @@ using cm::kNever;
 using cm::kSqliteEntryOverhead;
 using cm::SqliteBackend;
 
-constexpr int64_t kT0 = 1000000;
-
-struct Events final : cm::BackendEvents {
-  struct Count {
-    uint64_t calls = 0, entries = 0, bytes = 0;
-  };
-  void on_evict(EvictReason why, uint64_t entries, uint64_t bytes) override {
-    Count& c = why == EvictReason::Size ? size : expired;
-    ++c.calls;
-    c.entries += entries;
-    c.bytes += bytes;
-  }
-  Count size, expired;
-};
+using cmbt::Events;
+using cmbt::get;
+using cmbt::kT0;
+using cmbt::set;
+using cmbt::status_of;
 
 uint64_t charge(std::string_view k, std::string_view v) { return k.size() + v.size() + kSqliteEntryOverhead; }
-
-std::optional<std::string> get(cm::Backend& b, std::string_view key, int64_t now = kT0,
-                               int64_t* fresh_until = nullptr) {
-  cm::Fetched f;
-  if (!b.get(key, now, &f)) {
-    EXPECT_EQ(f.data, nullptr);
-    return std::nullopt;
-  }
-  EXPECT_NE(f.data, nullptr);
-  if (!f.data) return std::nullopt;
-  const char* p = static_cast<const char*>(f.data);
-  EXPECT_EQ(p[f.len], '\0');
-  std::string v(p, f.len);
-  if (fresh_until) *fresh_until = f.fresh_until_ms;
-  std::free(f.data);
-  return v;
-}
-
-void set(cm::Backend& b, std::string_view k, std::string_view v, int64_t now = kT0, Expiry e = {}) {
-  b.set(k, v, e, now);
-}
-
-int status_of(auto&& fn, std::string* what = nullptr) {
-  try {
-    fn();
-  } catch (const cm::Error& e) {
-    if (what) *what = e.what();
-    return e.status();
-  }
-  return CM_OK;
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
