@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev prometheus-cpp-dev            # benchmarks and their baseline
   libmicrohttpd-dev zlib1g-dev                   # the HTTP endpoint (gzip via zlib)
   libsqlite3-dev sqlite3                         # the sqlite:// backend and metrics persistence; the shell for tests
+  libhiredis-dev redis-server                    # the redis:// backend; the real server its tests start
   prometheus                                     # promtool, and the real Prometheus the HTTP tests start
   openssl                                        # self-signed certificates for the TLS tests
   wrk curl                                       # the HTTP benchmark

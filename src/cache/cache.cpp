@@ -236,9 +236,9 @@ std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const c
   CM_REQUIRE(reg != nullptr, "no default registry");
 
   Uri u = Uri::parse(uri);
-  // Caches sharing one SQLite file keep apart by name (the backend's
-  // namespace= option, unless the URI names one itself).
-  if (u.scheme == "sqlite") u.query.add_default("namespace", n);
+  // Caches sharing one SQLite file or Redis server keep apart by name (the
+  // backend's namespace= option, unless the URI names one itself).
+  if (u.scheme == "sqlite" || u.scheme == "redis" || u.scheme == "redis+unix") u.query.add_default("namespace", n);
   auto c = std::make_unique<cm_cache>();
   c->reg = reg;
   c->name = n;

@@ -1,0 +1,112 @@
+// The Redis backend (redis://host:port/db, redis+unix:///path.sock): entries
+// as Redis strings under a per-cache key prefix, shared by every process that
+// uses the same server and prefix; Redis expires them itself. Value format,
+// pool and error mapping: redis.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <cachemeter/common.h>
+
+#include "cache/backend.h"
+
+namespace cm {
+
+struct Uri;
+
+// Bytes of the header stored in front of every value: a 4-byte magic and
+// version ("cm" 0x01 0x00), then fresh_until and keep_until as wall-clock
+// Unix milliseconds (signed 64-bit, little-endian).
+inline constexpr size_t kRedisHeaderBytes = 20;
+
+struct RedisOptions {
+  std::string host;        // TCP: host name or address; empty for a unix socket
+  int port = 6379;
+  std::string socket;      // unix socket path (redis+unix://)
+  std::string user;        // ACL user (AUTH user password); empty: AUTH password
+  std::string password;    // empty: no AUTH
+  int db = 0;              // SELECT db when not 0
+  std::string prefix;      // prepended to every key
+  int timeout_ms = 1000;          // per command (send + reply)
+  int connect_timeout_ms = 1000;  // per connection attempt
+  int pool = 4;                   // connections at most
+  int64_t count_interval_ms = 5000;  // entries(): how old a count may be (0: count every call)
+
+  // "host:port" or the socket path: what messages name (never the password).
+  std::string where() const;
+};
+
+class RedisBackend final : public Backend {
+ public:
+  // Does not connect: the cache opens while Redis is down (a cache must
+  // outlive its store's restarts); each operation connects as needed and
+  // health() reports whether Redis answers.
+  explicit RedisBackend(RedisOptions opt);
+  ~RedisBackend() override;
+  RedisBackend(const RedisBackend&) = delete;
+  RedisBackend& operator=(const RedisBackend&) = delete;
+
+  std::string_view kind() const override { return "redis"; }
+  // An entry past its keep_until on the front's clock is a miss; it is not
+  // deleted nor reported as an Expired eviction: Redis drops it at
+  // keep_until itself (PXAT), and no eviction is ever reported (Redis does
+  // not tell us when it expires or evicts a key). Throws Error(CM_ECORRUPT)
+  // for a value under the prefix that lacks the header.
+  bool get(std::string_view key, int64_t now_ms, Fetched* out) override;
+  // Throws Error(CM_ELIMIT) for a key or value over Redis's 512 MB limit.
+  void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) override;
+  bool del(std::string_view key, int64_t now_ms) override;
+  // SCAN MATCH <prefix>* + UNLINK in batches: only this prefix, never FLUSHDB.
+  // Keys written concurrently may survive.
+  void clear() override;
+  // The number of keys under the prefix, counted with SCAN at most every
+  // count_interval_ms (a scrape in between sees the last count); the last
+  // count when Redis cannot be reached. Includes other processes' entries.
+  uint64_t entries() const override;
+  // 0: unknown. Redis does not account memory per prefix cheaply (MEMORY
+  // USAGE is per key); use Redis's own used_memory metrics.
+  uint64_t bytes() const override { return 0; }
+  // PING within timeout_ms.
+  int health() override;
+
+  const RedisOptions& options() const { return opt_; }
+
+ private:
+  class Pool;
+  class Lease;
+  RedisOptions opt_;
+  std::unique_ptr<Pool> pool_;
+  mutable std::atomic<uint64_t> last_entries_{0};
+  mutable std::atomic<int64_t> counted_at_{INT64_MIN};  // steady-clock ms of last count
+  // The front's clock mapped to the wall clock, as in the sqlite backend:
+  // expiry instants are stored (and given to PXAT) as Unix milliseconds.
+  std::atomic<int64_t> offset_{INT64_MIN};
+
+  uint64_t count() const;
+  std::string key_of(std::string_view key) const;
+  int64_t to_wall(int64_t t);
+  int64_t from_wall(int64_t t) const;
+};
+
+// redis://[user:password@]host[:port][/db]?options and
+// redis+unix:///path/redis.sock?options (plus the front's kFrontOptions):
+//   host:port    default 127.0.0.1:6379 when empty; [v6addr]:port for IPv6
+//   db           0..1000000, default 0 (the path after host:port; the db=
+//                option for redis+unix)
+//   user, password  AUTH credentials (also in the URI's user info); never in
+//                messages
+//   namespace    the cache's name (the front sets it for redis URIs): the
+//                default prefix is "cachemeter:<namespace>:"
+//   prefix       the key prefix, overriding the default
+//   timeout_ms   1..3600000, default 1000: per command, then CM_ETIMEOUT
+//   connect_timeout_ms  1..3600000, default 1000
+//   pool         1..1024, default 4: connections at most; a caller waits up
+//                to timeout_ms for one (then CM_ETIMEOUT)
+//   count_interval_ms  0..86400000, default 5000: see entries()
+std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* events);
+
+}  // namespace cm
