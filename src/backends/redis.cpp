@@ -259,27 +259,8 @@ std::string RedisBackend::key_of(std::string_view key) const {
   return k;
 }
 
-int64_t RedisBackend::to_wall(int64_t t) {
-  int64_t off = offset_.load(std::memory_order_relaxed);
-  if (off == INT64_MIN) {
-    using namespace std::chrono;
-    int64_t wall = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-    int64_t expected = INT64_MIN;
-    off = wall - t;  // t is "now" on the first call
-    if (!offset_.compare_exchange_strong(expected, off)) off = expected;
-  }
-  if (t == kNever) return kNever;
-  if (off > 0 && t > kNever - off) return kNever;
-  return t + off;
-}
-
-int64_t RedisBackend::from_wall(int64_t t) const {
-  if (t == kNever) return kNever;
-  return t - offset_.load(std::memory_order_relaxed);
-}
-
 bool RedisBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out) {
-  const int64_t now_ms = to_wall(now_ms_front);
+  const int64_t now_ms = wall_.to_wall(now_ms_front);
   std::string k = key_of(key);
   Reply r;
   {
@@ -299,13 +280,13 @@ bool RedisBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out)
   static_cast<char*>(data)[n] = '\0';
   out->data = data;
   out->len = n;
-  out->fresh_until_ms = from_wall(fresh);
+  out->fresh_until_ms = wall_.from_wall(fresh);
   return true;
 }
 
 void RedisBackend::set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms_front) {
-  to_wall(now_ms_front);  // fixes the offset on a first call
-  const int64_t fresh = to_wall(e.fresh_until_ms), keep = to_wall(e.keep_until_ms);
+  wall_.to_wall(now_ms_front);  // fixes the offset on a first call
+  const int64_t fresh = wall_.to_wall(e.fresh_until_ms), keep = wall_.to_wall(e.keep_until_ms);
   if (opt_.prefix.size() + key.size() > kMaxRedisString || value.size() > kMaxRedisString - kRedisHeaderBytes)
     throw Error(CM_ELIMIT, "redis backend: keys and values are limited to 512 MB (Redis's string limit)");
   std::string k = key_of(key);
@@ -326,7 +307,7 @@ void RedisBackend::set(std::string_view key, std::string_view value, Expiry e, i
 }
 
 bool RedisBackend::del(std::string_view key, int64_t now_ms_front) {
-  to_wall(now_ms_front);
+  wall_.to_wall(now_ms_front);
   std::string k = key_of(key);
   Lease c(*this);
   Reply r = c.run({"UNLINK", k}, "UNLINK");

@@ -13,6 +13,7 @@
 #include <cachemeter/common.h>
 
 #include "cache/backend.h"
+#include "util/wall_clock.h"
 
 namespace cm {
 
@@ -84,12 +85,10 @@ class RedisBackend final : public Backend {
   mutable std::atomic<int64_t> counted_at_{INT64_MIN};  // steady-clock ms of last count
   // The front's clock mapped to the wall clock, as in the sqlite backend:
   // expiry instants are stored (and given to PXAT) as Unix milliseconds.
-  std::atomic<int64_t> offset_{INT64_MIN};
+  WallClockMap wall_;
 
   uint64_t count() const;
   std::string key_of(std::string_view key) const;
-  int64_t to_wall(int64_t t);
-  int64_t from_wall(int64_t t) const;
 };
 
 // redis://[user:password@]host[:port][/db]?options and

@@ -344,27 +344,8 @@ SqliteBackend::~SqliteBackend() = default;
 
 void SqliteBackend::exec_on_connections_for_testing(const std::string& sql) { pool_->add_sql(sql); }
 
-int64_t SqliteBackend::to_wall(int64_t t) {
-  int64_t off = offset_.load(std::memory_order_relaxed);
-  if (off == INT64_MIN) {
-    using namespace std::chrono;
-    int64_t wall = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-    int64_t expected = INT64_MIN;
-    off = wall - t;  // t is "now" on the first call: every method's first use of time is now_ms
-    if (!offset_.compare_exchange_strong(expected, off)) off = expected;
-  }
-  if (t == kNever) return kNever;
-  if (off > 0 && t > kNever - off) return kNever;
-  return t + off;
-}
-
-int64_t SqliteBackend::from_wall(int64_t t) {
-  if (t == kNever) return kNever;
-  return t - offset_.load(std::memory_order_relaxed);
-}
-
 bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out) {
-  const int64_t now_ms = to_wall(now_ms_front);
+  const int64_t now_ms = wall_.to_wall(now_ms_front);
   Lease c(*pool_);
   {
     sqlite3_stmt* s = c->stmt(kGet);
@@ -381,7 +362,7 @@ bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out
       static_cast<char*>(data)[n] = '\0';
       out->data = data;
       out->len = n;
-      out->fresh_until_ms = from_wall(sqlite3_column_int64(s, 1));
+      out->fresh_until_ms = wall_.from_wall(sqlite3_column_int64(s, 1));
       return true;
     }
   }
@@ -414,9 +395,9 @@ bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out
 }
 
 void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms_front) {
-  const int64_t now_ms = to_wall(now_ms_front);
-  e.fresh_until_ms = to_wall(e.fresh_until_ms);
-  e.keep_until_ms = to_wall(e.keep_until_ms);
+  const int64_t now_ms = wall_.to_wall(now_ms_front);
+  e.fresh_until_ms = wall_.to_wall(e.fresh_until_ms);
+  e.keep_until_ms = wall_.to_wall(e.keep_until_ms);
   uint64_t charge = key.size() + value.size() + kSqliteEntryOverhead;
   if (opt_.max_bytes && charge > opt_.max_bytes)
     throw Error(CM_ELIMIT, "sqlite backend: " + opt_.path + ": an entry of " + std::to_string(charge) +
@@ -491,7 +472,7 @@ void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, 
 }
 
 bool SqliteBackend::del(std::string_view key, int64_t now_ms_front) {
-  const int64_t now_ms = to_wall(now_ms_front);
+  const int64_t now_ms = wall_.to_wall(now_ms_front);
   Lease c(*pool_);
   c->run(kBegin, "cannot take the write lock");
   bool found = false;

@@ -13,6 +13,7 @@
 #include <cachemeter/common.h>
 
 #include "cache/backend.h"
+#include "util/wall_clock.h"
 
 struct sqlite3;
 
@@ -83,13 +84,10 @@ class SqliteBackend final : public Backend {
   uint64_t dev_ = 0, ino_ = 0;  // the file opened, for health()
   mutable std::atomic<uint64_t> last_entries_{0}, last_bytes_{0};
   // Stored expiry times are wall-clock (Unix ms): the file outlives the
-  // process and the boot. offset_ maps the front's clock to the wall clock,
-  // fixed at the first call (so a test's manual clock stays consistent).
-  std::atomic<int64_t> offset_{INT64_MIN};
+  // process and the boot.
+  WallClockMap wall_;
 
   void stats(uint64_t* n, uint64_t* b) const;
-  int64_t to_wall(int64_t t);    // kNever stays kNever
-  int64_t from_wall(int64_t t);  // the inverse
 };
 
 // sqlite://path?options (plus the front's kFrontOptions):
