@@ -46,6 +46,28 @@
  *   mmap_mb=N          read up to N MiB of the file through mmap (default 0).
  * A file that is not SQLite is CM_ECORRUPT (and left untouched); one that
  * cannot be opened or written, CM_EUNAVAILABLE; a full disk, CM_EBACKEND.
+ * redis://[user:password@]host:port/db?... or redis+unix:///path.sock?...
+ * (builds with CM_WITH_REDIS) keeps entries in a Redis server that processes
+ * and hosts share; Redis expires them itself:
+ *   prefix=P           key prefix (default "cachemeter:<namespace>:", the
+ *                      namespace being the cache's name unless namespace=).
+ *   timeout_ms=N       per command (default 1000), then CM_ETIMEOUT.
+ *   connect_timeout_ms=N  per connection attempt (default 1000).
+ *   pool=N             connections at most (default 4).
+ *   user=, password=   AUTH credentials (or in the URI's user info).
+ *   count_interval_ms=N  how old the entries gauge may be (default 5000).
+ * Failures: unreachable, refused or reset is CM_EUNAVAILABLE, a timeout
+ * CM_ETIMEOUT, an error reply (wrong password, OOM) or a protocol error
+ * CM_EBACKEND; each is counted in cache_errors_total{op, kind} with kind
+ * connection, timeout, server or protocol.
+ * Circuit breaker (redis and sqlite URIs):
+ *   breaker_failures=N  consecutive failures that open the circuit (redis:
+ *                      default 5; sqlite: default 0 = no breaker). While it
+ *                      is open, calls fail at once with CM_EUNAVAILABLE
+ *                      (kind circuit_open) without touching the store.
+ *   breaker_cooldown_ms=N  how long it stays open (default 1000); then one
+ *                      call is let through as a probe, and its success
+ *                      closes the circuit.
  * Unknown options are CM_EINVAL with the option's name in cm_errmsg().
  *
  * Thread-safety: every function may be called concurrently on one handle,
@@ -73,6 +95,28 @@ typedef struct cm_cache cm_cache;
  * CM_ENOMEM; backend errors (CM_EBACKEND, CM_EUNAVAILABLE) for backends that
  * connect on open. */
 CM_EXTERN int cm_cache_open(cm_cache **out, cm_registry *reg, const char *name, const char *uri);
+
+/* Opens a two-tier cache: a memory L1 in this process (l1_uri: memory://
+ * with max_entries, max_bytes, and ttl_ms = the longest an entry stays in
+ * L1) in front of a shared L2 (l2_uri: redis://, redis+unix:// or sqlite://,
+ * which also carries the front's options: ttl_ms, stale_ms, sample, ...).
+ * Reads try L1, then L2 (an L2 hit is copied into L1); writes go to L2, then
+ * L1. Hits are also counted per tier in cache_tier_hits_total{tier="l1|l2"}
+ * with cache_tier_get_duration_seconds per tier (docs/metrics.md).
+ * Coherence: with a redis L2, a listener connection receives Redis's
+ * invalidation messages for the prefix (CLIENT TRACKING BCAST), so a key
+ * another process sets or deletes leaves this L1 promptly; while that
+ * connection is down, L1 is emptied (counted in cache_l1_flushes_total) and
+ * not used, except while L2 itself is unreachable. A sqlite L2 has no change
+ * feed: an L1 copy may be stale for up to the L1's ttl_ms (default 1000).
+ * While L2 fails (CM_EUNAVAILABLE, CM_ETIMEOUT, CM_EBACKEND, or its circuit
+ * is open), sets and deletes reach L1 and return CM_OK; the failures are
+ * counted in cache_errors_total. Such writes never reach L2.
+ * Close with cm_cache_close(). Returns as cm_cache_open(); CM_EINVAL also
+ * when l1_uri is not memory://, l2_uri is not redis or sqlite, or l1_uri
+ * carries a front option other than ttl_ms. Does not connect to L2. */
+CM_EXTERN int cm_cache_open_tiered(cm_cache **out, cm_registry *reg, const char *name, const char *l1_uri,
+                                   const char *l2_uri);
 
 /* Closes the handle and frees its memory-backend entries. NULL: no-op. */
 CM_EXTERN void cm_cache_close(cm_cache *c);
@@ -114,6 +158,12 @@ typedef int (*cm_loader_fn)(void *ctx, const void *key, size_t klen, void **val,
  * With stale_ms > 0 an entry expired less than stale_ms ago is returned at
  * once (a stale hit) while this caller refreshes it (unless a refresh is in
  * progress); a failed refresh keeps the stale value.
+ * Across processes (a redis or tiered-over-redis cache): the caller that
+ * would load first takes a lock on the key in Redis (SET NX PX with a random
+ * token, for load_timeout_ms; released by compare-and-delete once the value
+ * is stored), so one process loads; the others poll Redis for its value for
+ * at most load_timeout_ms (then CM_ETIMEOUT, counted in lock_timeouts_total).
+ * If the lock cannot be taken because Redis fails, the load runs unlocked.
  * Returns CM_OK with *val and *vlen as for cm_cache_get (also when the loaded
  * value is larger than max_entry_bytes: it is returned but not cached, and
  * counted as a rejection); CM_MISS when the loader returned CM_MISS; the loader's negative

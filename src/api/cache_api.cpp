@@ -27,6 +27,16 @@ CM_EXTERN int cm_cache_open(cm_cache** out, cm_registry* reg, const char* name, 
   });
 }
 
+CM_EXTERN int cm_cache_open_tiered(cm_cache** out, cm_registry* reg, const char* name, const char* l1_uri,
+                                   const char* l2_uri) {
+  return cm::guard("cm_cache_open_tiered", [&] {
+    CM_REQUIRE(out != nullptr, "out is NULL");
+    *out = nullptr;
+    *out = cm::open_cache_tiered(reg, name, l1_uri, l2_uri, nullptr).release();
+    return CM_OK;
+  });
+}
+
 CM_EXTERN void cm_cache_close(cm_cache* c) { delete c; }
 
 CM_EXTERN int cm_cache_get(cm_cache* c, const void* key, size_t klen, void** val, size_t* vlen) {

@@ -15,6 +15,20 @@ int set_error(int status, const std::string& msg) noexcept {
   return status;
 }
 
+const char* error_kind_name(ErrorKind k) noexcept {
+  switch (k) {
+    case ErrorKind::Connection: return "connection";
+    case ErrorKind::Timeout: return "timeout";
+    case ErrorKind::Protocol: return "protocol";
+    case ErrorKind::Server: return "server";
+    case ErrorKind::CircuitOpen: return "circuit_open";
+    case ErrorKind::Corrupt: return "corrupt";
+    case ErrorKind::None:
+    case ErrorKind::Other: break;
+  }
+  return "other";
+}
+
 }  // namespace cm
 
 extern "C" {

@@ -11,13 +11,23 @@
 
 namespace cm {
 
+// What failed, for the `kind` label of cache_errors_total. Backends that
+// talk to a server say which of connection, timeout, protocol or server
+// error it was; None lets the cache front derive it from the status.
+enum class ErrorKind { None, Connection, Timeout, Protocol, Server, CircuitOpen, Corrupt, Other };
+inline constexpr int kErrorKinds = 8;
+const char* error_kind_name(ErrorKind k) noexcept;
+
 class Error : public std::runtime_error {
  public:
-  Error(int status, const std::string& msg) : std::runtime_error(msg), status_(status) {}
+  Error(int status, const std::string& msg, ErrorKind kind = ErrorKind::None)
+      : std::runtime_error(msg), status_(status), kind_(kind) {}
   int status() const noexcept { return status_; }
+  ErrorKind kind() const noexcept { return kind_; }
 
  private:
   int status_;
+  ErrorKind kind_;
 };
 
 // Records msg as the calling thread's last error and returns status.

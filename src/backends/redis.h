@@ -73,6 +73,13 @@ class RedisBackend final : public Backend {
   uint64_t bytes() const override { return 0; }
   // PING within timeout_ms.
   int health() override;
+  // The load lock of key: "cachemeter-lock:" + prefix + key (outside the
+  // prefix, so clear(), entries() and invalidations never see locks), taken
+  // with SET NX PX ttl_ms holding the token, released by a Lua
+  // compare-and-delete so only its holder removes it.
+  bool supports_lock() const override { return true; }
+  bool try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) override;
+  void unlock(std::string_view key, std::string_view token) override;
 
   const RedisOptions& options() const { return opt_; }
 

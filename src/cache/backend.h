@@ -33,13 +33,42 @@ struct Uri;
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
+class Error;
+
 enum class EvictReason { Size, Expired };
+
+// The operations the front counts and times (the `op` label).
+enum class Op { Get = 0, Set, Delete, Clear, Load };
+constexpr int kOps = 5;
+const char* op_name(Op op);
+
+// A circuit breaker's state (cache/breaker.h); the values are the
+// circuit_breaker_state gauge's.
+enum class BreakerState { Closed = 0, Open = 1, HalfOpen = 2 };
+
+// The tiers of a tiered cache (backends/tiered.h).
+enum class Tier { L1 = 0, L2 = 1 };
+constexpr int kTiers = 2;
 
 // Implemented by the front. Called from inside backend operations, possibly
 // with a backend lock held: must be cheap and must not call the backend.
+// Only on_evict is needed by every backend; the others have empty defaults.
 class BackendEvents {
  public:
   virtual void on_evict(EvictReason why, uint64_t entries, uint64_t bytes) = 0;
+  // A circuit breaker changed state (no lock held).
+  virtual void on_breaker(BreakerState /*from*/, BreakerState /*to*/) {}
+  // A failure a backend absorbed instead of throwing (a tiered cache's write
+  // that reached L1 while L2 failed): counted like a thrown one.
+  virtual void on_absorbed_error(Op /*op*/, const Error& /*e*/) {}
+  // A tiered cache's lookup in one tier: hit or miss, and its latency in ns
+  // (-1 when the lookup was not timed).
+  virtual void on_tier_get(Tier /*t*/, bool /*hit*/, int64_t /*ns*/) {}
+  // A tiered cache's L1 was emptied because invalidations may have been
+  // missed (the invalidation connection was lost or re-established).
+  virtual void on_l1_flush() {}
+  // A tiered cache applied an invalidation message for one key.
+  virtual void on_invalidation() {}
 
  protected:
   ~BackendEvents() = default;
@@ -89,12 +118,27 @@ class Backend {
   // CM_OK when the backend can serve requests, else a negative status (and
   // the reason in cm_errmsg()). Must not throw.
   virtual int health() = 0;
+
+  // Cross-process locks for get_or_load's distributed single flight: a
+  // backend shared between processes (redis) implements them; the others
+  // return false from supports_lock() and are never asked.
+  virtual bool supports_lock() const { return false; }
+  // Takes the lock of key for ttl_ms unless someone holds it: true when this
+  // caller now holds it (identified by token).
+  virtual bool try_lock(std::string_view /*key*/, std::string_view /*token*/, int64_t /*ttl_ms*/) { return false; }
+  // Releases the lock of key if token still holds it (compare-and-delete).
+  virtual void unlock(std::string_view /*key*/, std::string_view /*token*/) {}
+
+  // The circuit state of the backend (or of its L2); Closed when it has no
+  // breaker.
+  virtual BreakerState breaker_state() const { return BreakerState::Closed; }
 };
 
 // The front's URI options that backends must not reject as unknown (the
 // front parses and checks these itself).
-inline constexpr std::string_view kFrontOptions[] = {
-    "ttl_ms", "max_entry_bytes", "sample", "metrics", "load_timeout_ms", "stale_ms"};
+inline constexpr std::string_view kFrontOptions[] = {"ttl_ms",          "max_entry_bytes",  "sample",
+                                                    "metrics",         "load_timeout_ms",  "stale_ms",
+                                                    "breaker_failures", "breaker_cooldown_ms"};
 
 // Builds the backend the URI's scheme names. Throws Error(CM_EINVAL) for an
 // unknown scheme, an unknown option (its name in the message) or a bad value.

@@ -6,10 +6,21 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
+#include <cstdio>
 #include <map>
+#include <random>
+#include <thread>
 #include <tuple>
 
+#include <unistd.h>
+
 #include "api/error.h"
+#if CM_WITH_REDIS
+#include "backends/redis.h"
+#endif
+#include "backends/tiered.h"
+#include "cache/breaker.h"
 #include "metrics/registry.h"
 #include "util/text.h"
 #include "util/uri.h"
@@ -69,9 +80,12 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
   g->stale_hits = counter("stale_hits_total", "get_or_load lookups answered with an expired entry inside its stale window.");
   g->sets = counter("sets_total", "Cache set operations (including values stored by loads).");
   g->deletes = counter("deletes_total", "Cache delete operations.");
-  for (int i = 0; i < kOps; ++i)
-    g->errors[i] = counter3("errors_total", "Cache operations that failed in the backend, by operation.", "op",
-                            op_name(static_cast<Op>(i)));
+  {
+    const char* labels[] = {"cache", "backend", "op", "kind"};
+    g->errors = register_family(r, Kind::Counter, p + "errors_total",
+                                "Cache operations that failed in the backend, by operation and kind of failure.",
+                                labels, 4, nullptr, 0, false);
+  }
   g->evict_size = counter3("evictions_total", "Entries removed by the cache, by reason.", "reason", "size");
   g->evict_expired = counter3("evictions_total", "Entries removed by the cache, by reason.", "reason", "expired");
   g->loads_ok = counter3("loads_total", "Loader runs of get_or_load, by result.", "result", "ok");
@@ -90,17 +104,75 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
   CacheGroup* raw = g.get();
   add_collector(r, raw, [raw] {
     double e = 0, b = 0;
+    int state = -1;
+    cm_series* state_series = nullptr;
     {
       std::lock_guard<std::mutex> lk(raw->members_mu);
       for (cm_cache* c : raw->members) {
         e += static_cast<double>(c->backend->entries());
         b += static_cast<double>(c->backend->bytes());
+        if (c->extra.breaker_state) {
+          state_series = c->extra.breaker_state;
+          state = std::max(state, static_cast<int>(c->backend->breaker_state()));
+        }
       }
     }
     cm_gauge_set(raw->entries, e);
     cm_gauge_set(raw->bytes, b);
+    // Handles of one name share the gauge: it shows the worst circuit.
+    if (state_series) cm_gauge_set(state_series, state);
   });
   return g;
+}
+
+// The optional series of a handle (ExtraSeries), registered in the group's
+// families when the handle has the feature.
+void make_extra(cm_cache& c, Backend& b, bool breaker, Backend* l1, Backend* l2) {
+  cm_registry& r = *c.reg;
+  const std::string p = r.prefix;
+  const std::string kind(b.kind());
+  const char* cn = c.name.c_str();
+  const char* bk = kind.c_str();
+  ExtraSeries& x = c.extra;
+  auto counter = [&](const std::string& name, const char* help) {
+    return series_of(r, Kind::Counter, name, help, {"cache", "backend"}, {cn, bk});
+  };
+  if (breaker) {
+    x.breaker_state = series_of(r, Kind::Gauge, p + "circuit_breaker_state",
+                                "State of the cache's circuit breaker: 0 closed, 1 open, 2 half-open.",
+                                {"cache", "backend"}, {cn, bk});
+    x.breaker_opens = counter(p + "circuit_breaker_opens_total", "Times the cache's circuit breaker opened.");
+    x.breaker_closes = counter(p + "circuit_breaker_closes_total", "Times the cache's circuit breaker closed again.");
+  }
+  if (l1 && l2) {
+    Backend* tiers[kTiers] = {l1, l2};
+    const char* tier_names[kTiers] = {"l1", "l2"};
+    for (int t = 0; t < kTiers; ++t) {
+      const std::string tk(tiers[t]->kind());
+      std::vector<const char*> labels{"cache", "backend", "tier"};
+      std::vector<const char*> values{cn, tk.c_str(), tier_names[t]};
+      x.tier_hits[t] = series_of(r, Kind::Counter, p + "cache_tier_hits_total",
+                                 "Lookups of a tiered cache answered by the tier.", labels, values);
+      x.tier_misses[t] = series_of(r, Kind::Counter, p + "cache_tier_misses_total",
+                                   "Lookups of a tiered cache that the tier could not answer.", labels, values);
+      x.tier_duration[t] = series_of(r, Kind::Histogram, p + "cache_tier_get_duration_seconds",
+                                     "Latency of a tiered cache's lookups in one tier.", labels, values, true);
+    }
+    x.l1_flushes = counter(p + "cache_l1_flushes_total",
+                           "Times a tiered cache emptied its L1 because invalidations may have been missed.");
+    x.invalidations = counter(p + "cache_invalidations_total",
+                              "Keys a tiered cache dropped from its L1 because another writer changed them.");
+  }
+  if (b.supports_lock()) {
+    x.lock_acquisitions =
+        counter(p + "lock_acquisitions_total", "Cross-process load locks taken by get_or_load.");
+    x.lock_timeouts = counter(p + "lock_timeouts_total",
+                              "get_or_load callers that gave up waiting for another process's load.");
+    x.lock_wait = series_of(r, Kind::Histogram, p + "lock_wait_duration_seconds",
+                            "Time get_or_load spent on the cross-process load lock before loading or reading the "
+                            "value another process loaded.",
+                            {"cache", "backend"}, {cn, bk}, true);
+  }
 }
 
 inline void inc(cm_series* s) {
@@ -157,6 +229,34 @@ inline void tick_window(cm_cache& c, int64_t now_ms) {
     take_snapshot(*c.group, now_ms);
 }
 
+ErrorKind kind_of(const Error& e) {
+  if (e.kind() != ErrorKind::None) return e.kind();
+  switch (e.status()) {
+    case CM_ETIMEOUT: return ErrorKind::Timeout;
+    case CM_ECORRUPT: return ErrorKind::Corrupt;
+    default: return ErrorKind::Other;
+  }
+}
+
+// Counts one failure in cache_errors_total{op, kind}; the series is made on
+// first use (a full registry drops the count rather than fail the caller).
+void count_error(cm_cache& c, Op op, ErrorKind k) {
+  if (!c.group) return;
+  auto& slot = c.group->error_series[static_cast<int>(op)][static_cast<int>(k)];
+  cm_series* s = slot.load(std::memory_order_acquire);
+  if (!s) {
+    const std::string kind(c.backend->kind());
+    const char* values[] = {c.name.c_str(), kind.c_str(), op_name(op), error_kind_name(k)};
+    try {
+      s = family_series(*c.group->errors, values, 4);
+    } catch (...) {
+      return;
+    }
+    slot.store(s, std::memory_order_release);
+  }
+  inc(s);
+}
+
 // Runs a backend call; a backend failure is counted under op and rethrown.
 template <class Fn>
 auto backend_call(cm_cache& c, Op op, Fn&& fn) {
@@ -165,14 +265,14 @@ auto backend_call(cm_cache& c, Op op, Fn&& fn) {
   } catch (const Error& e) {
     if (e.status() == CM_ELIMIT) {
       if (c.group) inc(c.group->rejected_too_large);
-    } else if (c.group) {
-      inc(c.group->errors[static_cast<int>(op)]);
+    } else {
+      count_error(c, op, kind_of(e));
     }
     throw;
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {
-    if (c.group) inc(c.group->errors[static_cast<int>(op)]);
+    count_error(c, op, ErrorKind::Other);
     throw Error(CM_EBACKEND, std::string(c.backend->kind()) + " backend: " + e.what());
   }
 }
@@ -226,52 +326,128 @@ void store_loaded(cm_cache& c, const std::string& key, std::string_view value, i
 
 }  // namespace
 
-std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const char* uri, const Clock* clock) {
+namespace {
+
+// The checks and settings every open shares: name, registry, clock.
+std::unique_ptr<cm_cache> new_handle(cm_registry* reg, const char* name, const Clock* clock) {
   CM_REQUIRE(name != nullptr, "name is NULL");
-  CM_REQUIRE(uri != nullptr, "uri is NULL");
   std::string n(name);
   CM_REQUIRE(!n.empty() && n.size() <= 200, "name must be 1..200 bytes");
   CM_REQUIRE(valid_utf8(n), "name is not valid UTF-8");
   if (!reg) reg = cm_registry_default();
   CM_REQUIRE(reg != nullptr, "no default registry");
-
-  Uri u = Uri::parse(uri);
-  // Caches sharing one SQLite file or Redis server keep apart by name (the
-  // backend's namespace= option, unless the URI names one itself).
-  if (u.scheme == "sqlite" || u.scheme == "redis" || u.scheme == "redis+unix") u.query.add_default("namespace", n);
   auto c = std::make_unique<cm_cache>();
   c->reg = reg;
   c->name = n;
   c->clock = clock ? clock : &system_clock();
-  const Options& q = u.query;
-  c->opt.default_ttl_ms = q.get_int("ttl_ms", 0, 0, int64_t{1} << 50);
-  c->opt.max_entry_bytes = q.get_size("max_entry_bytes", c->opt.max_entry_bytes, 1, int64_t{1} << 40);
-  c->opt.sample = static_cast<uint32_t>(q.get_int("sample", c->opt.sample, 1, 1000000));
-  c->opt.metrics = q.get_bool("metrics", true) && env_metrics_enabled();
-  c->opt.load_timeout_ms = q.get_int("load_timeout_ms", c->opt.load_timeout_ms, 1, int64_t{1} << 40);
-  c->opt.stale_ms = q.get_int("stale_ms", 0, 0, int64_t{1} << 50);
-  c->backend = make_backend(u, c.get());
-  {
-    std::lock_guard<std::mutex> lk(reg->health_mu);
-    Backend* b = c->backend.get();
-    reg->health[c.get()] = cm_registry::HealthCheck{n, std::string(b->kind()), [b] { return b->health(); }};
-  }
+  return c;
+}
 
-  if (c->opt.metrics) {
-    GroupKey key{reg, n, std::string(c->backend->kind())};
-    std::lock_guard<std::mutex> lk(g_groups_mu);
-    std::shared_ptr<CacheGroup> g = groups()[key].lock();
-    if (!g) {
-      g = make_group(*reg, n, c->backend->kind());
-      groups()[key] = g;
-    }
-    {
-      std::lock_guard<std::mutex> mlk(g->members_mu);
-      g->members.push_back(c.get());
-    }
-    c->group = std::move(g);
-    take_snapshot(*c->group, c->clock->coarse_ms());
+bool is_remote(const Uri& u) { return u.scheme == "sqlite" || u.scheme == "redis" || u.scheme == "redis+unix"; }
+
+// The front's options from the query of the URI that carries them.
+void parse_front_options(cm_cache& c, Uri& u) {
+  // Caches sharing one SQLite file or Redis server keep apart by name (the
+  // backend's namespace= option, unless the URI names one itself).
+  if (is_remote(u)) u.query.add_default("namespace", c.name);
+  const Options& q = u.query;
+  c.opt.default_ttl_ms = q.get_int("ttl_ms", 0, 0, int64_t{1} << 50);
+  c.opt.max_entry_bytes = q.get_size("max_entry_bytes", c.opt.max_entry_bytes, 1, int64_t{1} << 40);
+  c.opt.sample = static_cast<uint32_t>(q.get_int("sample", c.opt.sample, 1, 1000000));
+  c.opt.metrics = q.get_bool("metrics", true) && env_metrics_enabled();
+  c.opt.load_timeout_ms = q.get_int("load_timeout_ms", c.opt.load_timeout_ms, 1, int64_t{1} << 40);
+  c.opt.stale_ms = q.get_int("stale_ms", 0, 0, int64_t{1} << 50);
+  if (!is_remote(u)) {
+    for (const char* k : {"breaker_failures", "breaker_cooldown_ms"})
+      if (q.has(k))
+        throw Error(CM_EINVAL, "uri \"" + u.text + "\": option " + k + " applies to redis and sqlite caches only");
   }
+  const bool redis = u.scheme == "redis" || u.scheme == "redis+unix";
+  c.opt.breaker_failures = static_cast<int>(q.get_int("breaker_failures", redis ? 5 : 0, 0, 1000000));
+  c.opt.breaker_cooldown_ms = q.get_int("breaker_cooldown_ms", c.opt.breaker_cooldown_ms, 1, int64_t{1} << 40);
+}
+
+// The store of a URI, behind a circuit breaker when breaker_failures > 0.
+std::unique_ptr<Backend> make_store(cm_cache& c, const Uri& u) {
+  std::unique_ptr<Backend> b = make_backend(u, &c);
+  if (c.opt.breaker_failures > 0)
+    b = std::make_unique<BreakerBackend>(std::move(b), BreakerOptions{c.opt.breaker_failures, c.opt.breaker_cooldown_ms},
+                                         c.clock, &c);
+  return b;
+}
+
+// Registers the health check and joins (or makes) the group of series.
+void finish_open(cm_cache& c, Backend* l1, Backend* l2) {
+  {
+    std::lock_guard<std::mutex> lk(c.reg->health_mu);
+    Backend* b = c.backend.get();
+    c.reg->health[&c] = cm_registry::HealthCheck{c.name, std::string(b->kind()), [b] { return b->health(); }};
+  }
+  if (!c.opt.metrics) return;
+  GroupKey key{c.reg, c.name, std::string(c.backend->kind())};
+  std::lock_guard<std::mutex> lk(g_groups_mu);
+  std::shared_ptr<CacheGroup> g = groups()[key].lock();
+  if (!g) {
+    g = make_group(*c.reg, c.name, c.backend->kind());
+    groups()[key] = g;
+  }
+  make_extra(c, *c.backend, c.opt.breaker_failures > 0, l1, l2);
+  {
+    std::lock_guard<std::mutex> mlk(g->members_mu);
+    g->members.push_back(&c);
+  }
+  c.group = std::move(g);
+  take_snapshot(*c.group, c.clock->coarse_ms());
+}
+
+}  // namespace
+
+std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const char* uri, const Clock* clock) {
+  CM_REQUIRE(uri != nullptr, "uri is NULL");
+  auto c = new_handle(reg, name, clock);
+  Uri u = Uri::parse(uri);
+  parse_front_options(*c, u);
+  c->backend = make_store(*c, u);
+  finish_open(*c, nullptr, nullptr);
+  return c;
+}
+
+std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, const char* l1_uri, const char* l2_uri,
+                                            const Clock* clock) {
+  CM_REQUIRE(l1_uri != nullptr, "l1_uri is NULL");
+  CM_REQUIRE(l2_uri != nullptr, "l2_uri is NULL");
+  auto c = new_handle(reg, name, clock);
+  Uri u1 = Uri::parse(l1_uri);
+  Uri u2 = Uri::parse(l2_uri);
+  if (u1.scheme != "memory")
+    throw Error(CM_EINVAL, "l1 uri \"" + u1.text + "\": the L1 of a tiered cache is a memory:// cache");
+  if (!is_remote(u2))
+    throw Error(CM_EINVAL, "l2 uri \"" + u2.text + "\": the L2 of a tiered cache is a redis://, redis+unix:// or sqlite:// cache");
+  for (std::string_view k : kFrontOptions)
+    if (k != "ttl_ms" && u1.query.has(k))
+      throw Error(CM_EINVAL, "l1 uri \"" + u1.text + "\": option " + std::string(k) +
+                                 " belongs on the L2 uri (the L1 takes max_entries, max_bytes and ttl_ms)");
+  parse_front_options(*c, u2);
+  TieredOptions topt;
+  topt.sample = c->opt.sample;
+  // Without a change feed (sqlite), an L1 copy may be stale for its ttl_ms.
+  topt.l1_ttl_ms = u1.query.get_int("ttl_ms", u2.scheme == "sqlite" ? 1000 : 0, 0, int64_t{1} << 50);
+  std::unique_ptr<Backend> l1 = make_backend(u1, c.get());
+  std::unique_ptr<Backend> l2 = make_store(*c, u2);
+  Backend* l1_raw = l1.get();
+  Backend* l2_raw = l2.get();
+  auto tiered = std::make_unique<TieredBackend>(std::move(l1), std::move(l2), topt, c->clock, c.get());
+  TieredBackend* t = tiered.get();
+  c->backend = std::move(tiered);
+  finish_open(*c, l1_raw, l2_raw);
+  // Last: the listener's thread reports into the series finish_open made.
+#if CM_WITH_REDIS
+  const RedisBackend* redis = dynamic_cast<const RedisBackend*>(l2_raw);
+  if (auto* br = dynamic_cast<BreakerBackend*>(l2_raw)) redis = dynamic_cast<const RedisBackend*>(&br->inner());
+  if (redis) t->start_coherence(redis->options(), redis->options().prefix);
+#else
+  (void)t;
+#endif
   return c;
 }
 
@@ -281,6 +457,24 @@ void cm_cache::on_evict(cm::EvictReason why, uint64_t entries, uint64_t) {
   if (!group) return;
   cm::add(why == cm::EvictReason::Size ? group->evict_size : group->evict_expired, entries);
 }
+
+void cm_cache::on_breaker(cm::BreakerState from, cm::BreakerState to) {
+  if (extra.breaker_state) cm_gauge_set(extra.breaker_state, static_cast<double>(to));
+  if (to == cm::BreakerState::Open) cm::inc(extra.breaker_opens);
+  if (to == cm::BreakerState::Closed && from != cm::BreakerState::Closed) cm::inc(extra.breaker_closes);
+}
+
+void cm_cache::on_absorbed_error(cm::Op op, const cm::Error& e) { cm::count_error(*this, op, cm::kind_of(e)); }
+
+void cm_cache::on_tier_get(cm::Tier t, bool hit, int64_t ns) {
+  const int i = static_cast<int>(t);
+  cm::inc(hit ? extra.tier_hits[i] : extra.tier_misses[i]);
+  if (ns >= 0 && extra.tier_duration[i]) cm_histogram_observe(extra.tier_duration[i], static_cast<double>(ns) * 1e-9);
+}
+
+void cm_cache::on_l1_flush() { cm::inc(extra.l1_flushes); }
+
+void cm_cache::on_invalidation() { cm::inc(extra.invalidations); }
 
 cm_cache::~cm_cache() {
   if (reg && backend) {
@@ -355,6 +549,120 @@ int cache_clear(cm_cache& c) {
   });
   return CM_OK;
 }
+
+namespace {
+
+std::string random_token() {
+  thread_local std::mt19937_64 rng([] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid());
+  }());
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+// get_or_load's cross-process single flight (the leader of this process
+// only): take the key's lock in the store, or wait for the value the lock's
+// holder stores, for at most load_timeout_ms. A store that cannot lock (it
+// fails) does not stop the load: it runs here, unlocked, and the failure is
+// counted.
+class DistLock {
+ public:
+  DistLock(cm_cache& c, std::string_view key) : c_(c), key_(key) {}
+  ~DistLock() { release(); }
+  DistLock(const DistLock&) = delete;
+  DistLock& operator=(const DistLock&) = delete;
+
+  // true: *value holds what another process loaded (no load needed here).
+  // false: load here (the lock is held, or could not be taken). With
+  // once, a lock held elsewhere is not waited for: *busy is set instead
+  // (a stale refresh then serves the stale value).
+  bool acquire(std::string* value, bool once = false, bool* busy = nullptr) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    const auto deadline = t0 + std::chrono::milliseconds(c_.opt.load_timeout_ms);
+    auto observe = [&] {
+      if (c_.extra.lock_wait)
+        cm_histogram_observe(c_.extra.lock_wait, std::chrono::duration<double>(clock::now() - t0).count());
+    };
+    token_ = random_token();
+    auto backoff = std::chrono::milliseconds(1);
+    for (;;) {
+      bool got = false;
+      try {
+        got = backend_call(c_, Op::Load, [&] { return c_.backend->try_lock(key_, token_, c_.opt.load_timeout_ms); });
+      } catch (const Error&) {
+        observe();
+        return false;  // counted; load without the lock
+      }
+      if (got) {
+        held_ = true;
+        inc(c_.extra.lock_acquisitions);
+        observe();
+        // Stored while we were waiting for the lock? Then no load.
+        return lookup(value);
+      }
+      if (once) {
+        *busy = true;
+        return false;
+      }
+      try {
+        if (lookup(value)) {
+          observe();
+          return true;
+        }
+      } catch (const Error&) {
+        observe();
+        return false;
+      }
+      auto now = clock::now();
+      if (now >= deadline) {
+        observe();
+        inc(c_.extra.lock_timeouts);
+        throw Error(CM_ETIMEOUT, "waited load_timeout_ms=" + std::to_string(c_.opt.load_timeout_ms) +
+                                     " for another process's load of this key (its lock is held)");
+      }
+      std::this_thread::sleep_for(std::min<clock::duration>(backoff, deadline - now));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(50));
+    }
+  }
+
+  void release() noexcept {
+    if (!held_) return;
+    held_ = false;
+    try {
+      backend_call(c_, Op::Load, [&] {
+        c_.backend->unlock(key_, token_);
+        return 0;
+      });
+    } catch (...) {
+      // Counted; the lock expires by itself after load_timeout_ms.
+    }
+  }
+
+ private:
+  bool lookup(std::string* value) {
+    Fetched f;
+    int64_t now = c_.clock->coarse_ms();
+    bool found = backend_call(c_, Op::Get, [&] { return c_.backend->get(key_, now, &f); });
+    struct Free {
+      void* p;
+      ~Free() { std::free(p); }
+    } free_f{f.data};
+    if (!found || now >= f.fresh_until_ms) return false;
+    value->assign(static_cast<const char*>(f.data), f.len);
+    return true;
+  }
+
+  cm_cache& c_;
+  std::string_view key_;
+  std::string token_;
+  bool held_ = false;
+};
+
+}  // namespace
 
 int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void* ctx, int64_t ttl_ms, void** val,
                       size_t* vlen) {
@@ -471,6 +779,17 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
       loaded_meanwhile = true;
     }
   }
+  // Across processes (a redis store): one loader per key through a lock in
+  // the store; the others poll for the value it stores.
+  DistLock dlock(c, key);
+  if (!loaded_meanwhile && c.backend->supports_lock()) {
+    bool busy = false;
+    loaded_meanwhile = dlock.acquire(&value, stale, &busy);
+    if (busy) {  // another process refreshes it: serve the stale value
+      guard.publish(CM_MISS, "the key is being refreshed by another process", nullptr);
+      return give_stale();
+    }
+  }
   if (!loaded_meanwhile) {
     OpTimer t(c, Op::Load);
     void* lv = nullptr;
@@ -499,6 +818,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     if (c.group) inc(status == CM_OK ? c.group->loads_ok : c.group->loads_error);
     if (status == CM_OK) store_loaded(c, k, value, ttl_ms);
   }
+  dlock.release();  // after the store: a waiter that sees the lock gone finds the value
   guard.publish(status, errmsg, status == CM_OK ? &value : nullptr);
 
   if (status != CM_OK) {

@@ -13,14 +13,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/error.h"
 #include "cache/backend.h"
 #include "util/clock.h"
 
 namespace cm {
-
-enum class Op { Get = 0, Set, Delete, Clear, Load };
-constexpr int kOps = 5;
-const char* op_name(Op op);
 
 
 // Per-cache settings from the URI query (the front's options).
@@ -31,6 +28,8 @@ struct FrontOptions {
   bool metrics = true;
   int64_t load_timeout_ms = 30000;
   int64_t stale_ms = 0;
+  int breaker_failures = 0;  // 0: no circuit breaker (redis: 5)
+  int64_t breaker_cooldown_ms = 1000;
 };
 
 // Hit-ratio windows: snapshots of (hits, misses) every kWindowStepMs, kept for
@@ -57,7 +56,10 @@ struct CacheGroup {
   cm_series* stale_hits = nullptr;
   cm_series* sets = nullptr;
   cm_series* deletes = nullptr;
-  cm_series* errors[kOps] = {};
+  // cache_errors_total{op, kind}: a series is made on the first error of
+  // its (op, kind), then kept here.
+  cm_family* errors = nullptr;
+  std::atomic<cm_series*> error_series[kOps][kErrorKinds] = {};
   cm_series* evict_size = nullptr;
   cm_series* evict_expired = nullptr;
   cm_series* loads_ok = nullptr;
@@ -75,11 +77,30 @@ struct CacheGroup {
   std::vector<cm_series*> all() const {
     std::vector<cm_series*> v = {hits,     misses,      stale_hits,         sets,    deletes, evict_size,
                                  evict_expired, loads_ok, loads_error, load_wait_timeouts, rejected_too_large};
-    for (auto* s : errors) v.push_back(s);
+    for (auto& row : error_series)
+      for (auto& s : row)
+        if (cm_series* p = s.load()) v.push_back(p);
     for (auto* s : duration) v.push_back(s);
     return v;
   }
   ~CacheGroup();
+};
+
+// Series a handle records only when it has the feature (a breaker, tiers, a
+// cross-process lock); shared by the handles of one name like the group's.
+// Set at open, never changed after: read without locks.
+struct ExtraSeries {
+  cm_series* breaker_state = nullptr;
+  cm_series* breaker_opens = nullptr;
+  cm_series* breaker_closes = nullptr;
+  cm_series* tier_hits[kTiers] = {};
+  cm_series* tier_misses[kTiers] = {};
+  cm_series* tier_duration[kTiers] = {};
+  cm_series* l1_flushes = nullptr;
+  cm_series* invalidations = nullptr;
+  cm_series* lock_acquisitions = nullptr;
+  cm_series* lock_timeouts = nullptr;
+  cm_series* lock_wait = nullptr;
 };
 
 struct Flight {
@@ -100,11 +121,17 @@ struct cm_cache final : cm::BackendEvents {
   cm::FrontOptions opt;
   std::unique_ptr<cm::Backend> backend;
   std::shared_ptr<cm::CacheGroup> group;  // null when metrics are off
+  cm::ExtraSeries extra;                  // all null when metrics are off
 
   std::mutex flights_mu;
   std::unordered_map<std::string, std::shared_ptr<cm::Flight>> flights;
 
   void on_evict(cm::EvictReason why, uint64_t entries, uint64_t bytes) override;
+  void on_breaker(cm::BreakerState from, cm::BreakerState to) override;
+  void on_absorbed_error(cm::Op op, const cm::Error& e) override;
+  void on_tier_get(cm::Tier t, bool hit, int64_t ns) override;
+  void on_l1_flush() override;
+  void on_invalidation() override;
   ~cm_cache();
 };
 
@@ -113,6 +140,11 @@ namespace cm {
 // Opens a cache (throws Error). clock: nullptr for the system clock; tests
 // pass a ManualClock, which must outlive the cache.
 std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const char* uri, const Clock* clock);
+// A memory L1 (l1_uri: memory:// with max_entries, max_bytes and ttl_ms, the
+// longest an entry stays in L1) in front of l2_uri (redis or sqlite, with
+// the front's options). See backends/tiered.h.
+std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, const char* l1_uri, const char* l2_uri,
+                                            const Clock* clock);
 
 // The operations behind the C API (throw Error; return CM_OK / CM_MISS).
 int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen);

@@ -457,7 +457,7 @@ static void prefix_and_default_registry(void **state) {
 /* Opening caches past the registry's max_series is refused with CM_ELIMIT. */
 static void series_cap(void **state) {
   (void)state;
-  cm_registry *reg = cmt_registry("max_series=40");
+  cm_registry *reg = cmt_registry("max_series=30");
   cm_cache *c = NULL;
   assert_status(cm_cache_open(&c, reg, "one", U("memory://")), CM_OK);
   cm_cache_close(c);

@@ -79,7 +79,7 @@ struct Loader {
 
 // get_or_load as the C API sees it: a thrown cm::Error becomes its status
 // (and its message goes to *err).
-int load(cm_cache& c, const std::string& k, Loader& l, std::string* out, int64_t ttl = 0, std::string* err = nullptr) {
+inline int load(cm_cache& c, const std::string& k, Loader& l, std::string* out, int64_t ttl = 0, std::string* err = nullptr) {
   void* v = nullptr;
   size_t n = 0;
   int rc;

@@ -1,0 +1,103 @@
+// The tiered backend (cm_cache_open_tiered): a memory L1 in this process in
+// front of a shared L2 (redis or sqlite). Read-through, write-through.
+//
+// Reads: L1 first; on an L1 miss, L2, and a fresh L2 hit is copied into L1
+// (for at most the L1 URI's ttl_ms, if given). Each tier's lookup is
+// reported (BackendEvents::on_tier_get) so the front labels hits by tier.
+//
+// Writes: L2 first, then L1. A write that L2 fails with CM_EUNAVAILABLE,
+// CM_ETIMEOUT or CM_EBACKEND (including a circuit that is open) still
+// reaches L1 and succeeds; the failure is counted (on_absorbed_error). While
+// L2 is down, L1 keeps answering with what it holds. Other failures (a
+// value too large for L2, a corrupt entry) are thrown as usual.
+//
+// Coherence with a redis L2 (other processes writing the same keys): a
+// RedisInvalidation listener (redis_invalidation.h) subscribes to every
+// change under the cache's key prefix. An invalidated key is dropped from
+// L1; a lost (or re-established) listener connection empties L1 (counted,
+// on_l1_flush), since changes may have been missed. L1 answers only while
+// the listener is connected, or while L2 itself is unreachable (its circuit
+// is not closed: nobody can change L2 then). A write to L2 drops the key
+// from L1 instead of storing it there (this process's own write comes back
+// as an invalidation anyway); the next read fills L1. A fill is skipped when
+// an invalidation for a key of the same slot arrived during the L2 read, so
+// a value read before another process's write is never kept after it.
+//
+// With a sqlite L2 there is no change feed: L1 copies may be stale for at
+// most the L1 URI's ttl_ms (default 1000 ms for a sqlite L2), and writes from
+// this handle update its own L1 directly.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "cache/backend.h"
+#include "util/clock.h"
+
+namespace cm {
+
+class RedisInvalidation;
+struct RedisOptions;
+
+struct TieredOptions {
+  int64_t l1_ttl_ms = 0;  // the longest an entry stays in L1 (0: as long as in L2)
+  uint32_t sample = 16;   // time 1 in N L1 lookups (L2 lookups are always timed)
+};
+
+class TieredBackend final : public Backend {
+ public:
+  // l1 is the memory backend; l2 the shared store (maybe behind a breaker).
+  // clock and events must outlive this.
+  TieredBackend(std::unique_ptr<Backend> l1, std::unique_ptr<Backend> l2, TieredOptions opt, const Clock* clock,
+                BackendEvents* events);
+  ~TieredBackend() override;
+
+  // Starts the invalidation listener for a redis L2 (keys under prefix).
+  // Until it is connected, L1 is bypassed.
+  void start_coherence(const RedisOptions& redis, const std::string& prefix);
+  // True when no listener is needed or it is connected: L1 may answer.
+  bool coherent() const;
+  // Waits until coherent() (tests, and callers who want L1 from the start).
+  bool wait_coherent(int timeout_ms) const;
+
+  std::string_view kind() const override { return "tiered"; }
+  bool get(std::string_view key, int64_t now_ms, Fetched* out) override;
+  void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) override;
+  bool del(std::string_view key, int64_t now_ms) override;
+  void clear() override;
+  // L2's entries and bytes (the cache's content; L1 holds copies).
+  uint64_t entries() const override { return l2_->entries(); }
+  uint64_t bytes() const override { return l2_->bytes(); }
+  int health() override { return l2_->health(); }
+  bool supports_lock() const override { return l2_->supports_lock(); }
+  bool try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) override {
+    return l2_->try_lock(key, token, ttl_ms);
+  }
+  void unlock(std::string_view key, std::string_view token) override { l2_->unlock(key, token); }
+  BreakerState breaker_state() const override { return l2_->breaker_state(); }
+
+  Backend& l1() { return *l1_; }
+  Backend& l2() { return *l2_; }
+
+ private:
+  static constexpr size_t kSlots = 64;
+  bool l1_serves() const;
+  size_t slot_of(std::string_view key) const;
+  uint64_t stamp(size_t slot) const;
+  Expiry l1_expiry(int64_t fresh_until_ms, int64_t now_ms) const;
+  void on_invalidate(std::string_view key);
+  void on_flush();
+
+  std::unique_ptr<Backend> l1_, l2_;
+  TieredOptions opt_;
+  const Clock* clock_;
+  BackendEvents* events_;
+  // Bumped by invalidations (per slot of the key's hash) and flushes (gen_):
+  // a fill reads the stamp before the L2 read and fills only if unchanged.
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<uint64_t> slot_epoch_[kSlots] = {};
+  std::unique_ptr<RedisInvalidation> listener_;
+};
+
+}  // namespace cm
