@@ -20,6 +20,7 @@
 #include "api/error.h"
 #include "backend_test_util.h"
 #include "backends/redis.h"
+#include "redis_server.h"
 #include "util/uri.h"
 
 namespace {
@@ -31,115 +32,13 @@ using cmbt::kT0;
 using cmbt::set;
 using cmbt::status_of;
 
-constexpr const char* kRedisServer = "/usr/bin/redis-server";
+using cmrs::free_port;
+using cmrs::kRedisServer;
+using cmrs::ms_since;
+using cmrs::RedisServer;
 
-int64_t ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
-}
-
-// A port nothing listens on (bound, then released).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
-  socklen_t n = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A redis-server child process.
-class RedisServer {
- public:
-  RedisServer(std::string dir, int port, std::vector<std::string> extra = {})
-      : dir_(std::move(dir)), port_(port), extra_(std::move(extra)) {}
-  ~RedisServer() { stop(); }
-
-  // Starts it and waits until it answers PING (10 s at most).
-  bool start() {
-    std::vector<std::string> args{kRedisServer, "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--dir", dir_, "--daemonize", "no",
-                                  "--loglevel", "warning", "--logfile", dir_ + "/redis.log"};
-    args.insert(args.end(), extra_.begin(), extra_.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(kRedisServer, argv.data());
-      ::_exit(127);
-    }
-    if (pid_ < 0) return false;
-    for (int i = 0; i < 1000; ++i) {
-      if (ping()) return true;
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  void stop(int sig = SIGTERM) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    for (int i = 0; i < 500; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-
- private:
-  bool ping() {
-    timeval tv{0, 200000};
-    redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
-    bool ok = false;
-    if (c && !c->err) {
-      auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
-      // A server with --requirepass answers NOAUTH: it is up.
-      ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
-      if (r) freeReplyObject(r);
-    }
-    if (c) redisFree(c);
-    return ok;
-  }
-  std::string dir_;
-  int port_;
-  std::vector<std::string> extra_;
-  pid_t pid_ = -1;
-};
-
-class RedisBackendTest : public ::testing::Test {
+class RedisBackendTest : public cmrs::RedisFixture {
  protected:
-  void SetUp() override {
-    if (::access(kRedisServer, X_OK) != 0) GTEST_SKIP() << kRedisServer << " is not installed (apt-get install redis-server)";
-    char tmpl[] = "/tmp/cm-redis-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    servers_.clear();
-    if (!dir_.empty()) {
-      std::string cmd = "rm -rf '" + dir_ + "'";
-      EXPECT_EQ(std::system(cmd.c_str()), 0);
-    }
-  }
-  RedisServer& server(std::vector<std::string> extra = {}, int port = 0) {
-    servers_.push_back(std::make_unique<RedisServer>(dir_, port ? port : free_port(), std::move(extra)));
-    EXPECT_TRUE(servers_.back()->start()) << "redis-server did not start; see " << dir_ << "/redis.log";
-    return *servers_.back();
-  }
   static std::unique_ptr<cm::Backend> open(const std::string& uri) {
     return cm::make_backend(cm::Uri::parse(uri.c_str()), nullptr);
   }
@@ -149,8 +48,6 @@ class RedisBackendTest : public ::testing::Test {
   static int open_status(const std::string& uri, std::string* what = nullptr) {
     return status_of([&] { open(uri); }, what);
   }
-  std::string dir_;
-  std::vector<std::unique_ptr<RedisServer>> servers_;
 };
 
 TEST_F(RedisBackendTest, BasicsEmptyValuesNulBytesReplace) {
