@@ -17,6 +17,7 @@ packages=(
   openssl                                        # self-signed certificates for the TLS tests
   wrk curl                                       # the HTTP benchmark
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
+  swig python3-cachetools                        # the Python binding; cachetools: its benchmark baseline
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

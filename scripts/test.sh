@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh: THE test command (README; .ci/run calls it).
 #   1. scripts/setup.sh (installs missing Debian packages)
-#   2. build/       RelWithDebInfo: everything (benchmarks compile, not run);
-#                   every CTest test, packaging included
+#   2. build/       RelWithDebInfo: everything (benchmarks compile, not run),
+#                   the Python binding included; every CTest test, packaging
+#                   and python included
 #   3. build-asan/  ASan+UBSan: every test except packaging
 #   4. build-tsan/  TSan: the tests labelled "concurrency"
 # Stops at the first failure (non-zero exit). The last line is always
@@ -74,7 +75,8 @@ cm_setup
 
 phase build
 cm_step "build/: RelWithDebInfo build (benchmarks compile, not run)"
-cm_configure_build "$CM_BUILD_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCM_SANITIZE=
+cm_configure_build "$CM_BUILD_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCM_SANITIZE= \
+  -DCM_WITH_PYTHON=ON  # only here: a sanitized extension cannot load into python3 (bindings/README.md)
 
 phase tests
 cm_step "build/: ctest (all tests, packaging included)"

@@ -82,6 +82,9 @@ class RedisBackend final : public Backend {
   void unlock(std::string_view key, std::string_view token) override;
 
   const RedisOptions& options() const { return opt_; }
+  std::string share_key() const override {
+    return "redis:" + opt_.where() + "/" + std::to_string(opt_.db) + "\n" + opt_.prefix;
+  }
 
  private:
   class Pool;
@@ -106,8 +109,10 @@ class RedisBackend final : public Backend {
 //   user, password  AUTH credentials (also in the URI's user info); never in
 //                messages
 //   namespace    the cache's name (the front sets it for redis URIs): the
-//                default prefix is "cachemeter:<namespace>:"
-//   prefix       the key prefix, overriding the default
+//                default prefix is "cachemeter:<namespace>:", with '%' and
+//                ':' in the namespace written %25 and %3A (so "a:b" cannot
+//                collide with "a")
+//   prefix       the key prefix, overriding the default; must not be empty
 //   timeout_ms   1..3600000, default 1000: per command, then CM_ETIMEOUT
 //   connect_timeout_ms  1..3600000, default 1000
 //   pool         1..1024, default 4: connections at most; a caller waits up

@@ -69,6 +69,7 @@ class SqliteBackend final : public Backend {
   int health() override;
 
   const SqliteOptions& options() const { return opt_; }
+  std::string share_key() const override { return "sqlite:" + opt_.path + "\n" + opt_.ns; }
 
   // Tests: runs sql on every connection, now and opened later (PRAGMA
   // max_page_count to simulate a full disk).

@@ -77,6 +77,8 @@ class TieredBackend final : public Backend {
   void unlock(std::string_view key, std::string_view token) override { l2_->unlock(key, token); }
   BreakerState breaker_state() const override { return l2_->breaker_state(); }
 
+  std::string share_key() const override { return l2_->share_key(); }
+
   Backend& l1() { return *l1_; }
   Backend& l2() { return *l2_; }
 

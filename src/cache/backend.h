@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace cm {
@@ -118,6 +119,11 @@ class Backend {
   // CM_OK when the backend can serve requests, else a negative status (and
   // the reason in cm_errmsg()). Must not throw.
   virtual int health() = 0;
+
+  // Non-empty for a store that handles share (a file, a server + prefix):
+  // handles of one name whose backends give the same key hold the same
+  // entries, so the entries/bytes gauges count them once.
+  virtual std::string share_key() const { return {}; }
 
   // Cross-process locks for get_or_load's distributed single flight: a
   // backend shared between processes (redis) implements them; the others

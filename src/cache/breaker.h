@@ -58,6 +58,8 @@ class BreakerBackend final : public Backend {
   void unlock(std::string_view key, std::string_view token) override;
   BreakerState breaker_state() const override { return state_.load(std::memory_order_acquire); }
 
+  std::string share_key() const override { return inner_->share_key(); }
+
   Backend& inner() { return *inner_; }
   const BreakerOptions& options() const { return opt_; }
 

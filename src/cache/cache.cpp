@@ -108,13 +108,17 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
     cm_series* state_series = nullptr;
     {
       std::lock_guard<std::mutex> lk(raw->members_mu);
+      std::vector<std::string> counted;  // shared stores are counted once
       for (cm_cache* c : raw->members) {
-        e += static_cast<double>(c->backend->entries());
-        b += static_cast<double>(c->backend->bytes());
         if (c->extra.breaker_state) {
           state_series = c->extra.breaker_state;
           state = std::max(state, static_cast<int>(c->backend->breaker_state()));
         }
+        std::string share = c->backend->share_key();
+        if (!share.empty() && std::find(counted.begin(), counted.end(), share) != counted.end()) continue;
+        if (!share.empty()) counted.push_back(std::move(share));
+        e += static_cast<double>(c->backend->entries());
+        b += static_cast<double>(c->backend->bytes());
       }
     }
     cm_gauge_set(raw->entries, e);
@@ -552,14 +556,23 @@ int cache_clear(cm_cache& c) {
 
 namespace {
 
+// A lock token: 128 bits from a process-wide splitmix64 sequence seeded from
+// random_device and the pid. Not thread_local: the library's TLS block must
+// stay small, or dlopen (Python, ctypes) refuses an initial-exec library.
 std::string random_token() {
-  thread_local std::mt19937_64 rng([] {
+  static std::atomic<uint64_t> state{[] {
     std::random_device rd;
     return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid());
-  }());
+  }()};
+  auto next = [] {
+    uint64_t z = state.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
   char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                static_cast<unsigned long long>(rng()));
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(next()),
+                static_cast<unsigned long long>(next()));
   return buf;
 }
 

@@ -3,6 +3,7 @@
 #   check_abi.sh only_cm_symbols       LIB INCLUDE_DIR SONAME
 #   check_abi.sh soname                LIB INCLUDE_DIR SONAME
 #   check_abi.sh headers_match_exports LIB INCLUDE_DIR SONAME
+#   check_abi.sh tls_small             LIB INCLUDE_DIR SONAME
 # LIB is the built libcachemeter.so, INCLUDE_DIR holds the public headers
 # (include/cachemeter), SONAME the expected DT_SONAME. NM and READELF may
 # name the binutils to use.
@@ -85,6 +86,17 @@ case $check in
     [ -z "$extra" ] || echo "exported but not declared with CM_EXTERN in a public header:"$'\n'"$extra" >&2
     [ -z "$missing$extra" ] || fail "headers and exports differ"
     echo "OK: $(wc -l <<<"$decl") functions declared and exported"
+    ;;
+  tls_small)
+    # The library's thread-local block (initial-exec TLS, for the hot
+    # paths) comes out of glibc's small static-TLS reserve when the library
+    # is dlopen()ed (Python, ctypes, any FFI): a few KiB would make the load
+    # fail with "cannot allocate memory in static TLS block".
+    size=$("$READELF" -lW "$lib" | awk '$1 == "TLS" { print $6 }')
+    [ -n "$size" ] || { echo "OK: no TLS segment"; exit 0; }
+    bytes=$((size))
+    ((bytes <= 512)) || fail "TLS segment is $bytes bytes (at most 512: keep big thread_locals out of the library)"
+    echo "OK: TLS segment of $bytes bytes"
     ;;
   *)
     fail "unknown check '$check'"

@@ -8,15 +8,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define K(s) (s), (sizeof(s) - 1) /* key or value literal and its length */
 
-/* CM_TEST_BACKEND=sqlite runs every test against sqlite:// (ctest
- * c.test_cache_sqlite): U() turns "memory://?X" into
- * "sqlite://<tmpdir>/cache-<n>.db?X", a fresh file per open. */
+/* The backend under test, from CM_TEST_BACKEND (ctest registers one variant
+ * each): "memory" (default), "sqlite" (c.test_cache_sqlite) or "redis"
+ * (c.test_cache_redis through with_redis.sh, which starts a redis-server and
+ * exports its port as CM_TEST_REDIS_PORT). Every test is written against
+ * memory:// URIs; U() rewrites them for the backend under test, and the few
+ * memory-only assertions (byte caps, entry caps, evictions, the bytes gauge)
+ * are branched on backend_is() / has_size_limits().
+ *
+ * "tiered" (c.test_cache_tiered, also through with_redis.sh) opens every
+ * memory:// URI as cm_cache_open_tiered(memory://, the redis URI above): an
+ * unbounded memory L1 in front of redis, which then behaves as redis does
+ * (no size caps, bytes 0) under the backend label "tiered". */
 static const char *g_backend = "memory";
 static char g_dir[64];
 static int g_files;
+static const char *g_redis_port;
+static int g_opens; /* unique redis namespace per open */
+
+static int backend_is(const char *name) { return strcmp(g_backend, name) == 0; }
+/* redis:// itself, or behind a memory L1. */
+static int redis_like(void) { return backend_is("redis") || backend_is("tiered"); }
+
+/* Backends that enforce max_entries/max_bytes and report evictions by size.
+ * Redis has neither (its maxmemory policy is the server's business). */
+static int has_size_limits(void) { return backend_is("memory") || backend_is("sqlite"); }
 
 static void remove_files(void) {
   char p[128];
@@ -30,21 +50,72 @@ static void remove_files(void) {
   remove(g_dir);
 }
 
-static const char *U(const char *uri) {
+/* Returns a slot of a small ring, so a test may hold a few rewritten URIs. */
+static char *uri_slot(void) {
   static char ring[8][512];
   static int next;
-  const char *pre = "memory://";
-  if (strcmp(g_backend, "sqlite") != 0 || strncmp(uri, pre, strlen(pre)) != 0) return uri;
-  char *out = ring[next++ % 8];
-  snprintf(out, sizeof ring[0], "sqlite://%s/cache-%d.db%s", g_dir, g_files++, uri + strlen(pre));
+  return ring[next++ % 8];
+}
+
+/* "memory://?X" -> "sqlite://<tmpdir>/cache-<n>.db?X": a fresh file per open. */
+static const char *sqlite_uri(const char *query) {
+  char *out = uri_slot();
+  snprintf(out, 512, "sqlite://%s/cache-%d.db%s", g_dir, g_files++, query);
   return out;
+}
+
+/* "memory://?X" -> "redis://127.0.0.1:PORT?X'": X without the memory-only
+ * options (max_entries, max_bytes), plus count_interval_ms=0 (the entries
+ * gauge counts on every scrape: exact) and a namespace of its own per open
+ * (handles opened under one name must not share keys, as in memory://; the
+ * pid keeps runs apart should the server be reused). */
+static const char *redis_uri(const char *query) {
+  char *out = uri_slot();
+  int n = snprintf(out, 512, "redis://127.0.0.1:%s?count_interval_ms=0&namespace=cmtest-%ld-%d", g_redis_port,
+                   (long)getpid(), g_opens++);
+  const char *p = query[0] == '?' ? query + 1 : query;
+  while (*p) {
+    const char *end = strchr(p, '&');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    int memory_only = (len >= 12 && strncmp(p, "max_entries=", 12) == 0) ||
+                      (len >= 10 && strncmp(p, "max_bytes=", 10) == 0);
+    if (len > 0 && !memory_only) n += snprintf(out + n, 512 - (size_t)n, "&%.*s", (int)len, p);
+    p += len + (end ? 1 : 0);
+  }
+  assert_true(n < 512);
+  return out;
+}
+
+/* The URI of the backend under test for a "memory://?X" URI; other URIs
+ * (NULL, "", other schemes, bad ones) unchanged. */
+static const char *U(const char *uri) {
+  const char *pre = "memory://";
+  if (!uri || strncmp(uri, pre, strlen(pre)) != 0) return uri;
+  if (backend_is("sqlite")) return sqlite_uri(uri + strlen(pre));
+  if (redis_like()) return redis_uri(uri + strlen(pre));
+  return uri;
+}
+
+/* Every open of a test goes through here (a tiered mode would branch here). */
+static int open_uri(cm_cache **out, cm_registry *reg, const char *name, const char *uri) {
+  if (backend_is("tiered") && uri && strncmp(uri, "memory://", 9) == 0)
+    return cm_cache_open_tiered(out, reg, name, "memory://", U(uri));
+  return cm_cache_open(out, reg, name, U(uri));
 }
 
 static cm_cache *open_ok(cm_registry *reg, const char *name, const char *uri) {
   cm_cache *c = NULL;
-  assert_status(cm_cache_open(&c, reg, name, U(uri)), CM_OK);
+  assert_status(open_uri(&c, reg, name, uri), CM_OK);
   assert_non_null(c);
   return c;
+}
+
+/* The bytes an entry counts for in the bytes gauge (DESIGN.md: key + value +
+ * 144 in memory://, + 64 in sqlite://); redis:// reports 0 (unknown). */
+static int entry_bytes(int klen, int vlen) {
+  if (backend_is("memory")) return klen + vlen + 144;
+  if (backend_is("sqlite")) return klen + vlen + 64;
+  return 0;
 }
 
 /* The value of a cache metric sample of cache `name` on the tested backend. */
@@ -112,31 +183,42 @@ static void bad_arguments(void **state) {
   void *v = NULL;
   size_t n = 0;
   /* open */
-  assert_status(cm_cache_open(NULL, reg, "x", U("memory://")), CM_EINVAL);
+  assert_status(open_uri(NULL, reg, "x", "memory://"), CM_EINVAL);
   assert_contains(cm_errmsg(), "out");
-  assert_status(cm_cache_open(&c, reg, NULL, U("memory://")), CM_EINVAL);
+  assert_status(open_uri(&c, reg, NULL, "memory://"), CM_EINVAL);
   assert_contains(cm_errmsg(), "name");
   assert_null(c);
-  assert_status(cm_cache_open(&c, reg, "", U("memory://")), CM_EINVAL);
-  assert_status(cm_cache_open(&c, reg, "\xff", U("memory://")), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "", "memory://"), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "\xff", "memory://"), CM_EINVAL);
   assert_contains(cm_errmsg(), "UTF-8");
-  assert_status(cm_cache_open(&c, reg, "x", NULL), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", NULL), CM_EINVAL);
   assert_contains(cm_errmsg(), "uri");
-  assert_status(cm_cache_open(&c, reg, "x", ""), CM_EINVAL);
-  assert_status(cm_cache_open(&c, reg, "x", U("memory")), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", ""), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", "memory"), CM_EINVAL);
   assert_contains(cm_errmsg(), "scheme");
-  assert_status(cm_cache_open(&c, reg, "x", "nosuch://"), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", "nosuch://"), CM_EINVAL);
   assert_contains(cm_errmsg(), "nosuch");
-  assert_status(cm_cache_open(&c, reg, "x", U("memory://?max_entries=10&colour=blue")), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", "memory://?max_entries=10&colour=blue"), CM_EINVAL);
   assert_contains(cm_errmsg(), "colour");
-  assert_status(cm_cache_open(&c, reg, "x", U("memory://?max_entries=-1")), CM_EINVAL);
-  assert_contains(cm_errmsg(), "max_entries");
-  assert_status(cm_cache_open(&c, reg, "x", U("memory://?max_bytes=12parsecs")), CM_EINVAL);
-  assert_contains(cm_errmsg(), "max_bytes");
-  assert_status(cm_cache_open(&c, reg, "x", U("memory://?ttl_ms=soon")), CM_EINVAL);
+  if (has_size_limits()) {
+    assert_status(open_uri(&c, reg, "x", "memory://?max_entries=-1"), CM_EINVAL);
+    assert_contains(cm_errmsg(), "max_entries");
+    assert_status(open_uri(&c, reg, "x", "memory://?max_bytes=12parsecs"), CM_EINVAL);
+    assert_contains(cm_errmsg(), "max_bytes");
+  } else {
+    /* redis:// has no size caps (U() strips them): it refuses them by name,
+     * and checks its own options like the others. */
+    char raw[128];
+    snprintf(raw, sizeof raw, "redis://127.0.0.1:%s?max_entries=10", g_redis_port);
+    assert_status(cm_cache_open(&c, reg, "x", raw), CM_EINVAL);
+    assert_contains(cm_errmsg(), "max_entries");
+    assert_status(open_uri(&c, reg, "x", "memory://?pool=0"), CM_EINVAL);
+    assert_contains(cm_errmsg(), "pool");
+  }
+  assert_status(open_uri(&c, reg, "x", "memory://?ttl_ms=soon"), CM_EINVAL);
   assert_contains(cm_errmsg(), "ttl_ms");
-  assert_status(cm_cache_open(&c, reg, "x", U("memory://?sample=0")), CM_EINVAL);
-  assert_status(cm_cache_open(&c, reg, "x", U("memory://?metrics=maybe")), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", "memory://?sample=0"), CM_EINVAL);
+  assert_status(open_uri(&c, reg, "x", "memory://?metrics=maybe"), CM_EINVAL);
   assert_contains(cm_errmsg(), "metrics");
   assert_null(c);
 
@@ -176,18 +258,25 @@ static void bad_arguments(void **state) {
 }
 
 /* A huge value against the default max_entry_bytes (1 MiB), and a value that
- * fits max_entry_bytes but not the backend's byte cap. */
+ * fits max_entry_bytes but not the backend's byte cap (where it has one). */
 static void huge_values(void **state) {
   cm_cache *c = open_ok(*state, "big", "memory://?max_bytes=64KiB");
   size_t big = (size_t)2 << 20;
   char *buf = calloc(1, big);
   assert_non_null(buf);
   assert_status(cm_cache_set(c, K("k"), buf, big, 0), CM_ELIMIT);
-  assert_status(cm_cache_set(c, K("k"), buf, 100 << 10, 0), CM_ELIMIT);
+  assert_contains(cm_errmsg(), "max_entry_bytes");
+  assert_status(cm_cache_set(c, K("k"), buf, 100 << 10, 0), has_size_limits() ? CM_ELIMIT : CM_OK);
   assert_status(cm_cache_set(c, K("k"), buf, 1 << 10, 0), CM_OK);
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_get(c, K("k"), &v, &n), CM_OK);
+  assert_int_equal(n, 1 << 10);
+  assert_memory_equal(v, buf, n);
+  cm_free(v);
   free(buf);
   assert_double_exact(
-      metric(*state, "cachemeter_cache_rejections_total", "big", "reason=\"too_large\""), 2);
+      metric(*state, "cachemeter_cache_rejections_total", "big", "reason=\"too_large\""), has_size_limits() ? 2 : 1);
   cm_cache_close(c);
 }
 
@@ -199,9 +288,21 @@ static void eviction_by_entries(void **state) {
     assert_status(cm_cache_set(c, key, (size_t)len, K("v"), 0), CM_OK);
   }
   double entries = metric(*state, "cachemeter_cache_entries", "small", NULL);
-  assert_true(entries >= 1 && entries <= 8);
-  assert_double_exact(metric(*state, "cachemeter_cache_evictions_total", "small", "reason=\"size\""),
-                      100 - entries);
+  if (has_size_limits()) {
+    assert_true(entries >= 1 && entries <= 8);
+    assert_double_exact(metric(*state, "cachemeter_cache_evictions_total", "small", "reason=\"size\""),
+                        100 - entries);
+  } else {
+    /* No cap (U() dropped max_entries): every entry stays, none evicted. */
+    assert_double_exact(entries, 100);
+    assert_double_exact(metric(*state, "cachemeter_cache_evictions_total", "small", "reason=\"size\""), 0);
+  }
+  /* The newest entry is always there. */
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_get(c, K("k99"), &v, &n), CM_OK);
+  assert_memory_equal(v, "v", 1);
+  cm_free(v);
   cm_cache_close(c);
 }
 
@@ -289,6 +390,7 @@ struct held_loader {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int entered, released;
+  int leader_done; /* the leader returned (without loading, if the backend failed) */
 };
 
 static int holding_loader(void *ctx, const void *key, size_t klen, void **val, size_t *vlen) {
@@ -317,18 +419,28 @@ static void *leader_thread(void *p) {
   size_t n = 0;
   a->rc = cm_cache_get_or_load(a->c, K("slow"), holding_loader, a->h, 0, &v, &n);
   cm_free(v);
+  pthread_mutex_lock(&a->h->mu);
+  a->h->leader_done = 1;
+  pthread_cond_broadcast(&a->h->cv);
+  pthread_mutex_unlock(&a->h->mu);
   return NULL;
 }
 
 static void get_or_load_timeout(void **state) {
   cm_cache *c = open_ok(*state, "timeouts", "memory://?load_timeout_ms=20");
-  struct held_loader h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+  struct held_loader h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
   struct leader_args a = {c, &h, -100};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, leader_thread, &a), 0);
   pthread_mutex_lock(&h.mu);
-  while (!h.entered) pthread_cond_wait(&h.cv, &h.mu);
+  while (!h.entered && !h.leader_done) pthread_cond_wait(&h.cv, &h.mu);
+  int entered = h.entered;
   pthread_mutex_unlock(&h.mu);
+  if (!entered) { /* the leader failed before loading: report why, do not hang */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_status(a.rc, CM_OK);
+    fail_msg("the leader returned CM_OK without running the loader");
+  }
   /* The loader is held until released below: this caller must time out. */
   void *v = (void *)1;
   size_t n = 7;
@@ -364,9 +476,14 @@ static void stats_json_and_reset(void **state) {
   assert_contains(json, "\"misses\":1,");
   assert_contains(json, "\"hit_ratio\":0.75");
   assert_contains(json, "\"entries\":1,");
+  char want[64];
+  snprintf(want, sizeof want, "\"bytes\":%d,", entry_bytes(1, 1));
+  assert_contains(json, want);
   assert_contains(json, "\"get\":{\"count\":4,");
   assert_contains(json, "\"1m\":0.75");
   cm_free(json);
+  assert_double_exact(metric(reg, "cachemeter_cache_entries", "stats", NULL), 1);
+  assert_double_exact(metric(reg, "cachemeter_cache_bytes", "stats", NULL), entry_bytes(1, 1));
 
   assert_status(cm_cache_reset_stats(c), CM_OK);
   assert_double_exact(metric(reg, "cachemeter_cache_hits_total", "stats", NULL), 0);
@@ -457,13 +574,54 @@ static void prefix_and_default_registry(void **state) {
 /* Opening caches past the registry's max_series is refused with CM_ELIMIT. */
 static void series_cap(void **state) {
   (void)state;
-  cm_registry *reg = cmt_registry("max_series=30");
+  /* Room for one cache's series but not two's (a tiered cache has more:
+   * per-tier, breaker and lock series). */
+  cm_registry *reg = cmt_registry(backend_is("tiered") ? "max_series=45" : "max_series=30");
   cm_cache *c = NULL;
-  assert_status(cm_cache_open(&c, reg, "one", U("memory://")), CM_OK);
+  assert_status(open_uri(&c, reg, "one", "memory://"), CM_OK);
   cm_cache_close(c);
-  assert_status(cm_cache_open(&c, reg, "two", U("memory://")), CM_ELIMIT);
+  assert_status(open_uri(&c, reg, "two", "memory://"), CM_ELIMIT);
   assert_null(c);
   cm_registry_free(reg);
+}
+
+/* redis:// only: the cache's name is its default namespace, so handles (of
+ * this or any process) opened under one name share entries, and another name
+ * sees none of them; clear() empties only its own. */
+static void redis_name_is_the_namespace(void **state) {
+  if (!backend_is("redis")) skip();
+  cm_registry *reg = *state;
+  char name_a[64], name_b[64], uri[128];
+  snprintf(name_a, sizeof name_a, "fleet-%ld", (long)getpid());
+  snprintf(name_b, sizeof name_b, "other-%ld", (long)getpid());
+  snprintf(uri, sizeof uri, "redis://127.0.0.1:%s?count_interval_ms=0", g_redis_port);
+  cm_cache *a1 = NULL, *a2 = NULL, *b = NULL;
+  assert_status(cm_cache_open(&a1, reg, name_a, uri), CM_OK);
+  assert_status(cm_cache_open(&a2, reg, name_a, uri), CM_OK);
+  assert_status(cm_cache_open(&b, reg, name_b, uri), CM_OK);
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_set(a1, K("k"), K("from-a1"), 0), CM_OK);
+  assert_status(cm_cache_get(a2, K("k"), &v, &n), CM_OK);
+  assert_int_equal(n, 7);
+  assert_memory_equal(v, "from-a1", 7);
+  cm_free(v);
+  assert_status(cm_cache_get(b, K("k"), &v, &n), CM_MISS);
+  assert_status(cm_cache_set(b, K("k"), K("from-b"), 0), CM_OK);
+  assert_status(cm_cache_delete(a2, K("k")), CM_OK);
+  assert_status(cm_cache_get(a1, K("k"), &v, &n), CM_MISS);
+  assert_status(cm_cache_get(b, K("k"), &v, &n), CM_OK);
+  assert_memory_equal(v, "from-b", 6);
+  cm_free(v);
+  assert_status(cm_cache_set(a1, K("k2"), K("x"), 0), CM_OK);
+  assert_status(cm_cache_clear(a2), CM_OK);
+  assert_status(cm_cache_get(a1, K("k2"), &v, &n), CM_MISS);
+  assert_status(cm_cache_get(b, K("k"), &v, &n), CM_OK); /* other names untouched */
+  cm_free(v);
+  assert_status(cm_cache_clear(b), CM_OK);
+  cm_cache_close(a1);
+  cm_cache_close(a2);
+  cm_cache_close(b);
 }
 
 int main(void) {
@@ -476,6 +634,17 @@ int main(void) {
       return 1;
     }
     atexit(remove_files);
+  } else if (backend && (strcmp(backend, "redis") == 0 || strcmp(backend, "tiered") == 0)) {
+    g_backend = strcmp(backend, "redis") == 0 ? "redis" : "tiered";
+    g_redis_port = getenv("CM_TEST_REDIS_PORT");
+    if (!g_redis_port || strspn(g_redis_port, "0123456789") != strlen(g_redis_port) || !*g_redis_port) {
+      fprintf(stderr, "CM_TEST_BACKEND=redis needs CM_TEST_REDIS_PORT=<port of a running redis-server> "
+                      "(tests/c/with_redis.sh starts one)\n");
+      return 1;
+    }
+  } else if (backend && *backend && strcmp(backend, "memory") != 0) {
+    fprintf(stderr, "CM_TEST_BACKEND=%s: expected memory, sqlite, redis or tiered\n", backend);
+    return 1;
   }
 #define T(fn) cmocka_unit_test_setup_teardown(fn, cmt_registry_setup, cmt_registry_teardown)
   const struct CMUnitTest tests[] = {
@@ -490,6 +659,7 @@ int main(void) {
       T(shared_names_and_metrics_off),
       T(prefix_and_default_registry),
       T(series_cap),
+      T(redis_name_is_the_namespace),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -181,6 +181,49 @@ TEST_F(RedisCache, AWriteToADeadServerIsAnErrorNotASigpipe) {
   ::sigaction(SIGPIPE, &old, nullptr);
 }
 
+// Names are escaped inside the default prefix: "a" with key "b:k" and "a:b"
+// with key "k" are different Redis keys.
+TEST_F(RedisCache, NamesWithColonsDoNotCollide) {
+  auto& s = server();
+  Reg r;
+  Handle a, ab;
+  ASSERT_EQ(cm_cache_open(&a.c, r.reg, "a", url(s.port(), "count_interval_ms=0").c_str()), CM_OK);
+  ASSERT_EQ(cm_cache_open(&ab.c, r.reg, "a:b", url(s.port(), "count_interval_ms=0").c_str()), CM_OK);
+  ASSERT_EQ(a.set("b:k", "of a"), CM_OK);
+  EXPECT_EQ(ab.get("k"), CM_MISS);
+  ASSERT_EQ(ab.set("k", "of a:b"), CM_OK);
+  ASSERT_EQ(cm_cache_clear(a.c), CM_OK);
+  std::string v;
+  EXPECT_EQ(ab.get("k", &v), CM_OK);
+  EXPECT_EQ(v, "of a:b");
+  RawConn raw(s.port());
+  EXPECT_EQ(raw.run({"EXISTS", "cachemeter:a%3Ab:k"}), ":1");
+  // An empty prefix would make clear() a FLUSHDB.
+  cm_cache* c = nullptr;
+  EXPECT_EQ(cm_cache_open(&c, r.reg, "e", url(s.port(), "prefix=").c_str()), CM_EINVAL);
+  EXPECT_NE(std::string(cm_errmsg()).find("prefix= must not be empty"), std::string::npos) << cm_errmsg();
+}
+
+// Two handles of one name share one Redis prefix: the entries gauge counts
+// its keys once, not once per handle.
+TEST_F(RedisCache, SharedStoreIsCountedOnceInTheEntriesGauge) {
+  auto& s = server();
+  Reg r;
+  Handle h1, h2, t;
+  ASSERT_EQ(cm_cache_open(&h1.c, r.reg, "dup", url(s.port(), "count_interval_ms=0").c_str()), CM_OK);
+  ASSERT_EQ(cm_cache_open(&h2.c, r.reg, "dup", url(s.port(), "count_interval_ms=0").c_str()), CM_OK);
+  ASSERT_EQ(h1.set("k1", "v"), CM_OK);
+  ASSERT_EQ(h2.set("k2", "v"), CM_OK);
+  EXPECT_EQ(r.metric("cachemeter_cache_entries{cache=\"dup\",backend=\"redis\"}"), 2);
+  // Memory handles of one name hold their own entries: those add up.
+  Handle m1, m2;
+  ASSERT_EQ(cm_cache_open(&m1.c, r.reg, "mem", "memory://"), CM_OK);
+  ASSERT_EQ(cm_cache_open(&m2.c, r.reg, "mem", "memory://"), CM_OK);
+  ASSERT_EQ(m1.set("k", "v"), CM_OK);
+  ASSERT_EQ(m2.set("k", "v"), CM_OK);
+  EXPECT_EQ(r.metric("cachemeter_cache_entries{cache=\"mem\",backend=\"memory\"}"), 2);
+}
+
 TEST_F(RedisCache, TieredServesL1HitsAndLabelsTiers) {
   auto& s = server();
   Reg r;

@@ -1,0 +1,44 @@
+"""cachemeter: cache handles with built-in Prometheus metrics (Python binding).
+
+A thin Pythonic layer over the SWIG extension ``cachemeter._core``, which
+wraps the C API of libcachemeter (include/cachemeter/*.h)::
+
+    import cachemeter
+
+    reg = cachemeter.Registry(prefix="myapp_cache_")
+    requests = reg.counter("http_requests", "Requests served.", labels=("path", "code"))
+    requests.labels("/users", "200").inc()
+
+    with cachemeter.Cache("memory://?max_entries=10000", "users", registry=reg) as users:
+        users.set("alice", b"admin", ttl=30)
+        users.get("alice")                       # b"admin"; None on a miss
+        users.get_or_load("bob", load_user)      # one load per key at a time
+
+    @cachemeter.cached(ttl=60)
+    def price(item: str) -> float: ...
+
+    with cachemeter.Server(reg, token="s3cret") as srv:
+        print(srv.url + "/metrics")
+    print(reg.render("openmetrics"))
+
+Every failure raises a ``cachemeter.Error`` subclass carrying the library's
+message. See bindings/README.md for the typemaps, ownership and GIL policy.
+"""
+from . import _core
+from ._cache import Cache
+from ._cached import cached
+from ._errors import (AlreadyExists, BackendError, Corrupt, Error, InvalidArgument, LimitExceeded, OutOfMemory,
+                      StateError, Timeout, Unavailable)
+from ._metrics import (Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, Registry, Timer)
+from ._server import Server
+
+__version__: str = _core.cm_version()
+"""The version of the libcachemeter actually loaded (``cm_version()``)."""
+
+__all__ = [
+    "Registry", "Counter", "Gauge", "Histogram", "CounterSeries", "GaugeSeries", "HistogramSeries", "Timer",
+    "Cache", "Server", "cached",
+    "Error", "InvalidArgument", "OutOfMemory", "AlreadyExists", "LimitExceeded", "BackendError", "Timeout",
+    "Unavailable", "Corrupt", "StateError",
+    "__version__",
+]

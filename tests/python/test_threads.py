@@ -1,0 +1,105 @@
+"""8 Python threads on shared counters, gauges, histograms and caches: the
+totals are exact (the C updates are atomic per thread cell; the binding
+adds no shared Python state on these paths)."""
+from __future__ import annotations
+
+import threading
+
+import cachemeter
+from conftest import BOUND, needs_sqlite
+
+THREADS = 8
+N = 20_000
+
+
+def run_threads(target):
+    barrier = threading.Barrier(THREADS)
+    errors = []
+
+    def body(i):
+        try:
+            barrier.wait(BOUND)
+            target(i)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive()
+    assert not errors, errors
+
+
+def test_counters_gauges_histograms_exact_totals(registry):
+    c = registry.counter("ops", labels=("kind",))
+    g = registry.gauge("level")
+    h = registry.histogram("sizes", buckets=(1, 10))
+    shared = c.labels("shared")
+
+    def work(i):
+        mine = c.labels(f"t{i}")  # each thread also creates its own series
+        for _ in range(N):
+            shared.inc()
+            mine.inc(2)
+            g.inc()
+            h.observe(5)
+        g.add(-N)
+
+    run_threads(work)
+    assert shared.value == THREADS * N
+    assert all(c.labels(f"t{i}").value == 2 * N for i in range(THREADS))
+    assert g.value == 0
+    assert (h.count, h.sum) == (THREADS * N, 5 * THREADS * N)
+
+
+def exact_cache_counts(cache, registry):
+    def work(i):
+        for j in range(N // 4):
+            key = f"t{i}-{j % 100}"
+            cache.set(key, f"{i}:{j}")
+            assert cache.get(key) == f"{i}:{j}".encode()
+            assert cache.get(f"absent-{i}") is None
+
+    run_threads(work)
+    st = cache.stats()
+    assert st["hits"] == THREADS * (N // 4)
+    assert st["misses"] == THREADS * (N // 4)
+    assert st["entries"] == THREADS * 100
+
+
+def test_memory_cache_from_8_threads(registry):
+    with cachemeter.Cache("memory://", "mt", registry=registry) as cache:
+        exact_cache_counts(cache, registry)
+
+
+@needs_sqlite
+def test_sqlite_cache_from_8_threads(registry, tmp_path):
+    # fewer operations: each is a transaction in a file (GIL released)
+    global N
+    saved, N = N, 800
+    try:
+        with cachemeter.Cache(f"sqlite://{tmp_path / 'mt.db'}", "mt", registry=registry) as cache:
+            exact_cache_counts(cache, registry)
+    finally:
+        N = saved
+
+
+def test_get_or_load_from_8_threads_loads_each_key_once(registry):
+    loads = []
+    lock = threading.Lock()
+
+    def load(key):
+        with lock:
+            loads.append(key)
+        return key.encode() * 2
+
+    with cachemeter.Cache("memory://", "gol", registry=registry) as cache:
+        def work(i):
+            for j in range(2000):
+                k = f"k{j % 200}"
+                assert cache.get_or_load(k, load) == k.encode() * 2
+
+        run_threads(work)
+    assert sorted(loads) == sorted(f"k{j}" for j in range(200))
