@@ -175,6 +175,12 @@ struct World {
   std::string value = std::string(kValueLen, 'v');
   std::string wire_value;  // header + value, as the backend stores it
   Side tcp, unix_sock;
+  // Tiered (TCP): L1 large enough for every key (gets are L1 hits), L1 of
+  // one entry (gets are L2 hits), and a plain memory cache (the reference
+  // for an L1 hit).
+  cm_cache* tiered = nullptr;
+  cm_cache* tiered_cold = nullptr;
+  cm_cache* memory = nullptr;
 
   World() {
     for (int i = 0; i < kKeys; ++i) {
@@ -195,8 +201,41 @@ struct World {
       const std::string unix_uri = "redis+unix://" + server.socket() + "?pool=1";
       setup(unix_sock, unix_uri, "unix", redisConnectUnix(server.socket().c_str()));
     }
+    setup_tiered("redis://127.0.0.1:" + std::to_string(server.port()));
+  }
+
+  void setup_tiered(const std::string& l2) {
+    check(cm_cache_open_tiered(&tiered, reg, "bench_tiered", "memory://?max_entries=0", l2.c_str()),
+          "cm_cache_open_tiered");
+    check(cm_cache_open_tiered(&tiered_cold, reg, "bench_tiered_cold", "memory://?max_entries=1",
+                               (l2 + "?namespace=bench_tiered").c_str()),
+          "cm_cache_open_tiered (one-entry L1)");
+    check(cm_cache_open(&memory, reg, "bench_memory", "memory://?max_entries=0"), "cm_cache_open (memory)");
+    for (const auto& k : keys) {
+      check(cm_cache_set(tiered, k.data(), k.size(), value.data(), value.size(), 0), "fill");
+      check(cm_cache_set(memory, k.data(), k.size(), value.data(), value.size(), 0), "fill");
+    }
+    // L1 serves once the invalidation listener is connected and the fills
+    // outrun the invalidations of our own writes: read every key until a
+    // round is far faster than the first (all L1 hits), 200 rounds at most.
+    auto round = [&] {
+      auto t0 = std::chrono::steady_clock::now();
+      for (const auto& k : keys) {
+        void* v = nullptr;
+        size_t n = 0;
+        check(cm_cache_get(tiered, k.data(), k.size(), &v, &n), "warm-up get");
+        cm_free(v);
+      }
+      return std::chrono::steady_clock::now() - t0;
+    };
+    auto first = round();
+    for (int i = 0; i < 200 && round() * 20 > first; ++i) {
+    }
   }
   ~World() {
+    cm_cache_close(tiered);
+    cm_cache_close(tiered_cold);
+    cm_cache_close(memory);
     for (Side* s : {&tcp, &unix_sock}) {
       cm_cache_close(s->on);
       cm_cache_close(s->off);
@@ -384,6 +423,47 @@ void BM_CmSet(benchmark::State& state, bool unix_socket) { cm_set_loop(state, si
 void BM_CmGetNoMetrics(benchmark::State& state, bool unix_socket) { cm_get_loop(state, side_of(unix_socket).off); }
 void BM_CmSetNoMetrics(benchmark::State& state, bool unix_socket) { cm_set_loop(state, side_of(unix_socket).off); }
 
+void BM_TieredL1Hit(benchmark::State& state, bool) { cm_get_loop(state, g_world->tiered); }
+void BM_TieredL2Hit(benchmark::State& state, bool) { cm_get_loop(state, g_world->tiered_cold); }
+void BM_MemoryHit(benchmark::State& state, bool) { cm_get_loop(state, g_world->memory); }
+
+// Batches of 64 gets from the tiered L1 and from a plain memory cache, in
+// alternating order, each batch timed: ratio l1_vs_memory = memory time /
+// L1 time (1.0: the same cost; the target is >= 0.9).
+void BM_TieredL1Paired(benchmark::State& state, bool) {
+  using clock = std::chrono::steady_clock;
+  const auto& keys = g_world->keys;
+  auto batch = [&](cm_cache* c, size_t from) {
+    for (size_t j = 0; j < 64; ++j) {
+      const std::string& k = keys[(from + j) % kKeys];
+      void* v = nullptr;
+      size_t n = 0;
+      if (cm_cache_get(c, k.data(), k.size(), &v, &n) != CM_OK) check(CM_EBACKEND, "paired get (a hit)");
+      benchmark::DoNotOptimize(static_cast<char*>(v)[0]);
+      cm_free(v);
+    }
+  };
+  clock::duration l1{}, mem{};
+  size_t i = 0;
+  for (auto _ : state) {
+    const bool l1_first = (i & 1) == 0;
+    auto t0 = clock::now();
+    batch(l1_first ? g_world->tiered : g_world->memory, i * 64);
+    auto t1 = clock::now();
+    batch(l1_first ? g_world->memory : g_world->tiered, i * 64);
+    auto t2 = clock::now();
+    l1 += l1_first ? t1 - t0 : t2 - t1;
+    mem += l1_first ? t2 - t1 : t1 - t0;
+    ++i;
+  }
+  using benchmark::Counter;
+  const double l1_ns = std::chrono::duration<double, std::nano>(l1).count() / 64;
+  const double mem_ns = std::chrono::duration<double, std::nano>(mem).count() / 64;
+  state.counters["l1_ns"] = Counter(l1_ns, Counter::kAvgIterations);
+  state.counters["memory_ns"] = Counter(mem_ns, Counter::kAvgIterations);
+  state.counters["l1_vs_memory"] = l1_ns > 0 ? mem_ns / l1_ns : 0;
+}
+
 // Rows named <op>/<transport>/<side>: a pair differs only by the side.
 void register_all() {
   struct Row {
@@ -398,6 +478,10 @@ void register_all() {
       {"set", "cachemeter", BM_CmSet},            {"set", "cachemeter_nometrics", BM_CmSetNoMetrics},
       {"get", "paired", BM_PairedGet},            {"set", "paired", BM_PairedSet},
   };
+  benchmark::RegisterBenchmark("tiered/get/l1_hit", BM_TieredL1Hit, false)->UseRealTime();
+  benchmark::RegisterBenchmark("tiered/get/memory_hit", BM_MemoryHit, false)->UseRealTime();
+  benchmark::RegisterBenchmark("tiered/get/l1_paired", BM_TieredL1Paired, false)->UseRealTime();
+  benchmark::RegisterBenchmark("tiered/get/l2_hit", BM_TieredL2Hit, false)->UseRealTime();
   for (bool unix_socket : {false, true}) {
     if (unix_socket && g_world->server.socket().empty()) continue;
     for (const Row& r : rows) {

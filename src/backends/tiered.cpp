@@ -22,9 +22,6 @@ namespace {
 // failing), as opposed to one about the request itself.
 bool is_outage(int status) { return status == CM_EUNAVAILABLE || status == CM_ETIMEOUT || status == CM_EBACKEND; }
 
-// L1 lookups are timed 1 in `sample` per thread, like the front's ops.
-constinit thread_local uint32_t t_l1_countdown = 0;
-
 }  // namespace
 
 TieredBackend::TieredBackend(std::unique_ptr<Backend> l1, std::unique_ptr<Backend> l2, TieredOptions opt,
@@ -86,18 +83,13 @@ void TieredBackend::on_flush() {
 
 bool TieredBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
   if (l1_serves()) {
-    bool timed = false;
-    if (t_l1_countdown > opt_.sample) t_l1_countdown = opt_.sample;
-    if (t_l1_countdown <= 1) {
-      t_l1_countdown = opt_.sample;
-      timed = true;
-    } else {
-      --t_l1_countdown;
+    // The hit path adds nothing but this lookup: the front counts an L1 hit
+    // (and times it with its own sampling) from out->from_l1.
+    if (l1_->get(key, now_ms, out)) {
+      out->from_l1 = true;
+      return true;
     }
-    int64_t t0 = timed ? clock_->now_ns() : 0;
-    bool hit = l1_->get(key, now_ms, out);
-    if (events_) events_->on_tier_get(Tier::L1, hit, timed ? clock_->now_ns() - t0 : -1);
-    if (hit) return true;
+    if (events_) events_->on_tier_get(Tier::L1, false, -1);
   }
   const size_t slot = slot_of(key);
   const uint64_t before = stamp(slot);

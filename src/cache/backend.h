@@ -81,6 +81,7 @@ struct Fetched {
   void* data = nullptr;
   size_t len = 0;
   int64_t fresh_until_ms = kNever;
+  bool from_l1 = false;  // a tiered cache's L1 answered (the front counts that hit)
 };
 
 struct Expiry {
