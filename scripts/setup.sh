@@ -18,6 +18,7 @@ packages=(
   wrk curl                                       # the HTTP benchmark
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
   swig python3-cachetools                        # the Python binding; cachetools: its benchmark baseline
+  openjdk-17-jdk-headless                        # the Java binding: javac, jar, java, jni.h
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

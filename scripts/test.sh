@@ -2,8 +2,8 @@
 # scripts/test.sh: THE test command (README; .ci/run calls it).
 #   1. scripts/setup.sh (installs missing Debian packages)
 #   2. build/       RelWithDebInfo: everything (benchmarks compile, not run),
-#                   the Python binding included; every CTest test, packaging
-#                   and python included
+#                   the Python and Java bindings included; every CTest test,
+#                   packaging, python and java included
 #   3. build-asan/  ASan+UBSan: every test except packaging
 #   4. build-tsan/  TSan: the tests labelled "concurrency"
 # Stops at the first failure (non-zero exit). The last line is always
@@ -76,7 +76,7 @@ cm_setup
 phase build
 cm_step "build/: RelWithDebInfo build (benchmarks compile, not run)"
 cm_configure_build "$CM_BUILD_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCM_SANITIZE= \
-  -DCM_WITH_PYTHON=ON  # only here: a sanitized extension cannot load into python3 (bindings/README.md)
+  -DCM_WITH_PYTHON=ON -DCM_WITH_JAVA=ON  # only here: a sanitized binding cannot load into python3 or java (bindings/README.md)
 
 phase tests
 cm_step "build/: ctest (all tests, packaging included)"

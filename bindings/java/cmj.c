@@ -1,0 +1,75 @@
+/* bindings/java/cmj.c: status -> Java exception and the label-array helper of
+ * the Java typemaps (typemaps_java.i). */
+#include "cmj.h"
+
+#include <stdlib.h>
+
+static void cmj_throw_class(JNIEnv *env, const char *cls_name, const char *msg) {
+  jclass cls = (*env)->FindClass(env, cls_name);
+  if (cls != NULL) (*env)->ThrowNew(env, cls, msg);
+}
+
+void cmj_throw(JNIEnv *env, int status) {
+  const char *msg = cm_errmsg();  /* this thread's, read before any other call */
+  if (msg == NULL || *msg == '\0') msg = cm_strerror(status);
+  jclass cls = (*env)->FindClass(env, "org/cachemeter/CachemeterException");
+  if (cls != NULL) {
+    jmethodID create = (*env)->GetStaticMethodID(env, cls, "create",
+                                                 "(ILjava/lang/String;)Lorg/cachemeter/CachemeterException;");
+    jstring jmsg = create != NULL ? (*env)->NewStringUTF(env, msg) : NULL;
+    if (jmsg != NULL) {
+      jobject ex = (*env)->CallStaticObjectMethod(env, cls, create, (jint)status, jmsg);
+      if (ex != NULL && !(*env)->ExceptionCheck(env)) {
+        (*env)->Throw(env, (jthrowable)ex);
+        return;
+      }
+    }
+  }
+  (*env)->ExceptionClear(env);
+  cmj_throw_class(env, "java/lang/RuntimeException", msg);
+}
+
+int cmj_strv_get(JNIEnv *env, jobjectArray arr, cmj_strv *sv) {
+  sv->n = 0;
+  sv->v = NULL;
+  sv->refs = NULL;
+  if (arr == NULL) return 0;
+  jsize n = (*env)->GetArrayLength(env, arr);
+  if (n == 0) return 0;
+  if ((*env)->EnsureLocalCapacity(env, n) != 0) return -1;  /* OutOfMemoryError pending */
+  sv->v = calloc((size_t)n, sizeof *sv->v);
+  sv->refs = calloc((size_t)n, sizeof *sv->refs);
+  if (sv->v == NULL || sv->refs == NULL) {
+    cmj_throw_class(env, "java/lang/OutOfMemoryError", "cachemeter: label array");
+    return -1;
+  }
+  for (jsize i = 0; i < n; i++) {
+    jbyteArray b = (jbyteArray)(*env)->GetObjectArrayElement(env, arr, i);
+    if (b == NULL) {
+      cmj_throw_class(env, "java/lang/NullPointerException", "cachemeter: null label");
+      return -1;
+    }
+    sv->refs[i] = b;
+    sv->n = i + 1;
+    sv->v[i] = (const char *)(*env)->GetByteArrayElements(env, b, NULL);
+    if (sv->v[i] == NULL) return -1;  /* OutOfMemoryError pending */
+  }
+  return 0;
+}
+
+void cmj_strv_release(JNIEnv *env, cmj_strv *sv) {
+  for (jsize i = 0; i < sv->n; i++) {
+    if (sv->v[i] != NULL)
+      (*env)->ReleaseByteArrayElements(env, sv->refs[i], (jbyte *)(void *)sv->v[i], JNI_ABORT);
+    (*env)->DeleteLocalRef(env, sv->refs[i]);
+  }
+  free(sv->v);
+  free(sv->refs);
+  sv->v = NULL;
+  sv->refs = NULL;
+  sv->n = 0;
+}
+
+void cmj_registry_free(cm_registry *reg) { cm_registry_free(reg); }
+void cmj_cache_close(cm_cache *c) { cm_cache_close(c); }
+void cmj_server_stop(cm_server *s) { cm_server_stop(s); }

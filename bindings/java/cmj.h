@@ -1,0 +1,29 @@
+/* bindings/java/cmj.h: the C helpers of the Java typemaps (status -> exception,
+ * the frees close() calls). Compiled with -Wall -Wextra -Werror (cmj.c). */
+#ifndef CACHEMETER_CMJ_H
+#define CACHEMETER_CMJ_H
+#include <jni.h>
+#include <cachemeter/cachemeter.h>
+
+/* Throws org.cachemeter.CachemeterException.create(status, cm_errmsg()) in
+ * the calling thread (whose cm_errmsg() is read here, right after the call).
+ * Falls back to a RuntimeException if the class cannot be used. */
+void cmj_throw(JNIEnv *env, int status);
+
+/* The byte arrays of a jobjectArray of byte[] (NUL-terminated UTF-8, built by
+ * the Java layer): takes each element's copy; cmj_strv_release gives them back
+ * and is safe with an exception pending (it only calls Release and DeleteLocalRef). */
+typedef struct cmj_strv {
+  jsize n;
+  const char **v;     /* n pinned copies */
+  jbyteArray *refs;   /* their arrays (local references) */
+} cmj_strv;
+#define CMJ_STRV_INIT {0, NULL, NULL}
+/* 0 on success; -1 with a Java exception pending. A NULL array is 0 strings. */
+int cmj_strv_get(JNIEnv *env, jobjectArray arr, cmj_strv *sv);
+void cmj_strv_release(JNIEnv *env, cmj_strv *sv);
+
+void cmj_registry_free(cm_registry *reg);
+void cmj_cache_close(cm_cache *c);
+void cmj_server_stop(cm_server *s);
+#endif

@@ -1,0 +1,253 @@
+// tests/java: the Java binding through its public API only, with a tiny
+// assert harness (no JUnit: nothing is downloaded). Run with the names of
+// the tests to run (CTest registers one entry per test); exits 1 on failure.
+package org.cachemeter.test;
+
+import java.io.InputStream;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.net.HttpURLConnection;
+import java.net.URL;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import org.cachemeter.Cache;
+import org.cachemeter.CachemeterException;
+import org.cachemeter.Family;
+import org.cachemeter.Format;
+import org.cachemeter.Registry;
+import org.cachemeter.Series;
+import org.cachemeter.Server;
+import org.cachemeter.Status;
+
+public final class BindingTest {
+  // ---- the harness
+  static void check(boolean ok, String what) {
+    if (!ok) throw new AssertionError(what);
+  }
+
+  static void checkEq(Object expected, Object actual, String what) {
+    if (expected == null ? actual != null : !expected.equals(actual))
+      throw new AssertionError(what + ": expected <" + expected + "> but was <" + actual + ">");
+  }
+
+  static byte[] b(String s) { return s.getBytes(StandardCharsets.UTF_8); }
+
+  static List<String> lines(String text) { return Arrays.asList(text.split("\n")); }
+
+  public static void main(String[] args) throws Exception {
+    List<Method> tests = new ArrayList<>();
+    for (Method m : BindingTest.class.getDeclaredMethods()) {
+      if (m.getName().startsWith("test") && Modifier.isStatic(m.getModifiers())) tests.add(m);
+    }
+    List<String> wanted = Arrays.asList(args);
+    int run = 0;
+    int failed = 0;
+    for (Method m : tests) {
+      if (!wanted.isEmpty() && !wanted.contains(m.getName())) continue;
+      run++;
+      try {
+        m.invoke(null);
+        System.out.println("PASS " + m.getName());
+      } catch (InvocationTargetException e) {
+        failed++;
+        System.out.println("FAIL " + m.getName());
+        e.getCause().printStackTrace(System.out);
+      }
+    }
+    if (run == 0 || run < new java.util.HashSet<>(wanted).size()) {
+      System.out.println("no such test among " + wanted);
+      System.exit(2);
+    }
+    System.out.println(run + " run, " + failed + " failed");
+    System.exit(failed == 0 ? 0 : 1);
+  }
+
+  // ---- the tests
+  static void testCounterRender() {
+    try (Registry reg = new Registry()) {
+      Family f = reg.counter("jobs", "Jobs done.", "queue", "result");
+      f.labels("io", "ok").inc();
+      f.labels("io", "ok").inc(2);
+      f.labels("cpu", "fail").add(0.5);
+      checkEq(3.0, f.labels("io", "ok").value(), "value");
+      List<String> text = lines(reg.render(Format.PROMETHEUS));
+      check(text.contains("# HELP jobs_total Jobs done."), "HELP line in " + text);
+      check(text.contains("# TYPE jobs_total counter"), "TYPE line in " + text);
+      check(text.contains("jobs_total{queue=\"io\",result=\"ok\"} 3"), "io sample in " + text);
+      check(text.contains("jobs_total{queue=\"cpu\",result=\"fail\"} 0.5"), "cpu sample in " + text);
+      String om = reg.render(Format.OPENMETRICS);
+      check(om.endsWith("# EOF\n"), "OpenMetrics ends with # EOF: " + om);
+      check(reg.render(Format.JSON).startsWith("{"), "JSON");
+      // UTF-8 beyond the BMP goes through intact (not modified UTF-8).
+      reg.gauge("temp", null, "city").labels("\u6771\u4eac \uD83C\uDF38").set(21.5);
+      check(reg.render().contains("temp{city=\"\u6771\u4eac \uD83C\uDF38\"} 21.5"), "UTF-8 label: " + reg.render());
+      Series h = reg.histogram("latency_seconds", "Latency.", new double[] {0.1, 1}).labels();
+      h.observe(0.05);
+      h.observe(2);
+      checkEq(2.0, h.value(), "histogram count");
+      checkEq(2.05, h.sum(), "histogram sum");
+      check(reg.render().contains("latency_seconds_bucket{le=\"0.1\"} 1"), "bucket line");
+    }
+  }
+
+  static void testNegativeIncrementThrows() {
+    try (Registry reg = new Registry()) {
+      Series s = reg.counter("c", null).labels();
+      try {
+        s.inc(-1);
+        throw new AssertionError("no exception");
+      } catch (CachemeterException.InvalidArgument e) {
+        checkEq(Status.EINVAL, e.status(), "status");
+      }
+      checkEq(0.0, s.value(), "unchanged");
+    }
+  }
+
+  static void testMemoryCache() {
+    try (Registry reg = new Registry(); Cache c = Cache.open("memory://?max_entries=100", "jc", reg)) {
+      check(c.get(b("k")) == null, "miss is null");
+      c.set(b("k"), b("v1"));
+      checkEq("v1", new String(c.get(b("k")), StandardCharsets.UTF_8), "hit");
+      c.set(b("empty"), new byte[0], -1);
+      checkEq(0, c.get(b("empty")).length, "empty value is a hit");
+      check(c.delete(b("k")), "delete hit");
+      check(!c.delete(b("k")), "delete miss");
+      check(c.get(b("k")) == null, "deleted");
+      c.set(b("a"), b("1"));
+      c.clear();
+      check(c.get(b("a")) == null, "cleared");
+      String stats = c.statsJson();
+      check(stats.contains("\"hits\""), "stats: " + stats);
+      check(reg.render().contains("cache=\"jc\""), "cache metrics in the registry");
+    }
+  }
+
+  static void testBadOptionThrowsEinval() {
+    try (Registry reg = new Registry()) {
+      try (Cache c = Cache.open("memory://?no_such_option=1", "bad", reg)) {
+        throw new AssertionError("opened " + c);
+      } catch (CachemeterException e) {
+        checkEq(Status.EINVAL, e.status(), "status");
+        checkEq("CM_EINVAL", e.statusName(), "name");
+        check(e instanceof CachemeterException.InvalidArgument, "subclass " + e.getClass());
+        check(e.getMessage().contains("no_such_option"), "cm_errmsg in message: " + e.getMessage());
+      }
+      try {
+        new Registry("max_series=0");
+        throw new AssertionError("no exception");
+      } catch (CachemeterException e) {
+        checkEq(Status.EINVAL, e.status(), "registry option");
+      }
+      try {
+        reg.counter("1bad", null);
+        throw new AssertionError("no exception");
+      } catch (CachemeterException e) {
+        checkEq(Status.EINVAL, e.status(), "metric name");
+      }
+      try {
+        c(reg).set(new byte[0], b("v"));
+        throw new AssertionError("no exception");
+      } catch (CachemeterException e) {
+        checkEq(Status.EINVAL, e.status(), "empty key");
+      }
+    }
+  }
+
+  private static Cache c(Registry reg) { return Cache.open("memory://", "tmp", reg); }
+
+  static void testThreads() throws Exception {
+    try (Registry reg = new Registry(); Cache cache = Cache.open("memory://", "mt", reg)) {
+      Family f = reg.counter("ops", null, "t");
+      Series shared = reg.counter("shared", null).labels();
+      Thread[] ts = new Thread[4];
+      Throwable[] errors = new Throwable[4];
+      for (int i = 0; i < ts.length; i++) {
+        final int id = i;
+        ts[i] = new Thread(() -> {
+          try {
+            Series mine = f.labels("t" + id);
+            for (int n = 0; n < 10000; n++) {
+              shared.inc();
+              mine.inc();
+              if (n % 100 == 0) {
+                byte[] k = b(id + ":" + n);
+                cache.set(k, k);
+                check(Arrays.equals(k, cache.get(k)), "cache in thread");
+              }
+            }
+          } catch (Throwable t) {
+            errors[id] = t;
+          }
+        });
+      }
+      for (Thread t : ts) t.start();
+      for (Thread t : ts) t.join();
+      for (Throwable t : errors) if (t != null) throw new AssertionError("thread failed", t);
+      checkEq(40000.0, shared.value(), "shared total");
+      for (int i = 0; i < 4; i++) checkEq(10000.0, f.labels("t" + i).value(), "per thread");
+      check(lines(reg.render()).contains("shared_total 40000"), "rendered total");
+    }
+  }
+
+  static void testServerScrape() throws Exception {
+    try (Registry reg = new Registry()) {
+      reg.counter("scraped", "Scrape test.", "k").labels("v").inc(7);
+      Server srv = Server.start(reg, "127.0.0.1:0");
+      check(srv.port() > 0, "port " + srv.port());
+      URL url = new URL("http://127.0.0.1:" + srv.port() + "/metrics");
+      HttpURLConnection conn = (HttpURLConnection) url.openConnection();
+      conn.setConnectTimeout(5000);
+      conn.setReadTimeout(5000);
+      checkEq(200, conn.getResponseCode(), "HTTP status");
+      String body;
+      try (InputStream in = conn.getInputStream()) {
+        body = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+      }
+      check(lines(body).contains("scraped_total{k=\"v\"} 7"), "scraped sample in " + body);
+      HttpURLConnection missing =
+          (HttpURLConnection) new URL("http://127.0.0.1:" + srv.port() + "/nope").openConnection();
+      checkEq(404, missing.getResponseCode(), "unknown path");
+      srv.stop();
+      srv.stop();  // twice: a no-op
+      try {
+        Server.start(reg, "not an address");
+        throw new AssertionError("no exception");
+      } catch (CachemeterException e) {
+        checkEq(Status.EINVAL, e.status(), "bad listen address");
+      }
+    }
+  }
+
+  static void testCloseTwiceIsSafe() {
+    Registry reg = new Registry();
+    Cache cache = Cache.open("memory://", "twice", reg);
+    Server srv = Server.start(reg, "127.0.0.1:0");
+    Cache left = Cache.open("memory://", "left-open", reg);
+    cache.close();
+    cache.close();
+    srv.close();
+    srv.close();
+    Series s = reg.counter("x", null).labels();
+    reg.close();  // closes left-open first
+    reg.close();
+    left.close();
+    try {
+      cache.get(b("k"));
+      throw new AssertionError("no exception");
+    } catch (IllegalStateException expected) {
+      // closed handles refuse calls instead of touching freed memory
+    }
+    try {
+      s.inc();
+      throw new AssertionError("no exception");
+    } catch (IllegalStateException expected) {
+      // so do series of a closed registry
+    }
+    Registry.defaultRegistry().close();  // never freed: a no-op
+    Registry.defaultRegistry().counter("java_default_ok", null).labels().inc();
+  }
+}
