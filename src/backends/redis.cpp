@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "api/error.h"
+#include "backends/hiredis_util.h"
 #include "util/uri.h"
 
 namespace cm {
@@ -42,14 +43,8 @@ namespace {
 constexpr char kMagic[4] = {'c', 'm', 1, 0};
 constexpr size_t kMaxRedisString = size_t{512} << 20;
 
-struct CtxFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Ctx = std::unique_ptr<redisContext, CtxFree>;
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
+using hiredis::Ctx;
+using hiredis::Reply;
 
 void put_i64(char* p, int64_t v) {
   auto u = static_cast<uint64_t>(v);

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "api/error.h"
+#include "backends/hiredis_util.h"
 
 namespace cm {
 namespace {
@@ -51,14 +52,8 @@ constexpr std::string_view kChannel = "__redis__:invalidate";
 constexpr int kBackoffFirstMs = 50;
 constexpr int kBackoffMaxMs = 2000;
 
-struct CtxFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Ctx = std::unique_ptr<redisContext, CtxFree>;
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
+using hiredis::Ctx;
+using hiredis::Reply;
 
 int64_t now_ms() {
   using namespace std::chrono;
