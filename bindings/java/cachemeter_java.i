@@ -33,6 +33,19 @@
 %include "cachemeter.i"
 
 /* ---- the frees cachemeter.i leaves unwrapped, for close() only ------------- */
+/* get_or_load with a Java loader (cmj.c): jenv passed in, the loader as a
+ * Cache.Loader, the value out as byte[] (null on CM_MISS). */
+%typemap(in, numinputs=0) JNIEnv *env %{ $1 = jenv; %}
+%typemap(jni) jobject loader "jobject"
+%typemap(jtype) jobject loader "Cache.Loader"
+%typemap(jstype) jobject loader "Cache.Loader"
+%typemap(javain) jobject loader "$javainput"
+%typemap(in) jobject loader %{ $1 = $input; %}
+CMJ_RETURNS(cmj_get_or_load, jbyteArray, byte[])
+%rename(get_or_load) cmj_get_or_load;
+int cmj_get_or_load(JNIEnv *env, cm_cache *c, const void *key, size_t klen, jobject loader, int64_t ttl_ms,
+                    void **val, size_t *vlen);
+
 %rename(registry_free) cmj_registry_free;
 %rename(cache_close) cmj_cache_close;
 %rename(server_stop) cmj_server_stop;

@@ -23,6 +23,14 @@ typedef struct cmj_strv {
 int cmj_strv_get(JNIEnv *env, jobjectArray arr, cmj_strv *sv);
 void cmj_strv_release(JNIEnv *env, cmj_strv *sv);
 
+/* cm_cache_get_or_load with a Java org.cachemeter.Cache.Loader (its
+ * byte[] load(byte[] key); null = no value, CM_MISS) called on this thread
+ * through env. A Throwable the loader throws is rethrown to this caller
+ * (other callers waiting on the same load get CM_EBACKEND). Returns the
+ * status; *val is a library buffer (freed by the typemap with cm_free). */
+int cmj_get_or_load(JNIEnv *env, cm_cache *c, const void *key, size_t klen, jobject loader, int64_t ttl_ms,
+                    void **val, size_t *vlen);
+
 void cmj_registry_free(cm_registry *reg);
 void cmj_cache_close(cm_cache *c);
 void cmj_server_stop(cm_server *s);

@@ -49,6 +49,25 @@ public final class Cache implements AutoCloseable {
 
   public void clear() { CM.cm_cache_clear(ptr()); }
 
+  /** Computes a missing value for {@link #getOrLoad}. */
+  @FunctionalInterface
+  public interface Loader {
+    /** The value of key, or null when there is none (nothing is cached). */
+    byte[] load(byte[] key);
+  }
+
+  /**
+   * The cached value of key, or loader's value (cached with ttlMs: 0 the cache's default,
+   * negative never expires), or null when the loader returned null. Single flight: concurrent
+   * callers of this and other processes (redis) wait for one load. An exception the loader
+   * throws reaches this caller unchanged; other callers waiting on that load get a
+   * {@link CachemeterException.BackendError}.
+   */
+  public byte[] getOrLoad(byte[] key, Loader loader, long ttlMs) { return CM.get_or_load(ptr(), key, loader, ttlMs); }
+
+  /** {@link #getOrLoad(byte[], Loader, long)} with the cache's default TTL. */
+  public byte[] getOrLoad(byte[] key, Loader loader) { return getOrLoad(key, loader, 0); }
+
   /** Statistics as JSON (schema in docs/metrics.md). */
   public String statsJson() { return Utf8.decode(CM.cm_cache_stats_json(ptr())); }
 

@@ -126,6 +126,31 @@ public final class BindingTest {
     }
   }
 
+  static void testGetOrLoad() {
+    try (Registry reg = new Registry(); Cache c = Cache.open("memory://", "jl", reg)) {
+      final int[] calls = {0};
+      Cache.Loader loader = key -> {
+        calls[0]++;
+        return ("loaded:" + new String(key, StandardCharsets.UTF_8)).getBytes(StandardCharsets.UTF_8);
+      };
+      checkEq("loaded:k", new String(c.getOrLoad(b("k"), loader), StandardCharsets.UTF_8), "loaded");
+      checkEq("loaded:k", new String(c.getOrLoad(b("k"), loader), StandardCharsets.UTF_8), "cached");
+      checkEq(1, calls[0], "one load");
+      checkEq("loaded:k", new String(c.get(b("k")), StandardCharsets.UTF_8), "stored");
+      check(c.getOrLoad(b("none"), key -> null) == null, "a null value is a miss");
+      check(c.get(b("none")) == null, "nothing cached for a miss");
+      try {
+        c.getOrLoad(b("bad"), key -> { throw new IllegalStateException("loader broke"); });
+        check(false, "the loader's exception must propagate");
+      } catch (IllegalStateException e) {
+        checkEq("loader broke", e.getMessage(), "the loader's own exception");
+      }
+      check(c.get(b("bad")) == null, "nothing cached after a failed load");
+      check(reg.render().contains("cachemeter_cache_loads_total{cache=\"jl\",backend=\"memory\",result=\"error\"} 2"),
+            "failed loads counted: " + reg.render());
+    }
+  }
+
   static void testBadOptionThrowsEinval() {
     try (Registry reg = new Registry()) {
       try (Cache c = Cache.open("memory://?no_such_option=1", "bad", reg)) {
