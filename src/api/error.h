@@ -8,6 +8,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace cm {
 
@@ -47,6 +48,25 @@ int guard(const char* api, Fn&& fn) noexcept {
     return set_error(CM_EBACKEND, std::string(api) + ": internal error: " + e.what());
   } catch (...) {
     return set_error(CM_EBACKEND, std::string(api) + ": unknown internal error");
+  }
+}
+
+// Runs fn (returning int) for a function that reports instead of throwing
+// (Backend::health): an Error becomes its status and message as they are,
+// anything else a status with its message prefixed by who (when not empty).
+template <class Fn>
+int report(std::string_view who, Fn&& fn) noexcept {
+  auto prefixed = [&](const char* what) {
+    return who.empty() ? std::string(what) : std::string(who) + ": " + what;
+  };
+  try {
+    return fn();
+  } catch (const Error& e) {
+    return set_error(e.status(), e.what());
+  } catch (const std::bad_alloc&) {
+    return set_error(CM_ENOMEM, prefixed("out of memory"));
+  } catch (const std::exception& e) {
+    return set_error(CM_EBACKEND, prefixed(e.what()));
   }
 }
 

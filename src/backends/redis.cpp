@@ -432,19 +432,13 @@ void RedisBackend::unlock(std::string_view key, std::string_view token) {
 }
 
 int RedisBackend::health() {
-  try {
+  return report("redis backend", [&]() -> int {
     Lease c(*this);
     Reply r = c.run({"PING"}, "PING");
     if (r->type != REDIS_REPLY_STATUS || std::string_view(r->str, r->len) != "PONG")
       return set_error(CM_EBACKEND, "redis backend: " + opt_.where() + ": PING: unexpected reply");
     return CM_OK;
-  } catch (const Error& e) {
-    return set_error(e.status(), e.what());
-  } catch (const std::bad_alloc&) {
-    return set_error(CM_ENOMEM, "redis backend: out of memory");
-  } catch (const std::exception& e) {
-    return set_error(CM_EBACKEND, std::string("redis backend: ") + e.what());
-  }
+  });
 }
 
 namespace {

@@ -548,7 +548,7 @@ uint64_t SqliteBackend::bytes() const {
 }
 
 int SqliteBackend::health() {
-  try {
+  return report("sqlite backend", [&]() -> int {
     struct stat st {};
     if (::stat(opt_.path.c_str(), &st) != 0)
       return set_error(CM_EUNAVAILABLE, "sqlite backend: " + opt_.path + ": the file was removed (" +
@@ -559,13 +559,7 @@ int SqliteBackend::health() {
     uint64_t n = 0, b = 0;
     stats(&n, &b);
     return CM_OK;
-  } catch (const Error& e) {
-    return set_error(e.status(), e.what());
-  } catch (const std::bad_alloc&) {
-    return set_error(CM_ENOMEM, "sqlite backend: out of memory");
-  } catch (const std::exception& e) {
-    return set_error(CM_EBACKEND, std::string("sqlite backend: ") + e.what());
-  }
+  });
 }
 
 std::unique_ptr<Backend> make_sqlite_backend(const Uri& uri, BackendEvents* events) {

@@ -26,9 +26,7 @@ bool is_outage(int status) { return status == CM_EUNAVAILABLE || status == CM_ET
 
 TieredBackend::TieredBackend(std::unique_ptr<Backend> l1, std::unique_ptr<Backend> l2, TieredOptions opt,
                              const Clock* clock, BackendEvents* events)
-    : l1_(std::move(l1)), l2_(std::move(l2)), opt_(opt), clock_(clock), events_(events) {
-  if (opt_.sample == 0) opt_.sample = 1;
-}
+    : l1_(std::move(l1)), l2_(std::move(l2)), opt_(opt), clock_(clock), events_(events) {}
 
 // The listener's thread calls back into L1: stop it before L1 goes.
 TieredBackend::~TieredBackend() { listener_.reset(); }

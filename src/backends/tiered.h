@@ -42,7 +42,6 @@ struct RedisOptions;
 
 struct TieredOptions {
   int64_t l1_ttl_ms = 0;  // the longest an entry stays in L1 (0: as long as in L2)
-  uint32_t sample = 16;   // unused: L1 hits are timed by the front's sampling; L2 lookups always
 };
 
 class TieredBackend final : public Backend {

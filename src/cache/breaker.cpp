@@ -25,10 +25,11 @@ void BreakerBackend::transition(BreakerState from, BreakerState to) {
   if (events_) events_->on_breaker(from, to);
 }
 
-bool BreakerBackend::admit(int64_t now_ms) {
+bool BreakerBackend::admit() {
   BreakerState s = state_.load(std::memory_order_acquire);
   if (s == BreakerState::Closed) [[likely]]
-    return false;
+    return false;  // no clock read on the common path
+  const int64_t now_ms = clock_->coarse_ms();
   int64_t opened = opened_at_ms_.load(std::memory_order_acquire);
   if (s == BreakerState::Open && now_ms - opened >= opt_.cooldown_ms) {
     BreakerState expected = BreakerState::Open;
@@ -90,8 +91,7 @@ void BreakerBackend::failed(bool probe, int64_t now_ms, const std::string& why) 
 
 template <class Fn>
 auto BreakerBackend::call(Fn&& fn) {
-  const int64_t now = clock_->coarse_ms();
-  const bool probe = admit(now);
+  const bool probe = admit();
   try {
     if constexpr (std::is_void_v<decltype(fn())>) {
       fn();
@@ -150,21 +150,15 @@ uint64_t BreakerBackend::bytes() const {
 }
 
 int BreakerBackend::health() {
-  try {
+  return report("", [&] {
     return call([&] {
       int rc = inner_->health();
       // health() reports instead of throwing: turn a failure into an Error
-      // so the breaker sees it, then back into a status below.
+      // so the breaker sees it, then back into a status (report).
       if (rc != CM_OK) throw Error(rc, cm_errmsg());
       return rc;
     });
-  } catch (const Error& e) {
-    return set_error(e.status(), e.what());
-  } catch (const std::bad_alloc&) {
-    return set_error(CM_ENOMEM, "out of memory");
-  } catch (const std::exception& e) {
-    return set_error(CM_EBACKEND, e.what());
-  }
+  });
 }
 
 bool BreakerBackend::try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) {

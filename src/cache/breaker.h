@@ -67,7 +67,7 @@ class BreakerBackend final : public Backend {
   // Runs fn under the breaker: throws fast when open, records the outcome.
   template <class Fn>
   auto call(Fn&& fn);
-  bool admit(int64_t now_ms);  // true: this call is the half-open probe; throws when refused
+  bool admit();  // true: this call is the half-open probe; throws when refused
   void succeeded(bool probe);
   void failed(bool probe, int64_t now_ms, const std::string& why);
   void transition(BreakerState from, BreakerState to);

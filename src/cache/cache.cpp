@@ -448,7 +448,6 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
                                  " belongs on the L2 uri (the L1 takes max_entries, max_bytes and ttl_ms)");
   parse_front_options(*c, u2);
   TieredOptions topt;
-  topt.sample = c->opt.sample;
   // Without a change feed (sqlite), an L1 copy may be stale for its ttl_ms.
   topt.l1_ttl_ms = u1.query.get_int("ttl_ms", u2.scheme == "sqlite" ? 1000 : 0, 0, int64_t{1} << 50);
   std::unique_ptr<Backend> l1 = make_backend(u1, c.get());
@@ -592,6 +591,21 @@ std::string random_token() {
   return buf;
 }
 
+// Looks key up again (no hit or miss counted): true and *value filled when
+// the store holds it fresh now.
+bool fetch_fresh(cm_cache& c, std::string_view key, std::string* value) {
+  Fetched f;
+  int64_t now = c.clock->coarse_ms();
+  bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
+  struct Free {
+    void* p;
+    ~Free() { std::free(p); }
+  } free_f{f.data};
+  if (!found || now >= f.fresh_until_ms) return false;
+  value->assign(static_cast<const char*>(f.data), f.len);
+  return true;
+}
+
 // get_or_load's cross-process single flight (the leader of this process
 // only): take the key's lock in the store, or wait for the value the lock's
 // holder stores, for at most load_timeout_ms. A store that cannot lock (it
@@ -672,18 +686,7 @@ class DistLock {
   }
 
  private:
-  bool lookup(std::string* value) {
-    Fetched f;
-    int64_t now = c_.clock->coarse_ms();
-    bool found = backend_call(c_, Op::Get, [&] { return c_.backend->get(key_, now, &f); });
-    struct Free {
-      void* p;
-      ~Free() { std::free(p); }
-    } free_f{f.data};
-    if (!found || now >= f.fresh_until_ms) return false;
-    value->assign(static_cast<const char*>(f.data), f.len);
-    return true;
-  }
+  bool lookup(std::string* value) { return fetch_fresh(c_, key_, value); }
 
   cm_cache& c_;
   std::string_view key_;
@@ -795,20 +798,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
   std::string value, errmsg;
   // A load may have finished between our lookup and our becoming the leader
   // (its flight already gone): look again before loading twice.
-  bool loaded_meanwhile = false;
-  if (!stale) {
-    Fetched again;
-    int64_t now2 = c.clock->coarse_ms();
-    bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now2, &again); });
-    struct Free {
-      void* p;
-      ~Free() { std::free(p); }
-    } free_again{again.data};
-    if (found && now2 < again.fresh_until_ms) {
-      value.assign(static_cast<const char*>(again.data), again.len);
-      loaded_meanwhile = true;
-    }
-  }
+  bool loaded_meanwhile = !stale && fetch_fresh(c, key, &value);
   // Across processes (a redis store): one loader per key through a lock in
   // the store; the others poll for the value it stores.
   DistLock dlock(c, key);

@@ -28,6 +28,7 @@ struct Reg {
 struct Cache {
   Cache(cm_registry* reg, const char* uri, const cm::Clock* clock, const char* name = "t")
       : c(cm::open_cache(reg, name, uri, clock)) {}
+  explicit Cache(std::unique_ptr<cm_cache> opened) : c(std::move(opened)) {}
   std::unique_ptr<cm_cache> c;
 
   int get(const std::string& k, std::string* out = nullptr) {

@@ -14,19 +14,10 @@ namespace {
 
 using cmtest::Reg;
 
-struct Tiered {
+struct Tiered : cmtest::Cache {
   Tiered(cm_registry* reg, const std::string& l1, const std::string& l2, const cm::Clock* clock,
          const char* name = "t")
-      : c(cm::open_cache_tiered(reg, name, l1.c_str(), l2.c_str(), clock)) {}
-  std::unique_ptr<cm_cache> c;
-  int get(const std::string& k, std::string* out = nullptr) {
-    void* v = nullptr;
-    size_t n = 0;
-    int rc = cm::cache_get(*c, k, &v, &n);
-    if (rc == CM_OK && out) out->assign(static_cast<char*>(v), n);
-    std::free(v);
-    return rc;
-  }
+      : Cache(cm::open_cache_tiered(reg, name, l1.c_str(), l2.c_str(), clock)) {}
   double l1_hits() { return cm_series_value(c->extra.tier_hits[0]); }
   double l2_hits() { return cm_series_value(c->extra.tier_hits[1]); }
   double l1_misses() { return cm_series_value(c->extra.tier_misses[0]); }
