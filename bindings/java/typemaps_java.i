@@ -105,6 +105,7 @@ CMJ_BYTES_IN(val, vlen)
 }
 %typemap(freearg) char **json %{ cm_free(buf$argnum); %}
 CMJ_RETURNS(cm_cache_get, jbyteArray, byte[])
+CMJ_RETURNS(cm_cache_get_hit, jbyteArray, byte[])
 CMJ_RETURNS(cm_registry_render, jbyteArray, byte[])
 CMJ_RETURNS(cm_cache_stats_json, jbyteArray, byte[])
 

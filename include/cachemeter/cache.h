@@ -128,6 +128,25 @@ CM_EXTERN void cm_cache_close(cm_cache *c);
  * vlen NULL, klen 0); CM_ENOMEM; backend errors. */
 CM_EXTERN int cm_cache_get(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
 
+/* The lookup cm_cache_get_or_load starts with, on its own: for a caller that
+ * must not wait for a load. A fresh value is returned and counted exactly as
+ * cm_cache_get (or cm_cache_get_or_load) counts a hit. Anything else --
+ * absent, expired, or expired inside the stale window -- returns CM_MISS and
+ * is neither counted nor timed: the caller is expected to follow with
+ * cm_cache_get_or_load of the same key, which counts that miss once (and
+ * loads, waits for another caller's load, or serves the stale value). It
+ * never calls a loader and never waits for one, so a binding may call it
+ * while holding its interpreter's lock and release that lock only for the
+ * cm_cache_get_or_load of a miss (the Python binding's @cached does, on
+ * memory:// caches). It does the backend's lookup: on a redis or sqlite cache
+ * a miss then costs that lookup twice, and a tiered cache counts both in its
+ * per-tier series (cache_tier_*). Errors are counted as cm_cache_get's.
+ * On CM_OK *val is a buffer of *vlen bytes (NUL after them) the caller frees
+ * with cm_free(); otherwise *val is NULL and *vlen 0.
+ * Returns CM_OK (hit); CM_MISS (not a fresh hit, uncounted); CM_EINVAL (c,
+ * key, val or vlen NULL, klen 0); CM_ENOMEM; backend errors. */
+CM_EXTERN int cm_cache_get_hit(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
+
 /* Stores a copy of value under key. ttl_ms: 0 = the cache's default ttl_ms,
  * < 0 = never expires, > 0 = expires after that many ms. val may be NULL
  * when vlen is 0. Returns CM_OK; CM_EINVAL (c or key NULL, klen 0, val NULL

@@ -50,6 +50,17 @@ CM_EXTERN int cm_cache_get(cm_cache* c, const void* key, size_t klen, void** val
   });
 }
 
+CM_EXTERN int cm_cache_get_hit(cm_cache* c, const void* key, size_t klen, void** val, size_t* vlen) {
+  return cm::guard("cm_cache_get_hit", [&] {
+    CM_REQUIRE(val != nullptr, "val is NULL");
+    CM_REQUIRE(vlen != nullptr, "vlen is NULL");
+    *val = nullptr;
+    *vlen = 0;
+    CM_REQUIRE(c != nullptr, "cache is NULL");
+    return cm::cache_get(*c, key_of(key, klen), val, vlen, false);
+  });
+}
+
 CM_EXTERN int cm_cache_set(cm_cache* c, const void* key, size_t klen, const void* val, size_t vlen, int64_t ttl_ms) {
   return cm::guard("cm_cache_set", [&] {
     CM_REQUIRE(c != nullptr, "cache is NULL");

@@ -217,6 +217,8 @@ class OpTimer {
   void also(cm_series* s) {
     if (s_) also_ = s;
   }
+  // Records nothing after all.
+  void cancel() { s_ = nullptr; }
   OpTimer(const OpTimer&) = delete;
   OpTimer& operator=(const OpTimer&) = delete;
 
@@ -514,7 +516,7 @@ cm_cache::~cm_cache() {
 
 namespace cm {
 
-int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen) {
+int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool count_miss) {
   check_key(key);
   OpTimer t(c, Op::Get);
   int64_t now = c.clock->coarse_ms();
@@ -529,6 +531,10 @@ int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen) {
     return CM_OK;
   }
   std::free(f.data);  // expired, inside another handle's stale window
+  if (!count_miss) {
+    t.cancel();  // the cm_cache_get_or_load that follows times and counts it
+    return CM_MISS;
+  }
   if (c.group) inc(c.group->misses);
   return CM_MISS;
 }

@@ -147,7 +147,8 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
                                             const Clock* clock);
 
 // The operations behind the C API (throw Error; return CM_OK / CM_MISS).
-int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen);
+// count_miss false: cm_cache_get_hit (a miss is neither counted nor timed).
+int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool count_miss = true);
 int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms);
 int cache_delete(cm_cache& c, std::string_view key);
 int cache_clear(cm_cache& c);

@@ -385,6 +385,45 @@ static void get_or_load(void **state) {
   cm_cache_close(c);
 }
 
+/* cm_cache_get_hit: a hit counted and timed as a get's; a miss neither,
+ * left to the cm_cache_get_or_load that follows, which counts it once. */
+static void get_hit_then_load(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = open_ok(reg, "probe", "memory://?sample=1");
+  struct loader_ctx l = {0, CM_OK, "v-"};
+  void *v = (void *)1;
+  size_t n = 99;
+  assert_status(cm_cache_get_hit(c, K("k"), &v, &n), CM_MISS);
+  assert_null(v);
+  assert_int_equal(n, 0);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "probe", NULL), 0);
+  assert_double_exact(
+      metric(reg, "cachemeter_cache_operation_duration_seconds_count", "probe", "op=\"get\""), 0);
+  assert_status(cm_cache_get_or_load(c, K("k"), loader, &l, 0, &v, &n), CM_OK);
+  cm_free(v);
+  assert_int_equal(l.calls, 1);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "probe", NULL), 1);
+
+  assert_status(cm_cache_get_hit(c, K("k"), &v, &n), CM_OK);
+  assert_int_equal(n, 3);
+  assert_memory_equal(v, "v-k", 3);
+  assert_int_equal(((char *)v)[3], '\0');
+  cm_free(v);
+  assert_double_exact(metric(reg, "cachemeter_cache_hits_total", "probe", NULL), 1);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "probe", NULL), 1);
+  assert_double_exact(
+      metric(reg, "cachemeter_cache_operation_duration_seconds_count", "probe", "op=\"get\""), 2);
+
+  /* Bad arguments, as cm_cache_get's. */
+  assert_status(cm_cache_get_hit(NULL, K("k"), &v, &n), CM_EINVAL);
+  assert_status(cm_cache_get_hit(c, NULL, 1, &v, &n), CM_EINVAL);
+  assert_status(cm_cache_get_hit(c, "k", 0, &v, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "empty");
+  assert_status(cm_cache_get_hit(c, K("k"), NULL, &n), CM_EINVAL);
+  assert_status(cm_cache_get_hit(c, K("k"), &v, NULL), CM_EINVAL);
+  cm_cache_close(c);
+}
+
 /* CM_ETIMEOUT: a second caller gives up on a load that another thread holds. */
 struct held_loader {
   pthread_mutex_t mu;
@@ -653,6 +692,7 @@ int main(void) {
       T(huge_values),
       T(eviction_by_entries),
       T(get_or_load),
+      T(get_hit_then_load),
       T(get_or_load_timeout),
       T(stats_json_and_reset),
       T(default_sampling),

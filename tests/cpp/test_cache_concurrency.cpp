@@ -45,6 +45,45 @@ TEST(CacheFront, StaleWhileRevalidate) {
   EXPECT_EQ(load(*c.c, "k", l, &v, 1000), CM_EUNAVAILABLE);
 }
 
+// cm_cache_get_hit (count_miss false) inside the stale window: CM_MISS,
+// nothing counted; the get_or_load that follows serves the stale value and
+// counts the one stale hit and miss.
+TEST(CacheFront, GetHitLeavesStaleAndMissesToGetOrLoad) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://?stale_ms=500&sample=1", &clock);
+  Loader l;
+  std::string v;
+  ASSERT_EQ(load(*c.c, "k", l, &v, 1000), CM_OK);
+  cm::CacheGroup* g = c.c->group.get();
+  auto probe = [&](std::string* out) {
+    void* p = nullptr;
+    size_t n = 0;
+    int rc = cm::cache_get(*c.c, "k", &p, &n, false);
+    if (rc == CM_OK) out->assign(static_cast<char*>(p), n);
+    std::free(p);
+    return rc;
+  };
+  const double gets = cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]);
+  ASSERT_EQ(probe(&v), CM_OK);  // fresh: a counted, timed hit
+  EXPECT_EQ(v, "v:k:1");
+  EXPECT_EQ(cm_series_value(g->hits), 1);
+  EXPECT_EQ(cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]), gets + 1);
+  const double misses = cm_series_value(g->misses);
+
+  clock.advance_ms(1200);  // expired 200 ms ago: inside the stale window
+  EXPECT_EQ(probe(&v), CM_MISS);
+  EXPECT_EQ(cm_series_value(g->misses), misses);
+  EXPECT_EQ(cm_series_value(g->stale_hits), 0);
+  EXPECT_EQ(cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]), gets + 1);
+  ASSERT_EQ(load(*c.c, "k", l, &v, 1000), CM_OK);  // the leader refreshes it
+  EXPECT_EQ(v, "v:k:2");
+  EXPECT_EQ(cm_series_value(g->misses), misses + 1);
+  clock.advance_ms(2000);  // past the stale window too
+  EXPECT_EQ(probe(&v), CM_MISS);
+  EXPECT_EQ(cm_series_value(g->misses), misses + 1);
+}
+
 TEST(CacheFront, SingleFlightHundredThreadsOneLoad) {
   Reg r;
   cm::ManualClock clock;
