@@ -139,11 +139,30 @@ int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);
 
 %rename(get_or_load) cmpy_get_or_load;
 %feature("docstring") cmpy_get_or_load
-"get_or_load(cache, key, loader, args, kwargs, ttl_ms, hit, miss, error) -> bytes | None
+"get_or_load(cache, key, loader, args, kwargs, ttl_ms, hit, miss, error, local) -> bytes | None
 
 cm_cache_get_or_load with loader(*args, **kwargs) as the loader (bytes, str,
 buffer, or None for a miss); its exception is re-raised here.";
 PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObject *args, PyObject *kwargs,
-                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error);
+                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error, int local);
+
+/* @cached's callable and its value codec (cmpy_cached.c). */
+%rename(cached_function) cmpy_cached_new;
+%feature("docstring") cmpy_cached_new
+"cached_function(fn, cache, keep, tag_args, ttl_ms, local, hit, miss, error, slow_key, dumps, loads, codec,
+has_key_fn) -> CachedFunction: the callable of @cached (cachemeter/_cached.py builds it)";
+PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
+                          cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key, PyObject *dumps,
+                          PyObject *loads, int codec, int has_key_fn);
+%rename(codec_dumps) cmpy_codec_dumps;
+%rename(codec_loads) cmpy_codec_loads;
+%feature("docstring") cmpy_codec_dumps "codec_dumps(obj) -> bytes | None: @cached's value codec (marshal format 2 of the core types); None when it does not take obj";
+%feature("docstring") cmpy_codec_loads "codec_loads(data: bytes) -> object: decodes codec_dumps's output; Corrupt for anything else";
+PyObject *cmpy_codec_dumps(PyObject *obj);
+PyObject *cmpy_codec_loads(PyObject *data);
 %thread;
+
+%init %{
+  if (cmpy_init_module(m) < 0) return NULL;
+%}
 #endif

@@ -27,8 +27,9 @@ PyObject *cmpy_register_errors(PyObject *base, PyObject *factory) {
   Py_RETURN_NONE;
 }
 
-void cmpy_raise(int status) {
-  const char *msg = cm_errmsg();
+void cmpy_raise(int status) { cmpy_raise_msg(status, cm_errmsg()); }
+
+void cmpy_raise_msg(int status, const char *msg) {
   if (msg == NULL || *msg == '\0') msg = cm_strerror(status);
   /* "replace": a message may quote the caller's bytes (an invalid label value) */
   PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
@@ -223,8 +224,7 @@ int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen) {
 /* ---- get_or_load ------------------------------------------------------- */
 
 typedef struct {
-  PyObject *loader, *args, *kwargs; /* borrowed from the caller's frame */
-  cm_series *miss, *error;
+  const cmpy_load_spec *spec;
   PyObject *exc_type, *exc_value, *exc_tb; /* the loader's exception, owned */
   int called;
 } cmpy_load_ctx;
@@ -247,6 +247,7 @@ static int loader_failure_status(PyObject *exc) {
 
 static int cmpy_trampoline(void *vctx, const void *key, size_t klen, void **val, size_t *vlen) {
   cmpy_load_ctx *ctx = (cmpy_load_ctx *)vctx;
+  const cmpy_load_spec *spec = ctx->spec;
   (void)key; /* the loader gets the caller's own arguments */
   (void)klen;
   *val = NULL;
@@ -254,7 +255,14 @@ static int cmpy_trampoline(void *vctx, const void *key, size_t klen, void **val,
   PyGILState_STATE gil = PyGILState_Ensure();
   int status = CM_OK;
   ctx->called = 1;
-  PyObject *r = PyObject_Call(ctx->loader, ctx->args, ctx->kwargs);
+  PyObject *r = spec->vargs != NULL
+                    ? PyObject_Vectorcall(spec->loader, spec->vargs, spec->nargs, spec->kwnames)
+                    : PyObject_Call(spec->loader, spec->args, spec->kwargs);
+  if (r != NULL && spec->encode != NULL) { /* @cached: the result's bytes, None included */
+    PyObject *encoded = spec->encode(spec->encode_ctx, r);
+    Py_DECREF(r);
+    r = encoded;
+  }
   if (r == NULL) goto failed;
   if (r == Py_None) {
     status = CM_MISS;
@@ -273,13 +281,13 @@ static int cmpy_trampoline(void *vctx, const void *key, size_t klen, void **val,
     *vlen = (size_t)b.n;
   }
   Py_DECREF(r);
-  if (ctx->miss != NULL) cm_counter_add(ctx->miss, 1);
+  if (spec->miss != NULL) cm_counter_add(spec->miss, 1);
   PyGILState_Release(gil);
   return status;
 
 failed:
   Py_XDECREF(r);
-  if (ctx->error != NULL) cm_counter_add(ctx->error, 1);
+  if (spec->error != NULL) cm_counter_add(spec->error, 1);
   {
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
@@ -298,8 +306,42 @@ failed:
   return status;
 }
 
+int cmpy_load(cm_cache *c, const void *key, size_t klen, int64_t ttl_ms, const cmpy_load_spec *spec, void **val,
+              size_t *vlen) {
+  cmpy_load_ctx ctx = {spec, NULL, NULL, NULL, 0};
+  int status;
+  *val = NULL;
+  *vlen = 0;
+  /* What the call uses (key, loader, arguments) is referenced by the
+   * caller's frame, so it outlives the call with the GIL released. */
+  Py_BEGIN_ALLOW_THREADS
+  status = cm_cache_get_or_load(c, key, klen, cmpy_trampoline, &ctx, ttl_ms, val, vlen);
+  Py_END_ALLOW_THREADS
+
+  if (ctx.exc_type != NULL || ctx.exc_value != NULL) {
+    if (status != CM_OK) { /* re-raise the loader's own exception here */
+      cm_free(*val);
+      *val = NULL;
+      *vlen = 0;
+      PyErr_Restore(ctx.exc_type, ctx.exc_value, ctx.exc_tb);
+      return -1;
+    }
+    /* a stale value was served after the failed refresh: as in C, no error */
+    Py_XDECREF(ctx.exc_type);
+    Py_XDECREF(ctx.exc_value);
+    Py_XDECREF(ctx.exc_tb);
+  }
+  if (status < 0) {
+    cmpy_raise(status);
+    return -1;
+  }
+  if (status != CM_OK) return 0; /* CM_MISS: the loader found nothing */
+  if (!ctx.called && spec->hit != NULL) cm_counter_add(spec->hit, 1);
+  return 1;
+}
+
 PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObject *args, PyObject *kwargs,
-                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error) {
+                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error, int local) {
   if (!PyCallable_Check(loader)) {
     PyErr_Format(PyExc_TypeError, "the loader must be callable, not %.100s", Py_TYPE(loader)->tp_name);
     return NULL;
@@ -316,35 +358,23 @@ PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObjec
   }
   cmpy_bytes kb = CMPY_BYTES_INIT;
   if (cmpy_bytes_get(key, &kb, "key") < 0) return NULL;
-
-  cmpy_load_ctx ctx = {loader, args, kwargs, miss, error, NULL, NULL, NULL, 0};
+  cmpy_load_spec spec = {loader, args, kwargs, NULL, 0, NULL, NULL, NULL, hit, miss, error};
   void *val = NULL;
   size_t vlen = 0;
-  int status;
-  /* The objects the call uses (key, loader, args) are referenced by the
-   * caller's frame, so they outlive the call with the GIL released. */
-  Py_BEGIN_ALLOW_THREADS
-  status = cm_cache_get_or_load(c, kb.p, (size_t)kb.n, cmpy_trampoline, &ctx, ttl_ms, &val, &vlen);
-  Py_END_ALLOW_THREADS
-  cmpy_bytes_release(&kb);
-
-  if (ctx.exc_type != NULL || ctx.exc_value != NULL) {
-    if (status != CM_OK) { /* re-raise the loader's own exception here */
-      cm_free(val);
-      PyErr_Restore(ctx.exc_type, ctx.exc_value, ctx.exc_tb);
-      return NULL;
-    }
-    /* a stale value was served after the failed refresh: as in C, no error */
-    Py_XDECREF(ctx.exc_type);
-    Py_XDECREF(ctx.exc_value);
-    Py_XDECREF(ctx.exc_tb);
-  }
-  if (status < 0) {
+  int got;
+  int status = local ? cm_cache_get_hit(c, kb.p, (size_t)kb.n, &val, &vlen) : CM_MISS;
+  if (status == CM_OK) { /* memory://: a hit keeps the GIL */
+    if (hit != NULL) cm_counter_add(hit, 1);
+    got = 1;
+  } else if (status < 0) {
     cmpy_raise(status);
-    return NULL;
+    got = -1;
+  } else {
+    got = cmpy_load(c, kb.p, (size_t)kb.n, ttl_ms, &spec, &val, &vlen);
   }
-  if (status != CM_OK) Py_RETURN_NONE; /* CM_MISS: the loader found nothing */
-  if (!ctx.called && hit != NULL) cm_counter_add(hit, 1);
+  cmpy_bytes_release(&kb);
+  if (got < 0) return NULL;
+  if (got == 0) Py_RETURN_NONE;
   PyObject *r = PyBytes_FromStringAndSize((const char *)val, (Py_ssize_t)vlen);
   cm_free(val);
   return r;

@@ -29,6 +29,9 @@ PyObject *cmpy_register_errors(PyObject *base, PyObject *factory);
  * when that is empty). Before registration: RuntimeError. Call with the GIL. */
 void cmpy_raise(int status);
 
+/* The same with message msg (NULL or empty: cm_strerror(status)). */
+void cmpy_raise_msg(int status, const char *msg);
+
 /* ---- byte views (keys, values) ---------------------------------------- */
 
 /* A read-only view of a bytes, str (its UTF-8) or buffer-protocol object.
@@ -108,9 +111,64 @@ int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);
  * hit, miss, error: NULL, or counter series incremented when this call got a
  * value without running the loader / ran it and it returned / it raised
  * (disjoint: a loader that raised is an error, not a miss).
+ * local: first look the key up with cm_cache_get_hit keeping the GIL (a
+ * memory:// cache: it never waits for a load); the GIL is released only on
+ * a miss.
  * Returns bytes, None (miss), or NULL with an exception set. */
 PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObject *args, PyObject *kwargs,
-                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error);
+                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error, int local);
+
+/* The loader of cmpy_load: loader(*args, **kwargs) (args a tuple, kwargs
+ * NULL or a dict), or, when vargs is non-NULL, the vectorcall
+ * loader(vargs[0..nargs), kwnames). encode NULL: the result must be bytes,
+ * str, a buffer, or None (a miss, nothing cached); else encode(encode_ctx,
+ * result) turns any result into bytes (new reference, or NULL with an
+ * exception set). Every object is borrowed from the caller's frame. */
+typedef struct {
+  PyObject *loader;
+  PyObject *args, *kwargs;
+  PyObject *const *vargs;
+  size_t nargs;
+  PyObject *kwnames;
+  PyObject *(*encode)(void *encode_ctx, PyObject *result);
+  void *encode_ctx;
+  cm_series *hit, *miss, *error; /* as for cmpy_get_or_load */
+} cmpy_load_spec;
+
+/* cmpy_get_or_load's engine: cm_cache_get_or_load with the GIL released and
+ * spec's loader. Returns 1 with *val and *vlen (cm_free() it), 0 for CM_MISS,
+ * -1 with the exception set (the loader's own, re-raised, or the status's). */
+int cmpy_load(cm_cache *c, const void *key, size_t klen, int64_t ttl_ms, const cmpy_load_spec *spec, void **val,
+              size_t *vlen);
+
+/* ---- @cached (cmpy_cached.c) --------------------------------------------- */
+
+/* A cachemeter._core.CachedFunction: the callable @cached returns (see
+ * cachemeter/_cached.py for the contract). fn: the function; c: the cache
+ * (keep: a tuple of the objects to keep alive while the wrapper lives, the
+ * cache's handle object first); tag_args: the key prefix of positional-only
+ * calls (qualname NUL 'a'); local: look hits up keeping the GIL
+ * (cm_cache_get_hit; memory:// only); hit, miss, error: the function's
+ * counters; slow_key(args, kwargs) -> bytes: the key of any call the C
+ * encoder does not take (keyword arguments, user key=, arguments outside
+ * the core types); codec: values in the built-in codec, with dumps/loads
+ * (pickle) for what it does not take; else dumps/loads only (a user
+ * serializer). Returns the new object, or NULL with an exception set. */
+PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
+                          cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key, PyObject *dumps,
+                          PyObject *loads, int codec, int has_key_fn);
+
+/* The built-in value codec of @cached on its own (tests, tools): codec_dumps
+ * returns marshal-format (version 2) bytes for None, bool, int (64-bit),
+ * float, str, bytes and tuples, lists and dicts of them (exact types,
+ * nesting up to 32), or None for anything else; codec_loads decodes them
+ * (Corrupt for anything else, trailing bytes included). */
+PyObject *cmpy_codec_dumps(PyObject *obj);
+PyObject *cmpy_codec_loads(PyObject *data);
+
+/* Called by the module's init: readies and adds the CachedFunction type.
+ * Returns 0, or -1 with an exception set. */
+int cmpy_init_module(PyObject *module);
 
 /* ---- destructors (called by the SWIG handle objects) -------------------- */
 /* Makes the C handle `handle` (a cache or a server) hold a reference to

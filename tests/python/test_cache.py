@@ -118,6 +118,16 @@ def test_get_or_load_loads_once_then_hits(cache, registry):
     assert cache.get_or_load("s", lambda k: "str é") == "str é".encode()
     assert cache.get_or_load(b"b", lambda k: bytearray(b"buf")) == b"buf"
     assert counter_value(registry, "cachemeter_cache_loads_total", cache="users", result="ok") == 3.0
+    # memory://: the hit is looked up keeping the GIL (cm_cache_get_hit), and
+    # each call still counts once: 3 misses (loads), 1 hit.
+    assert (cache.stats()["hits"], cache.stats()["misses"]) == (1, 3)
+
+
+@needs_sqlite
+def test_get_or_load_on_sqlite_counts_each_call_once(registry, tmp_path):
+    with cachemeter.Cache(f"sqlite://{tmp_path / 'gol.db'}", "gol", registry=registry) as c:
+        assert [c.get_or_load("k", lambda k: b"v") for _ in range(3)] == [b"v"] * 3
+        assert (c.stats()["hits"], c.stats()["misses"]) == (2, 1)
 
 
 def test_get_or_load_none_is_a_miss_and_nothing_is_cached(cache):

@@ -3,13 +3,21 @@ unhashable and unpicklable arguments, key= and serializer=, ttl,
 cache_clear, single flight across threads, exceptions."""
 from __future__ import annotations
 
+import gc
+import inspect
 import json
+import marshal
+import math
+import pickle
 import threading
+import weakref
+from enum import IntFlag
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import cachemeter
+from cachemeter import _core
 from conftest import BOUND, needs_sqlite, poll
 
 
@@ -227,3 +235,183 @@ def test_bare_decorator_and_prefix():
 
     assert g() == 2 and g() == 2
     assert g.cache.registry is cachemeter.Registry.default()
+
+
+# ---- the C wrapper (_core.CachedFunction), its keys and its value codec
+
+def test_the_wrapper_is_the_c_callable_and_counts_each_call_once(registry):
+    @cachemeter.cached(registry=registry)
+    def f(x):
+        return x
+
+    assert isinstance(f, _core.CachedFunction)
+    for _ in range(3):
+        f(1)
+    f(2)
+    # The hit lookup (cm_cache_get_hit) leaves misses to get_or_load: each
+    # call is counted once in the cache's own series too.
+    stats = f.cache.stats()
+    assert (stats["hits"], stats["misses"]) == (2, 2)
+    assert (f.metrics()["hits"], f.metrics()["misses"]) == (2, 2)
+
+
+def key_of(fn_name, *args):
+    return fn_name.encode() + b"\0a" + marshal.dumps(args, 2)
+
+
+def test_keys_are_marshal_version_2_of_the_arguments(registry):
+    """The C encoder writes the bytes marshal.dumps(args, 2) writes, so keys
+    match whichever side built them (and those of earlier versions)."""
+    @cachemeter.cached(registry=registry, name="k.f")
+    def f(*args):
+        return len(args)
+
+    cases = [(1,), (1, "x"), (-2**31, 2**31 - 1, 2**31, -2**31 - 1, 2**63 - 1, -2**63), (1.5, -0.0, math.inf),
+             ("é€😀", b"\0bytes"), ((1, (2, [3, {"a": None}])),), (True, False, None), ()]
+    for args in cases:
+        assert f(*args) == len(args)
+        stored = f.cache.get(key_of("k.f", *args))
+        assert stored == marshal.dumps(len(args), 2), args
+    # Outside the encoder's types (a big int, a set, a subclass): the Python
+    # side's marshal, the same format.
+    for args in [(2**64,), ({1, 2},), (IntFlag(1),)]:
+        f(*args)
+    assert f.cache.get(key_of("k.f", 2**64)) is not None
+    assert f.cache.get(key_of("k.f", {1, 2})) is not None
+
+
+def test_values_marshal_core_types_pickle_the_rest_and_copy_on_each_hit(registry):
+    @cachemeter.cached(registry=registry, name="v.f")
+    def f(kind):
+        return {"list": [1, {"a": (2, 3.5)}], "point": Point(4), "none": None, "big": 2**70}[kind]
+
+    assert f("list") == [1, {"a": (2, 3.5)}]
+    got = f("list")
+    got.append("mutated")  # a hit is a new object each time, as with pickle
+    assert f("list") == [1, {"a": (2, 3.5)}]
+    assert f.cache.get(key_of("v.f", "list")) == marshal.dumps([1, {"a": (2, 3.5)}], 2)
+    assert f("point") == Point(4) and f("point") == Point(4)
+    assert f.cache.get(key_of("v.f", "point"))[:1] == b"\x80"  # pickle
+    assert f("none") is None and f("none") is None
+    assert f("big") == 2**70 and f("big") == 2**70  # past 64 bits: pickle
+    assert f.metrics()["misses"] == 4
+
+
+def test_pickled_values_of_earlier_versions_still_load(registry):
+    ran = []
+
+    @cachemeter.cached(registry=registry, name="old.f")
+    def f(x):
+        ran.append(x)
+        return x
+
+    f.cache.set(key_of("old.f", 1), pickle.dumps({"from": "an earlier version"}))
+    assert f(1) == {"from": "an earlier version"} and ran == []
+
+
+def test_a_foreign_value_is_corrupt_not_a_crash(registry):
+    @cachemeter.cached(registry=registry, name="bad.f")
+    def f(x):
+        return x
+
+    for garbage in [b"\x01", b"i\x01", b"u\x05\x00\x00\x00ab", b"N trailing", b"", b"(\x02\x00\x00\x00N",
+                    b"\x80\x04garbage", pickle.dumps(Point(1)).replace(b"Point", b"Pxint")]:
+        f.cache.set(key_of("bad.f", 1), garbage)
+        with pytest.raises(cachemeter.Corrupt, match="@cached value") as info:
+            f(1)
+        if garbage[:1] == b"\x80":
+            assert info.value.__cause__ is not None  # pickle's own error
+
+
+def test_codec_round_trips_exact_types_and_matches_marshal():
+    cases = [None, True, False, 0, 1, -1, 2**31 - 1, -2**31, 2**31, -2**31 - 1, 2**62, 2**63 - 1, -2**63,
+             2**64 - 1 - 2**63, 0.0, -0.0, 1e308, math.inf, -math.inf, "", "ascii", "é€😀" * 100, b"", b"\x80\0",
+             (), (1,), [], [1, [2, [3]]], {}, {"k": [1, 2], 3: (None,), b"b": 1.5, (1, 2): "tuple key"},
+             "x" * 100_000, [list(range(100))] * 10]
+    for obj in cases:
+        data = _core.codec_dumps(obj)
+        assert data == marshal.dumps(obj, 2), obj
+        back = _core.codec_loads(data)
+        assert back == obj and type(back) is type(obj)
+    nan = _core.codec_loads(_core.codec_dumps(math.nan))
+    assert math.isnan(nan)
+    assert repr(_core.codec_loads(_core.codec_dumps(-0.0))) == "-0.0"
+    deep = []  # 32 levels of lists: the most the codec takes
+    for _ in range(31):
+        deep = [deep]
+    assert _core.codec_loads(_core.codec_dumps(deep)) == deep
+    # Not taken: the caller falls back (pickle for values, marshal for keys).
+    for obj in [2**63, -2**63 - 1, 2**100, {1}, frozenset(), 1j, IntFlag(1), Point(1), "\ud800", bytearray(b"x"),
+                [deep], object()]:
+        assert _core.codec_dumps(obj) is None, obj
+
+
+def test_codec_rejects_what_it_did_not_write():
+    bad = [b"", b"?", b"i\x01\x00", b"l\x01\x00\x00\x00", b"l\x06\x00\x00\x00" + b"\x01\x00" * 6,
+           b"l\x01\x00\x00\x00\x00\x80", b"l\x02\x00\x00\x00\x01\x00\x00\x00",  # digit range, top digit 0
+           b"u\xff\xff\xff\xff", b"u\x02\x00\x00\x00\xff\xfe", b"s\x05\x00\x00\x00ab", b"(\x01\x00\x00\x00",
+           b"{N", b"{[\x00\x00\x00\x00N0", b"g\x00\x00", b"NN", b"c", b"\x80\x04N."]
+    for data in bad:
+        with pytest.raises(cachemeter.Corrupt):
+            _core.codec_loads(data)
+    nested = b"[\x01\x00\x00\x00" * 32 + b"[\x00\x00\x00\x00"  # 33 levels
+    with pytest.raises(cachemeter.Corrupt, match="deep"):
+        _core.codec_loads(nested)
+    with pytest.raises(TypeError):
+        _core.codec_loads("not bytes")
+
+
+def test_big_keys_and_values_go_past_the_stack_buffer(registry):
+    @cachemeter.cached(registry=registry)
+    def f(s, n):
+        return s * n
+
+    big = "k" * 5000
+    assert f(big, 3) == big * 3 and f(big, 3) == big * 3
+    assert f.metrics()["hits"] == 1
+
+
+def test_recursion_and_keyword_calls(registry):
+    @cachemeter.cached(registry=registry)
+    def fib(n):
+        return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+    assert fib(60) == 1548008755920
+    m = fib.metrics()
+    assert m["misses"] == 61 and m["hits"] == 58
+    assert fib(n=60) == 1548008755920  # keywords: another key (the Python side builds it)
+    assert fib.metrics()["misses"] == 62
+
+
+def test_a_raising_key_function_propagates(registry):
+    def key(x):
+        raise LookupError("no key")
+
+    @cachemeter.cached(registry=registry, key=key)
+    def f(x):
+        return x
+
+    with pytest.raises(LookupError, match="no key"):
+        f(1)
+    assert f.metrics() == {**f.metrics(), "hits": 0, "misses": 0, "errors": 0}
+
+
+def test_wrapper_behaves_like_a_function(registry):
+    @cachemeter.cached(registry=registry)
+    def f(x):
+        """Doubles."""
+        return 2 * x
+
+    assert f.__doc__ == "Doubles." and f.__name__ == "f" and f.__module__ == __name__
+    assert inspect.signature(f) == inspect.signature(f.__wrapped__)
+    assert "cached function" in repr(f)
+    assert pickle.loads(pickle.dumps(module_level)) is module_level
+    ref = weakref.ref(f)
+    del f
+    gc.collect()
+    assert ref() is None  # the cycle through __wrapped__'s globals is collectable
+
+
+@cachemeter.cached(name="test_cached.module_level")
+def module_level(x):
+    return x

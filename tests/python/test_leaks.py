@@ -86,6 +86,50 @@ def test_other_typemap_paths(registry):
         assert growth < BOUND_BYTES, f"RSS grew {growth >> 10} KiB"
 
 
+def test_cached_function_paths():
+    """@cached's C callable: hits and misses of the codec (values decoded in
+    C, keys on the stack or, past 240 bytes, the heap), pickled values,
+    keyword calls (keys built in Python), a raising function, a corrupt
+    value, and wrappers created and dropped."""
+    reg = cachemeter.Registry()
+    big = "k" * 1000
+
+    @cachemeter.cached(cache="memory://?max_entries=300", registry=reg)
+    def f(i, s):
+        if i < 0:
+            raise ValueError(i)
+        return [i, s, {"n": i}] if i % 2 else Point(i)
+
+    def loop():
+        for i in range(20_000):
+            f(i % 500, "s")                 # hits and misses (evictions past 300)
+            f(i % 7, big)                   # heap key buffer
+            f(i % 5, s="kw")                # slow key
+            try:
+                f(-1, "x")                  # the function raises
+            except ValueError:
+                pass
+        for i in range(200):
+            g = cachemeter.cached(registry=reg, name=f"leak.g{i % 3}")(lambda x: x)
+            g(1)
+            g(1)
+        f.cache.set(b"junk", b"\x01")
+        for _ in range(1000):
+            try:
+                _core.codec_loads(b"(\x02\x00\x00\x00N")
+            except cachemeter.Corrupt:
+                pass
+
+    growth = flat(loop)
+    assert growth < BOUND_BYTES, f"RSS grew {growth >> 10} KiB"
+    reg.close()
+
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+
+
 def test_handles_are_freed():
     """Registries, caches and servers opened and dropped in a loop."""
     def loop():

@@ -103,3 +103,34 @@ def test_get_or_load_from_8_threads_loads_each_key_once(registry):
 
         run_threads(work)
     assert sorted(loads) == sorted(f"k{j}" for j in range(200))
+
+
+def test_cached_function_from_8_threads_runs_once_per_key_and_counts_exactly(registry):
+    """Hits keep the GIL (memory://), misses release it and wait for the one
+    load: each key runs once, and every call is a hit or a miss."""
+    runs = []
+    lock = threading.Lock()
+
+    @cachemeter.cached(registry=registry)
+    def f(j, tag):
+        with lock:
+            runs.append(j)
+        return {"j": j, "tag": tag}
+
+    calls = 2000
+
+    def work(i):
+        for n in range(calls):
+            j = n % 100
+            assert f(j, "t") == {"j": j, "tag": "t"}
+
+    run_threads(work)
+    assert sorted(runs) == list(range(100))
+    m = f.metrics()
+    assert (m["hits"], m["misses"], m["errors"]) == (THREADS * calls - 100, 100, 0)
+    # The cache counts a caller that waited for another's load as a miss
+    # (its lookup missed); the function's metrics count it as a hit (it did
+    # not run). Each call is counted once either way.
+    stats = f.cache.stats()
+    assert stats["hits"] + stats["misses"] == THREADS * calls
+    assert stats["misses"] >= 100

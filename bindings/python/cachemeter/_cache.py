@@ -6,8 +6,9 @@ is any contiguous buffer); ``get`` returns bytes. TTLs are seconds (float).
 
 The GIL: ``memory://`` operations keep it (a memory get is ~60 ns of C,
 cheaper than handing the GIL over and taking it back, and it never waits on
-anything that needs Python); every other backend releases it around each
-call, and ``get_or_load`` always does (it may wait for another caller's load).
+anything that needs Python), ``get_or_load``'s hits included; every other
+backend releases it around each call, and ``get_or_load`` always does on a
+miss (it may wait for another caller's load).
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ class Cache:
         self.name = name
         self.uri = uri
         memory = uri[:9].lower() == "memory://"
+        self._local = memory  # a hit never blocks: get_or_load looks it up keeping the GIL
         get, set_, delete = ((_core.cache_get_gil, _core.cache_set_gil, _core.cache_delete_gil) if memory
                              else (_core.cm_cache_get, _core.cm_cache_set, _core.cm_cache_delete))
         # The hot calls, bound to the handle (one C call, no Python frame for get).
@@ -128,7 +130,7 @@ class Cache:
         the callers waiting for that load get ``BackendError`` (or the status of
         a ``cachemeter.Error`` that ``fn`` raised). ``fn`` must not call
         ``get_or_load`` for the same key on the same cache."""
-        return _core.get_or_load(self._handle(), key, fn, (key,), None, _ttl_ms(ttl), None, None, None)
+        return _core.get_or_load(self._handle(), key, fn, (key,), None, _ttl_ms(ttl), None, None, None, self._local)
 
     def stats(self) -> Dict[str, Any]:
         """This cache's statistics (``cm_cache_stats_json``, schema in

@@ -8,10 +8,23 @@ can, else ``pickle`` (protocol 5: any picklable argument, unhashable ones
 included, and ``self`` of a method by its state). Equal arguments that encode
 differently (``f(1)`` and ``f(1.0)``, kwargs in another order) are separate
 entries: a miss, never a wrong hit. A ``key=`` callable replaces all this:
-``key(*args, **kwargs)`` returns bytes or str.
+``key(*args, **kwargs)`` returns bytes or str. Positional calls with
+arguments of the core types (ints within 64 bits, 32 levels of nesting) are
+encoded in C, to the same bytes; the rest here (``slow_key``).
 
-Values: ``serializer.dumps(result)`` (default ``pickle``), so None results are
-cached too.
+Values: with the default serializer (``pickle``), marshal format 2 (written
+and read in C) for results of the core types but complex, sets and ints past
+64 bits, and ``pickle`` (protocol 5)
+for any other: pickle output starts with byte 0x80 and marshal's never does,
+so values pickled by earlier versions still load. A hit returns a new object
+each time, as pickle does: mutating a result never changes the cached
+value. A stored value neither decoder takes raises ``Corrupt``. With
+``serializer=`` (an object with ``dumps``/``loads``), values are
+``serializer.dumps(result)``. None results are cached too.
+
+The wrapper is a C callable (``_core.CachedFunction``): on a ``memory://``
+cache a hit keeps the GIL (it never waits for a load); a miss, and every
+call on another backend, releases it around ``cm_cache_get_or_load``.
 
 Metrics: the counter ``<prefix>cached_calls_total{function, result}`` in the
 cache's registry, where result is ``hit`` (the function did not run for this
@@ -92,36 +105,33 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
         ttl_ms = _ttl_ms(ttl)
         head = qualname.encode("utf-8") + b"\0"
         tag_args, tag_kwargs, tag_pickle, tag_user = head + b"a", head + b"k", head + b"p", head + b"u"
-        dumps, loads = serializer.dumps, serializer.loads
         handle = c._handle()
-        get_or_load = _core.get_or_load
-        hit_p, miss_p, error_p = hit._p, miss._p, error._p
         mdumps, pdumps = marshal.dumps, pickle.dumps
+        user_key = key
 
-        def load(args: tuple, kwargs: dict) -> bytes:
-            return dumps(fn(*args, **kwargs))
-
-        def pickled_key(args: tuple, kwargs: dict) -> bytes:
+        def slow_key(args: tuple, kwargs: Optional[dict]) -> bytes:
+            """The key of a call the C encoder does not take: keyword arguments,
+            a user key=, arguments outside its types (same bytes where it
+            overlaps: marshal version 2)."""
+            if user_key is not None:
+                k = user_key(*args, **(kwargs or {}))
+                return tag_user + (k.encode("utf-8") if isinstance(k, str) else bytes(k))
             try:
-                return tag_pickle + pdumps((args, kwargs), 5)
+                return tag_kwargs + mdumps((args, kwargs), 2) if kwargs else tag_args + mdumps(args, 2)
+            except ValueError:  # not marshallable: an object, a subclass, too deep
+                pass
+            try:
+                return tag_pickle + pdumps((args, kwargs or {}), 5)
             except Exception as e:
                 raise TypeError(f"@cached {qualname}: cannot build a key from its arguments ({e}); "
                                 "pass key=... to @cached") from e
 
-        if key is None:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    k = tag_kwargs + mdumps((args, kwargs), 2) if kwargs else tag_args + mdumps(args, 2)
-                except ValueError:  # not marshallable: an object, a subclass, too deep
-                    k = pickled_key(args, kwargs)
-                return loads(get_or_load(handle, k, load, (args, kwargs), None, ttl_ms, hit_p, miss_p, error_p))
-        else:
-            user_key = key
-
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                k = user_key(*args, **kwargs)
-                k = tag_user + (k.encode("utf-8") if isinstance(k, str) else bytes(k))
-                return loads(get_or_load(handle, k, load, (args, kwargs), None, ttl_ms, hit_p, miss_p, error_p))
+        codec = serializer is pickle
+        dumps = functools.partial(pickle.dumps, protocol=5) if codec else serializer.dumps
+        local = c.uri[:9].lower() == "memory://"
+        wrapper = _core.cached_function(fn, handle, (handle, hit._p, miss._p, error._p), tag_args, ttl_ms, local,
+                                        hit._p, miss._p, error._p, slow_key, dumps, serializer.loads, codec,
+                                        user_key is not None)
 
         def metrics() -> Dict[str, Any]:
             """This function's calls: hits, misses, errors, hit_ratio (hits over

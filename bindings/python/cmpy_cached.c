@@ -1,0 +1,630 @@
+/* bindings/python/cmpy_cached.c: the callable that @cached returns
+ * (cachemeter._core.CachedFunction) and its codec.
+ *
+ * Why C: a hit has to stay within a few times a functools.lru_cache hit
+ * while it counts a metric and goes through a real cache. A Python wrapper
+ * frame, marshal.dumps for the key and pickle.loads for the value each cost
+ * about as much as the whole lru_cache hit; here they are a vectorcall, a
+ * key written into a stack buffer and a value decoded in place.
+ *
+ * Keys: tag_args (qualname NUL 'a') followed by exactly what
+ * marshal.dumps(args, 2) writes, for positional arguments of the core types
+ * (None, bool, int within 64 bits, float, str, bytes, tuple, list, dict;
+ * exact types, nested at most kMaxDepth deep). Any other call asks the
+ * Python side (slow_key), which writes the same bytes through marshal when it
+ * can: so a call's key never depends on which side built it, and keys made by
+ * earlier versions (all through marshal) still match.
+ *
+ * Values (codec on, the default serializer): the same marshal encoding for
+ * the same types, pickle (via dumps/loads) for everything else. Pickle's
+ * output always starts with 0x80 (PROTO, protocols 2 and up) and marshal
+ * version 2 never writes that byte first, so the first byte tells them apart
+ * and values pickled by earlier versions still load.
+ *
+ * The hit path of a memory:// cache keeps the GIL: cm_cache_get_hit never
+ * waits for a load. Everything else (a miss, another backend) goes through
+ * cmpy_load, which releases the GIL around cm_cache_get_or_load. */
+#include "cmpy.h" /* Python.h first */
+
+#include <stdint.h>
+#include <string.h>
+
+#if PY_VERSION_HEX < 0x030B0000 /* public from 3.11 */
+#define PyFloat_Pack8 _PyFloat_Pack8
+#define PyFloat_Unpack8 _PyFloat_Unpack8
+#endif
+
+enum { kMaxDepth = 32, kUnsupported = 1 };
+
+/* ---- a byte buffer on the stack, growing onto the heap -------------------- */
+
+typedef struct {
+  char *p;
+  size_t n, cap;
+  char small[240];
+} cmpy_buf;
+
+static void buf_init(cmpy_buf *b) {
+  b->p = b->small;
+  b->n = 0;
+  b->cap = sizeof b->small;
+}
+
+static void buf_free(cmpy_buf *b) {
+  if (b->p != b->small) PyMem_Free(b->p);
+  buf_init(b);
+}
+
+static int buf_grow(cmpy_buf *b, size_t more) {
+  if (more > (size_t)PY_SSIZE_T_MAX - b->n) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  size_t cap = b->cap;
+  while (cap - b->n < more) cap = cap > (size_t)PY_SSIZE_T_MAX / 2 ? b->n + more : cap * 2;
+  char *p = (char *)PyMem_Malloc(cap);
+  if (p == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  memcpy(p, b->p, b->n);
+  if (b->p != b->small) PyMem_Free(b->p);
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+static inline int buf_put(cmpy_buf *b, const void *src, size_t n) {
+  if (b->cap - b->n < n && buf_grow(b, n) < 0) return -1;
+  memcpy(b->p + b->n, src, n);
+  b->n += n;
+  return 0;
+}
+
+static inline int buf_byte(cmpy_buf *b, char c) { return buf_put(b, &c, 1); }
+
+/* marshal's w_long: 4 bytes, little-endian two's complement. */
+static inline int buf_i32(cmpy_buf *b, int32_t v) {
+  uint32_t u = (uint32_t)v;
+  unsigned char x[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                        (unsigned char)(u >> 24)};
+  return buf_put(b, x, 4);
+}
+
+static inline int buf_tagged(cmpy_buf *b, char tag, int32_t v) {
+  if (b->cap - b->n < 5 && buf_grow(b, 5) < 0) return -1;
+  b->p[b->n++] = tag;
+  return buf_i32(b, v);
+}
+
+/* ---- the encoder (marshal version 2 of the core types) ------------------- */
+
+/* marshal's w_PyLong for a value past 32 bits: the count of 15-bit digits
+ * (negative for a negative value), then the digits, least significant first,
+ * 2 bytes each, the top one non-zero. */
+static int enc_long(cmpy_buf *b, long long x) {
+  unsigned long long mag = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+  unsigned char digits[2 * 5];
+  int n = 0;
+  while (mag != 0) {
+    unsigned d = (unsigned)(mag & 0x7fff);
+    digits[2 * n] = (unsigned char)d;
+    digits[2 * n + 1] = (unsigned char)(d >> 8);
+    mag >>= 15;
+    n++;
+  }
+  if (buf_tagged(b, 'l', x < 0 ? -n : n) < 0) return -1;
+  return buf_put(b, digits, (size_t)(2 * n));
+}
+
+static int enc_sized(cmpy_buf *b, char tag, const char *p, Py_ssize_t n) {
+  if (n > INT32_MAX) return kUnsupported;
+  if (buf_tagged(b, tag, (int32_t)n) < 0) return -1;
+  return buf_put(b, p, (size_t)n);
+}
+
+/* Appends obj's encoding: 0, kUnsupported (nothing set: the caller falls
+ * back; b may hold a partial encoding), or -1 with an exception set. */
+static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
+  if (o == Py_None) return buf_byte(b, 'N');
+  if (o == Py_True) return buf_byte(b, 'T');
+  if (o == Py_False) return buf_byte(b, 'F');
+  PyTypeObject *t = Py_TYPE(o);
+  if (t == &PyLong_Type) {
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow) return kUnsupported;
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (x >= INT32_MIN && x <= INT32_MAX) return buf_tagged(b, 'i', (int32_t)x);
+    return enc_long(b, x);
+  }
+  if (t == &PyUnicode_Type) {
+    Py_ssize_t n = 0;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL) { /* lone surrogates: marshal writes them ("surrogatepass") */
+      if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+      PyErr_Clear();
+      return kUnsupported;
+    }
+    return enc_sized(b, 'u', s, n);
+  }
+  if (t == &PyFloat_Type) {
+    unsigned char x[9];
+    x[0] = 'g';
+    if (PyFloat_Pack8(PyFloat_AS_DOUBLE(o), (char *)x + 1, 1) < 0) return -1;
+    return buf_put(b, x, sizeof x);
+  }
+  if (t == &PyBytes_Type) return enc_sized(b, 's', PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
+  if (t == &PyTuple_Type || t == &PyList_Type) {
+    if (depth >= kMaxDepth) return kUnsupported;
+    int tuple = t == &PyTuple_Type;
+    Py_ssize_t n = tuple ? PyTuple_GET_SIZE(o) : PyList_GET_SIZE(o);
+    if (n > INT32_MAX) return kUnsupported;
+    if (buf_tagged(b, tuple ? '(' : '[', (int32_t)n) < 0) return -1;
+    /* No Python code runs while encoding, so the list cannot change under us. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+      int r = enc_obj(b, tuple ? PyTuple_GET_ITEM(o, i) : PyList_GET_ITEM(o, i), depth + 1);
+      if (r != 0) return r;
+    }
+    return 0;
+  }
+  if (t == &PyDict_Type) {
+    if (depth >= kMaxDepth) return kUnsupported;
+    if (buf_byte(b, '{') < 0) return -1;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(o, &pos, &k, &v)) {
+      int r = enc_obj(b, k, depth + 1);
+      if (r == 0) r = enc_obj(b, v, depth + 1);
+      if (r != 0) return r;
+    }
+    return buf_byte(b, '0');
+  }
+  return kUnsupported;
+}
+
+/* ---- the decoder ---------------------------------------------------------- */
+
+typedef struct {
+  const unsigned char *p, *end;
+} cmpy_reader;
+
+static PyObject *corrupt(const char *why) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "@cached value: %s (not written by cachemeter's codec)", why);
+  cmpy_raise_msg(CM_ECORRUPT, msg);
+  return NULL;
+}
+
+static int rd_i32(cmpy_reader *r, int32_t *out) {
+  if (r->end - r->p < 4) return -1;
+  uint32_t u = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[3] << 24;
+  r->p += 4;
+  *out = (int32_t)u;
+  return 0;
+}
+
+/* A size of n bytes or items (each at least one byte) that fits what is left. */
+static int rd_size(cmpy_reader *r, Py_ssize_t *n) {
+  int32_t v;
+  if (rd_i32(r, &v) < 0 || v < 0 || (Py_ssize_t)v > r->end - r->p) return -1;
+  *n = v;
+  return 0;
+}
+
+static PyObject *dec_long(cmpy_reader *r) {
+  int32_t n;
+  if (rd_i32(r, &n) < 0) return corrupt("truncated int");
+  int neg = n < 0;
+  int32_t count = neg ? -n : n;
+  if (count < 1 || count > 5 || r->end - r->p < 2 * count) return corrupt("bad int");
+  unsigned long long mag = 0;
+  for (int32_t i = count - 1; i >= 0; i--) {
+    unsigned d = (unsigned)r->p[2 * i] | (unsigned)r->p[2 * i + 1] << 8;
+    if (d > 0x7fff || (i == count - 1 && d == 0) || mag >> 49 != 0) return corrupt("bad int");
+    mag = mag << 15 | d;
+  }
+  r->p += 2 * count;
+  if (!neg) return PyLong_FromUnsignedLongLong(mag);
+  if (mag <= (unsigned long long)INT64_MAX) return PyLong_FromLongLong(-(long long)mag);
+  if (mag == (unsigned long long)INT64_MAX + 1) return PyLong_FromLongLong(INT64_MIN);
+  return corrupt("int out of range");
+}
+
+static PyObject *dec_obj(cmpy_reader *r, int depth) {
+  if (r->p >= r->end) return corrupt("truncated");
+  char tag = (char)*r->p++;
+  if ((tag == '(' || tag == '[' || tag == '{') && depth >= kMaxDepth) return corrupt("nested too deep");
+  Py_ssize_t n;
+  int32_t i32;
+  switch (tag) {
+    case 'N':
+      Py_RETURN_NONE;
+    case 'T':
+      Py_RETURN_TRUE;
+    case 'F':
+      Py_RETURN_FALSE;
+    case 'i':
+      if (rd_i32(r, &i32) < 0) return corrupt("truncated int");
+      return PyLong_FromLong(i32);
+    case 'l':
+      return dec_long(r);
+    case 'g': {
+      if (r->end - r->p < 8) return corrupt("truncated float");
+      double d = PyFloat_Unpack8((const char *)r->p, 1);
+      if (d == -1.0 && PyErr_Occurred()) return NULL;
+      r->p += 8;
+      return PyFloat_FromDouble(d);
+    }
+    case 'u':
+    case 's': {
+      if (rd_size(r, &n) < 0) return corrupt("bad length");
+      const char *s = (const char *)r->p;
+      r->p += n;
+      if (tag == 's') return PyBytes_FromStringAndSize(s, n);
+      PyObject *u = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
+      if (u == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        return corrupt("bad UTF-8");
+      }
+      return u;
+    }
+    case '(':
+    case '[': {
+      if (rd_size(r, &n) < 0) return corrupt("bad length");
+      PyObject *seq = tag == '(' ? PyTuple_New(n) : PyList_New(n);
+      if (seq == NULL) return NULL;
+      for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *item = dec_obj(r, depth + 1);
+        if (item == NULL) {
+          Py_DECREF(seq);
+          return NULL;
+        }
+        if (tag == '(') {
+          PyTuple_SET_ITEM(seq, k, item);
+        } else {
+          PyList_SET_ITEM(seq, k, item);
+        }
+      }
+      return seq;
+    }
+    case '{': {
+      PyObject *d = PyDict_New();
+      if (d == NULL) return NULL;
+      for (;;) {
+        if (r->p >= r->end) {
+          Py_DECREF(d);
+          return corrupt("truncated dict");
+        }
+        if (*r->p == '0') {
+          r->p++;
+          return d;
+        }
+        PyObject *k = dec_obj(r, depth + 1);
+        PyObject *v = k != NULL ? dec_obj(r, depth + 1) : NULL;
+        int rc = v != NULL ? PyDict_SetItem(d, k, v) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0) {
+          Py_DECREF(d);
+          if (PyErr_ExceptionMatches(PyExc_TypeError)) { /* an unhashable key */
+            PyErr_Clear();
+            return corrupt("bad dict key");
+          }
+          return NULL;
+        }
+      }
+    }
+    default:
+      return corrupt("unknown type byte");
+  }
+}
+
+static PyObject *codec_loads(const char *p, size_t n) {
+  cmpy_reader r = {(const unsigned char *)p, (const unsigned char *)p + n};
+  PyObject *o = dec_obj(&r, 0);
+  if (o != NULL && r.p != r.end) {
+    Py_DECREF(o);
+    return corrupt("trailing bytes");
+  }
+  return o;
+}
+
+PyObject *cmpy_codec_dumps(PyObject *obj) {
+  cmpy_buf b;
+  buf_init(&b);
+  int r = enc_obj(&b, obj, 0);
+  PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n) : NULL;
+  buf_free(&b);
+  if (r == kUnsupported) Py_RETURN_NONE;
+  return out;
+}
+
+PyObject *cmpy_codec_loads(PyObject *data) {
+  if (!PyBytes_Check(data)) {
+    PyErr_Format(PyExc_TypeError, "codec_loads takes bytes, not %.100s", Py_TYPE(data)->tp_name);
+    return NULL;
+  }
+  return codec_loads(PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+}
+
+/* ---- CachedFunction ------------------------------------------------------- */
+
+typedef struct {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  PyObject *fn;
+  PyObject *keep;
+  PyObject *tag_args; /* bytes */
+  PyObject *slow_key;
+  PyObject *dumps, *loads;
+  PyObject *dict;
+  PyObject *weakrefs;
+  cm_cache *c;
+  cm_series *hit, *miss, *error;
+  int64_t ttl_ms;
+  int local, codec, has_key_fn;
+} cmpy_cached;
+
+static PyTypeObject CachedFunctionType;
+
+/* The value's bytes for the cache (encode of cmpy_load_spec). */
+static PyObject *value_dumps(void *vf, PyObject *result) {
+  cmpy_cached *f = (cmpy_cached *)vf;
+  if (f->codec) {
+    cmpy_buf b;
+    buf_init(&b);
+    int r = enc_obj(&b, result, 0);
+    PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n) : NULL;
+    buf_free(&b);
+    if (r != kUnsupported) return out;
+  }
+  PyObject *out = PyObject_CallOneArg(f->dumps, result);
+  if (out != NULL && f->codec &&
+      (!PyBytes_Check(out) || PyBytes_GET_SIZE(out) == 0 || (unsigned char)PyBytes_AS_STRING(out)[0] != 0x80)) {
+    Py_DECREF(out);
+    PyErr_SetString(PyExc_TypeError, "@cached: the pickle serializer did not write a pickle (protocol >= 2)");
+    return NULL;
+  }
+  return out;
+}
+
+/* The result a value decodes to. In codec mode every failure is Corrupt (a
+ * failing pickle.loads too: its exception becomes the cause); a user
+ * serializer's exceptions pass through as they are. */
+static PyObject *value_loads(cmpy_cached *f, const char *p, size_t n) {
+  if (f->codec && (n == 0 || (unsigned char)p[0] != 0x80)) return codec_loads(p, n);
+  PyObject *bytes = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+  if (bytes == NULL) return NULL;
+  PyObject *out = PyObject_CallOneArg(f->loads, bytes);
+  Py_DECREF(bytes);
+  if (out == NULL && f->codec && PyErr_ExceptionMatches(PyExc_Exception) &&
+      !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+    PyObject *t, *v, *tb, *t2, *v2, *tb2;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v != NULL && tb != NULL) PyException_SetTraceback(v, tb);
+    corrupt("pickle could not load it");
+    PyErr_Fetch(&t2, &v2, &tb2);
+    PyErr_NormalizeException(&t2, &v2, &tb2);
+    if (v2 != NULL && v != NULL) { /* raise Corrupt(...) from the pickle error */
+      PyException_SetCause(v2, Py_NewRef(v));
+      PyException_SetContext(v2, Py_NewRef(v));
+    }
+    PyErr_Restore(t2, v2, tb2);
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+  }
+  return out;
+}
+
+/* slow_key(args_tuple, kwargs_dict_or_None) for a call the encoder does not take. */
+static PyObject *slow_key(cmpy_cached *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+  PyObject *tuple = PyTuple_New(nargs);
+  PyObject *kwargs = nkw > 0 ? PyDict_New() : Py_NewRef(Py_None);
+  PyObject *key = NULL;
+  if (tuple == NULL || kwargs == NULL) goto done;
+  for (Py_ssize_t i = 0; i < nargs; i++) PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+  for (Py_ssize_t i = 0; i < nkw; i++)
+    if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) goto done;
+  key = PyObject_CallFunctionObjArgs(f->slow_key, tuple, kwargs, NULL);
+  if (key != NULL && !PyBytes_Check(key)) {
+    PyErr_Format(PyExc_TypeError, "@cached: the key function returned %.100s, not bytes", Py_TYPE(key)->tp_name);
+    Py_CLEAR(key);
+  }
+done:
+  Py_XDECREF(tuple);
+  Py_XDECREF(kwargs);
+  return key;
+}
+
+static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+  cmpy_cached *f = (cmpy_cached *)self;
+  if (f->fn == NULL) {
+    cmpy_raise_msg(CM_ESTATE, "@cached function called after the garbage collector cleared it");
+    return NULL;
+  }
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  cmpy_buf kb;
+  buf_init(&kb);
+  PyObject *key_obj = NULL, *result = NULL;
+  const char *key;
+  size_t klen;
+  void *val = NULL;
+  size_t vlen = 0;
+
+  int r = kUnsupported;
+  if (!f->has_key_fn && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0) && nargs <= INT32_MAX) {
+    r = buf_put(&kb, PyBytes_AS_STRING(f->tag_args), (size_t)PyBytes_GET_SIZE(f->tag_args));
+    if (r == 0) r = buf_tagged(&kb, '(', (int32_t)nargs);
+    for (Py_ssize_t i = 0; r == 0 && i < nargs; i++) r = enc_obj(&kb, args[i], 1);
+    if (r < 0) goto done;
+  }
+  if (r == 0) {
+    key = kb.p;
+    klen = kb.n;
+  } else {
+    key_obj = slow_key(f, args, nargs, kwnames);
+    if (key_obj == NULL) goto done;
+    key = PyBytes_AS_STRING(key_obj);
+    klen = (size_t)PyBytes_GET_SIZE(key_obj);
+  }
+
+  if (f->local) { /* memory://: a hit keeps the GIL */
+    int status = cm_cache_get_hit(f->c, key, klen, &val, &vlen);
+    if (status == CM_OK) {
+      if (f->hit != NULL) cm_counter_add(f->hit, 1);
+      result = value_loads(f, (const char *)val, vlen);
+      cm_free(val);
+      goto done;
+    }
+    if (status < 0) {
+      cmpy_raise(status);
+      goto done;
+    }
+  }
+  cmpy_load_spec spec = {f->fn, NULL, NULL, args, (size_t)nargs, kwnames, value_dumps, f, f->hit, f->miss, f->error};
+  int got = cmpy_load(f->c, key, klen, f->ttl_ms, &spec, &val, &vlen);
+  if (got > 0) {
+    result = value_loads(f, (const char *)val, vlen);
+    cm_free(val);
+  } else if (got == 0) { /* the encoder turns every result into bytes: not reached */
+    result = Py_NewRef(Py_None);
+  }
+done:
+  Py_XDECREF(key_obj);
+  buf_free(&kb);
+  return result;
+}
+
+PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
+                          cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key_fn,
+                          PyObject *dumps, PyObject *loads, int codec, int has_key_fn) {
+  if (c == NULL) {
+    PyErr_SetString(PyExc_ValueError, "cached_function: the cache is NULL");
+    return NULL;
+  }
+  if (!PyCallable_Check(fn) || !PyCallable_Check(slow_key_fn) || !PyCallable_Check(dumps) ||
+      !PyCallable_Check(loads)) {
+    PyErr_SetString(PyExc_TypeError, "cached_function: fn, slow_key, dumps and loads must be callable");
+    return NULL;
+  }
+  if (!PyBytes_Check(tag_args)) {
+    PyErr_SetString(PyExc_TypeError, "cached_function: tag_args must be bytes");
+    return NULL;
+  }
+  cmpy_cached *f = PyObject_GC_New(cmpy_cached, &CachedFunctionType);
+  if (f == NULL) return NULL;
+  f->vectorcall = cached_call;
+  f->fn = Py_NewRef(fn);
+  f->keep = Py_NewRef(keep);
+  f->tag_args = Py_NewRef(tag_args);
+  f->slow_key = Py_NewRef(slow_key_fn);
+  f->dumps = Py_NewRef(dumps);
+  f->loads = Py_NewRef(loads);
+  f->dict = NULL;
+  f->weakrefs = NULL;
+  f->c = c;
+  f->hit = hit;
+  f->miss = miss;
+  f->error = error;
+  f->ttl_ms = ttl_ms;
+  f->local = local != 0;
+  f->codec = codec != 0;
+  f->has_key_fn = has_key_fn != 0;
+  PyObject_GC_Track(f);
+  return (PyObject *)f;
+}
+
+static int cached_traverse(PyObject *self, visitproc visit, void *arg) {
+  cmpy_cached *f = (cmpy_cached *)self;
+  Py_VISIT(f->fn);
+  Py_VISIT(f->keep);
+  Py_VISIT(f->slow_key);
+  Py_VISIT(f->dumps);
+  Py_VISIT(f->loads);
+  Py_VISIT(f->dict);
+  return 0;
+}
+
+/* Drops every reference but the cache's (keep): a call after a GC clear
+ * raises instead of crashing. */
+static int cached_clear(PyObject *self) {
+  cmpy_cached *f = (cmpy_cached *)self;
+  Py_CLEAR(f->fn);
+  Py_CLEAR(f->slow_key);
+  Py_CLEAR(f->dumps);
+  Py_CLEAR(f->loads);
+  Py_CLEAR(f->dict);
+  return 0;
+}
+
+static void cached_dealloc(PyObject *self) {
+  cmpy_cached *f = (cmpy_cached *)self;
+  PyObject_GC_UnTrack(self);
+  if (f->weakrefs != NULL) PyObject_ClearWeakRefs(self);
+  cached_clear(self);
+  Py_CLEAR(f->tag_args);
+  Py_CLEAR(f->keep); /* last: may close the cache */
+  PyObject_GC_Del(self);
+}
+
+/* Binds like a function: obj.method(...) passes obj as the first argument. */
+static PyObject *cached_descr_get(PyObject *self, PyObject *obj, PyObject *type) {
+  (void)type;
+  if (obj == NULL || obj == Py_None) return Py_NewRef(self);
+  return PyMethod_New(self, obj);
+}
+
+static PyObject *cached_repr(PyObject *self) {
+  cmpy_cached *f = (cmpy_cached *)self;
+  return PyUnicode_FromFormat("<cachemeter cached function %R>", f->fn != NULL ? f->fn : Py_None);
+}
+
+/* Pickled by reference, as functions are: the qualified name. */
+static PyObject *cached_reduce(PyObject *self, PyObject *unused) {
+  (void)unused;
+  return PyObject_GetAttrString(self, "__qualname__");
+}
+
+static PyMethodDef cached_methods[] = {
+    {"__reduce__", cached_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef cached_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject CachedFunctionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "cachemeter._core.CachedFunction",
+    .tp_basicsize = sizeof(cmpy_cached),
+    .tp_dealloc = cached_dealloc,
+    .tp_vectorcall_offset = offsetof(cmpy_cached, vectorcall),
+    .tp_repr = cached_repr,
+    .tp_call = PyVectorcall_Call,
+    .tp_getattro = PyObject_GenericGetAttr,
+    .tp_setattro = PyObject_GenericSetAttr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "A function memoized by @cachemeter.cached (see cachemeter.cached).",
+    .tp_traverse = cached_traverse,
+    .tp_clear = cached_clear,
+    .tp_weaklistoffset = offsetof(cmpy_cached, weakrefs),
+    .tp_methods = cached_methods,
+    .tp_getset = cached_getset,
+    .tp_descr_get = cached_descr_get,
+    .tp_dictoffset = offsetof(cmpy_cached, dict),
+};
+
+int cmpy_init_module(PyObject *module) {
+  if (PyType_Ready(&CachedFunctionType) < 0) return -1;
+  Py_INCREF(&CachedFunctionType);
+  if (PyModule_AddObject(module, "CachedFunction", (PyObject *)&CachedFunctionType) < 0) {
+    Py_DECREF(&CachedFunctionType);
+    return -1;
+  }
+  return 0;
+}
