@@ -2,21 +2,25 @@
 // registry. Keys and values are byte arrays; get returns null on a miss.
 package org.cachemeter;
 
+import java.lang.ref.Cleaner;
+
 public final class Cache implements AutoCloseable {
-  private volatile long ptr;
-  private final Registry registry;
+  private final Handle handle;
+  private final Registry registry;  // reachable while this cache is: freed after it
+  private final Cleaner.Cleanable cleanable;
 
   private Cache(long ptr, Registry registry) {
-    this.ptr = ptr;
     this.registry = registry;
-    registry.attach(this);
+    this.handle = new Handle(ptr, registry.owner, CM::cache_close);
+    this.cleanable = Native.CLEANER.register(this, handle);
   }
 
   /** Opens uri (memory://, sqlite://, redis://..., with options in the query) as the
    * cache named name; registry null means the default registry. */
   public static Cache open(String uri, String name, Registry registry) {
     Registry reg = registry != null ? registry : Registry.defaultRegistry();
-    synchronized (reg) {
+    synchronized (reg.owner) {
+      reg.owner.checkOpen();
       return new Cache(CM.cm_cache_open(reg.ptr(), name, uri), reg);
     }
   }
@@ -24,30 +28,31 @@ public final class Cache implements AutoCloseable {
   /** A memory L1 (l1Uri, memory://) in front of a shared L2 (redis or sqlite). */
   public static Cache tiered(String l1Uri, String l2Uri, String name, Registry registry) {
     Registry reg = registry != null ? registry : Registry.defaultRegistry();
-    synchronized (reg) {
+    synchronized (reg.owner) {
+      reg.owner.checkOpen();
       return new Cache(CM.cm_cache_open_tiered(reg.ptr(), name, l1Uri, l2Uri), reg);
     }
   }
 
-  private long ptr() {
-    long p = ptr;
-    if (p == 0) throw new IllegalStateException("cachemeter: cache is closed");
-    return p;
-  }
+  private long ptr() { return handle.ptr("cache"); }
 
   /** The value, or null when absent or expired. */
-  public byte[] get(byte[] key) { return CM.cm_cache_get(ptr(), key); }
+  public byte[] get(byte[] key) { return Native.call(this, ptr(), p -> CM.cm_cache_get(p, key)); }
 
   /** Stores value with the cache's default time to live. */
   public void set(byte[] key, byte[] value) { set(key, value, 0); }
 
   /** ttlMs: 0 = the cache's default, < 0 = never expires, > 0 = expires after that. */
-  public void set(byte[] key, byte[] value, long ttlMs) { CM.cm_cache_set(ptr(), key, value, ttlMs); }
+  public void set(byte[] key, byte[] value, long ttlMs) {
+    Native.run(this, ptr(), p -> CM.cm_cache_set(p, key, value, ttlMs));
+  }
 
   /** true when key was there. */
-  public boolean delete(byte[] key) { return CM.cm_cache_delete(ptr(), key) == Status.OK; }
+  public boolean delete(byte[] key) {
+    return Native.call(this, ptr(), p -> CM.cm_cache_delete(p, key) == Status.OK);
+  }
 
-  public void clear() { CM.cm_cache_clear(ptr()); }
+  public void clear() { Native.run(this, ptr(), p -> CM.cm_cache_clear(p)); }
 
   /** Computes a missing value for {@link #getOrLoad}. */
   @FunctionalInterface
@@ -63,26 +68,22 @@ public final class Cache implements AutoCloseable {
    * throws reaches this caller unchanged; other callers waiting on that load get a
    * {@link CachemeterException.BackendError}.
    */
-  public byte[] getOrLoad(byte[] key, Loader loader, long ttlMs) { return CM.get_or_load(ptr(), key, loader, ttlMs); }
+  public byte[] getOrLoad(byte[] key, Loader loader, long ttlMs) {
+    return Native.call(this, ptr(), p -> CM.get_or_load(p, key, loader, ttlMs));
+  }
 
   /** {@link #getOrLoad(byte[], Loader, long)} with the cache's default TTL. */
   public byte[] getOrLoad(byte[] key, Loader loader) { return getOrLoad(key, loader, 0); }
 
   /** Statistics as JSON (schema in docs/metrics.md). */
-  public String statsJson() { return Utf8.decode(CM.cm_cache_stats_json(ptr())); }
-
-  public void resetStats() { CM.cm_cache_reset_stats(ptr()); }
-
-  /** Closes the handle; a second call does nothing. Must not race other calls on it. */
-  @Override
-  public void close() {
-    long p;
-    synchronized (this) {
-      p = ptr;
-      ptr = 0;
-    }
-    if (p == 0) return;
-    CM.cache_close(p);
-    registry.detach(this);
+  public String statsJson() {
+    return Native.call(this, ptr(), p -> Utf8.decode(CM.cm_cache_stats_json(p)));
   }
+
+  public void resetStats() { Native.run(this, ptr(), p -> CM.cm_cache_reset_stats(p)); }
+
+  /** Closes the handle; a second call does nothing. Must not race other calls on it.
+   * A cache nobody closes is closed by the Cleaner once it is unreachable. */
+  @Override
+  public void close() { cleanable.clean(); }
 }

@@ -1,6 +1,8 @@
 // A metric family (cm_family): a name and its label names. Owned by its registry.
 package org.cachemeter;
 
+import java.lang.ref.Reference;
+
 public final class Family {
   enum Kind { COUNTER, GAUGE, HISTOGRAM }
 
@@ -17,7 +19,11 @@ public final class Family {
   /** The series for these label values, in the family's label order (none for an
    * unlabelled family). The same values give the same series. */
   public Series labels(String... values) {
-    registry.ptr();
-    return new Series(registry, CM.cm_family_series(ptr, values), kind);
+    try {
+      registry.ptr();
+      return new Series(registry, CM.cm_family_series(ptr, values), kind);
+    } finally {
+      Reference.reachabilityFence(this);
+    }
   }
 }

@@ -2,8 +2,43 @@
 // initialiser calls load()).
 package org.cachemeter;
 
+import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+import java.util.function.LongFunction;
+
 final class Native {
   private static boolean loaded;
+  /** Frees the registries, caches and servers that became unreachable unclosed
+   * (one daemon thread). */
+  static final Cleaner CLEANER = Cleaner.create();
+  private static final AtomicLong OPEN = new AtomicLong();
+
+  static void opened() { OPEN.incrementAndGet(); }
+
+  static void freed() { OPEN.decrementAndGet(); }
+
+  static long open() { return OPEN.get(); }
+
+  /** f(ptr), keeping owner (the object ptr belongs to) reachable until f returns:
+   * otherwise the JIT may treat the owner as dead during the native call and let the
+   * Cleaner free the handle under it. */
+  static <T> T call(Object owner, long ptr, LongFunction<T> f) {
+    try {
+      return f.apply(ptr);
+    } finally {
+      Reference.reachabilityFence(owner);
+    }
+  }
+
+  static void run(Object owner, long ptr, LongConsumer f) {
+    try {
+      f.accept(ptr);
+    } finally {
+      Reference.reachabilityFence(owner);
+    }
+  }
 
   private Native() {}
 

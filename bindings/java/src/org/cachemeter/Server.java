@@ -2,16 +2,19 @@
 // /metrics.json, /health.
 package org.cachemeter;
 
+import java.lang.ref.Cleaner;
+
 public final class Server implements AutoCloseable {
-  private volatile long ptr;
-  private final Registry registry;
+  private final Handle handle;
+  private final Registry registry;  // reachable while this server is: freed after it
+  private final Cleaner.Cleanable cleanable;
   private final int port;
 
   private Server(long ptr, Registry registry) {
-    this.ptr = ptr;
     this.registry = registry;
     this.port = CM.cm_server_port(ptr);
-    registry.attach(this);
+    this.handle = new Handle(ptr, registry.owner, CM::server_stop);
+    this.cleanable = Native.CLEANER.register(this, handle);
   }
 
   /** listen: "host:port", "[v6]:port" or ":port" (port 0 picks a free one);
@@ -19,7 +22,8 @@ public final class Server implements AutoCloseable {
    * registry null means the default registry. */
   public static Server start(Registry registry, String listen, String options) {
     Registry reg = registry != null ? registry : Registry.defaultRegistry();
-    synchronized (reg) {
+    synchronized (reg.owner) {
+      reg.owner.checkOpen();
       return new Server(CM.cm_server_start(reg.ptr(), listen, options), reg);
     }
   }
@@ -29,17 +33,9 @@ public final class Server implements AutoCloseable {
   /** The port it listens on (the chosen one for port 0). */
   public int port() { return port; }
 
-  /** Stops serving; a second call does nothing. */
-  public void stop() {
-    long p;
-    synchronized (this) {
-      p = ptr;
-      ptr = 0;
-    }
-    if (p == 0) return;
-    CM.server_stop(p);
-    registry.detach(this);
-  }
+  /** Stops serving; a second call does nothing. A server nobody stops is stopped
+   * by the Cleaner once it is unreachable (keep a reference while it should serve). */
+  public void stop() { cleanable.clean(); }
 
   @Override
   public void close() { stop(); }

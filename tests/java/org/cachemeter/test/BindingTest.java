@@ -67,6 +67,67 @@ public final class BindingTest {
   }
 
   // ---- the tests
+  /** Polls (System.gc() between checks, 60 s at most) until only `want` handles are open. */
+  static void awaitOpenHandles(long want) throws InterruptedException {
+    long deadline = System.nanoTime() + 60_000_000_000L;
+    while (Registry.openHandles() > want && System.nanoTime() < deadline) {
+      System.gc();
+      Thread.sleep(5);
+    }
+    checkEq(want, Registry.openHandles(), "open handles");
+  }
+
+  static void openAndDrop(int i) {
+    Registry r = new Registry();
+    Cache c = Cache.open("memory://", "drop" + i, r);
+    c.set(b("k"), b("v"));
+    r.counter("dropped", null).labels().inc();
+  }
+
+  /** Handles nobody closed are freed by the Cleaner once unreachable, caches before their
+   * registry whatever order the collector finds them in; a reachable cache keeps its
+   * registry alive. */
+  static void testCleanerFreesUnclosedHandles() throws Exception {
+    long base = Registry.openHandles();
+    for (int i = 0; i < 300; i++) openAndDrop(i);
+    Registry shared = new Registry();
+    for (int i = 0; i < 50; i++) Cache.open("memory://", "many" + i, shared);
+    shared = null;
+    awaitOpenHandles(base);
+
+    // Only the cache is referenced: its registry must survive collections.
+    Cache kept = Cache.open("memory://", "kept", new Registry());
+    for (int i = 0; i < 20; i++) {
+      System.gc();
+      Thread.sleep(5);
+    }
+    checkEq(base + 2, Registry.openHandles(), "a reachable cache's registry stays open");
+    kept.set(b("k"), b("still works"));
+    checkEq("still works", new String(kept.get(b("k")), StandardCharsets.UTF_8), "get");
+    kept.close();
+    checkEq(base + 1, Registry.openHandles(), "close() frees at once");
+    kept = null;
+    awaitOpenHandles(base);
+
+    // Closing a registry closes what is open on it; a later open on it throws.
+    Registry r = new Registry();
+    Cache c = Cache.open("memory://", "c", r);
+    r.close();
+    checkEq(base, Registry.openHandles(), "registry.close() closed its cache");
+    try {
+      c.get(b("k"));
+      throw new AssertionError("get on a closed cache");
+    } catch (IllegalStateException expected) {
+      // the cache was closed with its registry
+    }
+    try {
+      Cache.open("memory://", "late", r);
+      throw new AssertionError("open on a closed registry");
+    } catch (IllegalStateException expected) {
+      // refused
+    }
+  }
+
   static void testCounterRender() {
     try (Registry reg = new Registry()) {
       Family f = reg.counter("jobs", "Jobs done.", "queue", "result");
