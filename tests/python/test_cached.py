@@ -412,6 +412,21 @@ def test_wrapper_behaves_like_a_function(registry):
     assert ref() is None  # the cycle through __wrapped__'s globals is collectable
 
 
+def test_async_and_generator_functions_are_refused_at_decoration(registry):
+    async def coro(x):
+        return x
+
+    def gen(x):
+        yield x
+
+    async def agen(x):
+        yield x
+
+    for fn in (coro, gen, agen):
+        with pytest.raises(TypeError, match="coroutine or a generator"):
+            cachemeter.cached(registry=registry)(fn)
+
+
 @cachemeter.cached(name="test_cached.module_level")
 def module_level(x):
     return x

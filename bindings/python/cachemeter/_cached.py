@@ -34,6 +34,7 @@ ran and returned) or ``error`` (it raised). ``fn.metrics()`` reads them.
 from __future__ import annotations
 
 import functools
+import inspect
 import marshal
 import pickle
 from typing import Any, Callable, Dict, Optional, TypeVar, Union, overload
@@ -85,12 +86,18 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
     is part of the key, pickled by state: give ``key=`` for unpicklable
     instances). The wrapper has ``cache_clear()`` (clears its cache: the
     whole cache, so give each function its own when sharing matters),
-    ``metrics()``, ``cache`` and ``__wrapped__``.
+    ``metrics()``, ``cache`` and ``__wrapped__``. Coroutine and generator
+    functions are refused with ``TypeError``: their results are not values.
     """
     if fn is not None:
         return cached(cache=cache, ttl=ttl, key=key, serializer=serializer, registry=registry, name=name)(fn)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            # Its result is a coroutine or generator: not a value to store (and
+            # caching it would hand one consumed object to every caller).
+            raise TypeError(f"@cached cannot memoize {fn.__qualname__}: it returns a coroutine or a "
+                            "generator; cache the values it produces instead")
         qualname = name or f"{fn.__module__}.{fn.__qualname__}"
         if cache is None or isinstance(cache, str):
             c = Cache(cache or "memory://", _cache_name(qualname), registry)
