@@ -9,6 +9,8 @@ import json
 import marshal
 import math
 import pickle
+import subprocess
+import sys
 import threading
 import weakref
 from enum import IntFlag
@@ -430,3 +432,37 @@ def test_async_and_generator_functions_are_refused_at_decoration(registry):
 @cachemeter.cached(name="test_cached.module_level")
 def module_level(x):
     return x
+
+
+def test_two_processes_share_results_through_redis(redis_socket, registry, tmp_path):
+    """A @cached function on a redis cache (the path that releases the GIL for
+    every lookup): a result computed by another process is a hit here, and
+    the value written in C by one is read in C by the other."""
+    uri = f"redis+unix://{redis_socket}?namespace=memo"
+    child = tmp_path / "child.py"
+    child.write_text(
+        "import sys, cachemeter\n"
+        "ran = []\n"
+        f"@cachemeter.cached(cache={uri!r}, name='shared.price')\n"
+        "def price(item, qty):\n"
+        "    ran.append(item)\n"
+        "    return {'item': item, 'total': qty * 2.5, 'tags': ('a', None)}\n"
+        "assert price('apple', 4) == {'item': 'apple', 'total': 10.0, 'tags': ('a', None)}\n"
+        "assert price('apple', 4)['total'] == 10.0\n"
+        "m = price.metrics()\n"
+        "assert (m['hits'], m['misses'], ran) == (1, 1, ['apple']), (m, ran)\n")
+    r = subprocess.run([sys.executable, str(child)], capture_output=True, text=True, timeout=BOUND)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    ran = []
+
+    @cachemeter.cached(cache=uri, registry=registry, name="shared.price")
+    def price(item, qty):
+        ran.append(item)
+        return None
+
+    assert price("apple", 4) == {"item": "apple", "total": 10.0, "tags": ("a", None)}
+    assert ran == []  # computed by the child
+    assert price("pear", 1) is None and ran == ["pear"]
+    assert (price.metrics()["hits"], price.metrics()["misses"]) == (1, 1)
+    assert price.cache.stats()["misses"] == 1
