@@ -46,8 +46,8 @@ TEST(CacheFront, StaleWhileRevalidate) {
 }
 
 // cm_cache_get_hit (count_miss false) inside the stale window: CM_MISS,
-// nothing counted; the get_or_load that follows serves the stale value and
-// counts the one stale hit and miss.
+// nothing counted or timed; the get_or_load that follows (the refresher,
+// since nobody else is loading) counts the one miss and loads.
 TEST(CacheFront, GetHitLeavesStaleAndMissesToGetOrLoad) {
   Reg r;
   cm::ManualClock clock;
