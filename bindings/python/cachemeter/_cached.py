@@ -9,8 +9,8 @@ included, and ``self`` of a method by its state). Equal arguments that encode
 differently (``f(1)`` and ``f(1.0)``, kwargs in another order) are separate
 entries: a miss, never a wrong hit. A ``key=`` callable replaces all this:
 ``key(*args, **kwargs)`` returns bytes or str. Positional calls with
-arguments of the core types (ints within 64 bits, 32 levels of nesting) are
-encoded in C, to the same bytes; the rest here (``slow_key``).
+arguments of the core types (ints within 64 bits, nested at most 31 deep)
+are encoded in C, to the same bytes; the rest here (``slow_key``).
 
 Values: with the default serializer (``pickle``), marshal format 2 (written
 and read in C) for results of the core types but complex, sets and ints past
