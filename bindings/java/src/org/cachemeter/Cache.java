@@ -3,35 +3,30 @@
 package org.cachemeter;
 
 import java.lang.ref.Cleaner;
+import java.util.function.LongUnaryOperator;
 
 public final class Cache implements AutoCloseable {
   private final Handle handle;
   private final Registry registry;  // reachable while this cache is: freed after it
   private final Cleaner.Cleanable cleanable;
 
-  private Cache(long ptr, Registry registry) {
-    this.registry = registry;
-    this.handle = new Handle(ptr, registry.owner, CM::cache_close);
+  /** open: the native open call on the registry's pointer; registry null: the default. */
+  private Cache(Registry registry, LongUnaryOperator open) {
+    Registry reg = registry != null ? registry : Registry.defaultRegistry();
+    this.registry = reg;
+    this.handle = reg.owner.open(() -> open.applyAsLong(reg.ptr()), CM::cache_close);
     this.cleanable = Native.CLEANER.register(this, handle);
   }
 
   /** Opens uri (memory://, sqlite://, redis://..., with options in the query) as the
    * cache named name; registry null means the default registry. */
   public static Cache open(String uri, String name, Registry registry) {
-    Registry reg = registry != null ? registry : Registry.defaultRegistry();
-    synchronized (reg.owner) {
-      reg.owner.checkOpen();
-      return new Cache(CM.cm_cache_open(reg.ptr(), name, uri), reg);
-    }
+    return new Cache(registry, reg -> CM.cm_cache_open(reg, name, uri));
   }
 
   /** A memory L1 (l1Uri, memory://) in front of a shared L2 (redis or sqlite). */
   public static Cache tiered(String l1Uri, String l2Uri, String name, Registry registry) {
-    Registry reg = registry != null ? registry : Registry.defaultRegistry();
-    synchronized (reg.owner) {
-      reg.owner.checkOpen();
-      return new Cache(CM.cm_cache_open_tiered(reg.ptr(), name, l1Uri, l2Uri), reg);
-    }
+    return new Cache(registry, reg -> CM.cm_cache_open_tiered(reg, name, l1Uri, l2Uri));
   }
 
   private long ptr() { return handle.ptr("cache"); }

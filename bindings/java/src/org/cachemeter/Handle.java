@@ -12,13 +12,12 @@ final class Handle implements Runnable {
   private final Registry.Owner registry;
   private final LongConsumer free;
 
-  /** Takes ownership of ptr; the caller holds registry's lock and has checked it is open. */
+  /** Takes ownership of ptr; made by registry.open(), which attaches it. */
   Handle(long ptr, Registry.Owner registry, LongConsumer free) {
     this.ptr = ptr;
     this.registry = registry;
     this.free = free;
     Native.opened();
-    registry.attach(this);
   }
 
   long ptr(String what) {

@@ -7,6 +7,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.LongConsumer;
+import java.util.function.LongSupplier;
 
 public final class Registry implements AutoCloseable {
   private static Registry defaultRegistry;
@@ -33,13 +35,16 @@ public final class Registry implements AutoCloseable {
       return p;
     }
 
-    /** Called with this lock held by the opener (Cache.open, Server.start). */
-    void checkOpen() {
+    /** Opens a cache or server on this registry (open returns its pointer) and
+     * attaches its handle, under this lock: a close that has begun refuses it,
+     * and one that begins later frees it first. */
+    synchronized Handle open(LongSupplier open, LongConsumer free) {
       if (closing) throw new IllegalStateException("cachemeter: registry is closed");
       ptr();
+      Handle h = new Handle(open.getAsLong(), this, free);
+      users.add(h);
+      return h;
     }
-
-    synchronized void attach(Handle h) { users.add(h); }
 
     synchronized void detach(Handle h) { users.remove(h); }
 

@@ -10,22 +10,19 @@ public final class Server implements AutoCloseable {
   private final Cleaner.Cleanable cleanable;
   private final int port;
 
-  private Server(long ptr, Registry registry) {
-    this.registry = registry;
-    this.port = CM.cm_server_port(ptr);
-    this.handle = new Handle(ptr, registry.owner, CM::server_stop);
+  private Server(Registry registry, String listen, String options) {
+    Registry reg = registry != null ? registry : Registry.defaultRegistry();
+    this.registry = reg;
+    this.handle = reg.owner.open(() -> CM.cm_server_start(reg.ptr(), listen, options), CM::server_stop);
     this.cleanable = Native.CLEANER.register(this, handle);
+    this.port = CM.cm_server_port(handle.ptr("server"));
   }
 
   /** listen: "host:port", "[v6]:port" or ":port" (port 0 picks a free one);
    * options: "token=...&threads=..." as cm_server_start documents, or null.
    * registry null means the default registry. */
   public static Server start(Registry registry, String listen, String options) {
-    Registry reg = registry != null ? registry : Registry.defaultRegistry();
-    synchronized (reg.owner) {
-      reg.owner.checkOpen();
-      return new Server(CM.cm_server_start(reg.ptr(), listen, options), reg);
-    }
+    return new Server(registry, listen, options);
   }
 
   public static Server start(Registry registry, String listen) { return start(registry, listen, null); }
