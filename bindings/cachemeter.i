@@ -139,12 +139,12 @@ int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);
 
 %rename(get_or_load) cmpy_get_or_load;
 %feature("docstring") cmpy_get_or_load
-"get_or_load(cache, key, loader, args, kwargs, ttl_ms, hit, miss, error, local) -> bytes | None
+"get_or_load(cache, key, loader, ttl_ms, local) -> bytes | None
 
-cm_cache_get_or_load with loader(*args, **kwargs) as the loader (bytes, str,
-buffer, or None for a miss); its exception is re-raised here.";
-PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObject *args, PyObject *kwargs,
-                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error, int local);
+cm_cache_get_or_load with loader(key) as the loader (bytes, str, buffer, or
+None for a miss); its exception is re-raised here. local (memory://): look a
+hit up keeping the GIL.";
+PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, int64_t ttl_ms, int local);
 
 /* @cached's callable and its value codec (cmpy_cached.c). */
 %rename(cached_function) cmpy_cached_new;

@@ -255,9 +255,7 @@ static int cmpy_trampoline(void *vctx, const void *key, size_t klen, void **val,
   PyGILState_STATE gil = PyGILState_Ensure();
   int status = CM_OK;
   ctx->called = 1;
-  PyObject *r = spec->vargs != NULL
-                    ? PyObject_Vectorcall(spec->loader, spec->vargs, spec->nargs, spec->kwnames)
-                    : PyObject_Call(spec->loader, spec->args, spec->kwargs);
+  PyObject *r = PyObject_Vectorcall(spec->loader, spec->vargs, spec->nargs, spec->kwnames);
   if (r != NULL && spec->encode != NULL) { /* @cached: the result's bytes, None included */
     PyObject *encoded = spec->encode(spec->encode_ctx, r);
     Py_DECREF(r);
@@ -340,38 +338,18 @@ int cmpy_load(cm_cache *c, const void *key, size_t klen, int64_t ttl_ms, const c
   return 1;
 }
 
-PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObject *args, PyObject *kwargs,
-                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error, int local) {
+PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, int64_t ttl_ms, int local) {
   if (!PyCallable_Check(loader)) {
     PyErr_Format(PyExc_TypeError, "the loader must be callable, not %.100s", Py_TYPE(loader)->tp_name);
     return NULL;
   }
-  if (!PyTuple_Check(args)) {
-    PyErr_SetString(PyExc_TypeError, "args must be a tuple");
-    return NULL;
-  }
-  if (kwargs == Py_None) {
-    kwargs = NULL;
-  } else if (!PyDict_Check(kwargs)) {
-    PyErr_SetString(PyExc_TypeError, "kwargs must be a dict or None");
-    return NULL;
-  }
   cmpy_bytes kb = CMPY_BYTES_INIT;
   if (cmpy_bytes_get(key, &kb, "key") < 0) return NULL;
-  cmpy_load_spec spec = {loader, args, kwargs, NULL, 0, NULL, NULL, NULL, hit, miss, error};
+  cmpy_load_spec spec = {loader, &key, 1, NULL, NULL, NULL, NULL, NULL, NULL};
   void *val = NULL;
   size_t vlen = 0;
-  int got;
-  int status = local ? cm_cache_get_hit(c, kb.p, (size_t)kb.n, &val, &vlen) : CM_MISS;
-  if (status == CM_OK) { /* memory://: a hit keeps the GIL */
-    if (hit != NULL) cm_counter_add(hit, 1);
-    got = 1;
-  } else if (status < 0) {
-    cmpy_raise(status);
-    got = -1;
-  } else {
-    got = cmpy_load(c, kb.p, (size_t)kb.n, ttl_ms, &spec, &val, &vlen);
-  }
+  int got = local ? cmpy_lookup_hit(c, kb.p, (size_t)kb.n, NULL, &val, &vlen) : 0;
+  if (got == 0) got = cmpy_load(c, kb.p, (size_t)kb.n, ttl_ms, &spec, &val, &vlen);
   cmpy_bytes_release(&kb);
   if (got < 0) return NULL;
   if (got == 0) Py_RETURN_NONE;
@@ -438,36 +416,28 @@ static int cmpy_finalizing(void) {
 #endif
 }
 
-void cmpy_registry_free(cm_registry *reg) {
-  if (cmpy_finalizing()) {
-    cm_registry_free(reg);
-    return;
-  }
-  Py_BEGIN_ALLOW_THREADS
-  cm_registry_free(reg);
-  Py_END_ALLOW_THREADS
-}
+/* Runs the statement CALL with the GIL released, except while finalizing. */
+#define CMPY_RELEASED(CALL)    \
+  do {                         \
+    if (cmpy_finalizing()) {   \
+      CALL;                    \
+    } else {                   \
+      Py_BEGIN_ALLOW_THREADS   \
+      CALL;                    \
+      Py_END_ALLOW_THREADS     \
+    }                          \
+  } while (0)
+
+void cmpy_registry_free(cm_registry *reg) { CMPY_RELEASED(cm_registry_free(reg)); }
 
 void cmpy_cache_close(cm_cache *c) {
   PyObject *registry = take_hold(c);
-  if (cmpy_finalizing()) {
-    cm_cache_close(c);
-  } else {
-    Py_BEGIN_ALLOW_THREADS
-    cm_cache_close(c);
-    Py_END_ALLOW_THREADS
-  }
+  CMPY_RELEASED(cm_cache_close(c));
   Py_XDECREF(registry); /* the registry may go now: the cache is closed */
 }
 
 void cmpy_server_stop(cm_server *s) {
   PyObject *registry = take_hold(s);
-  if (cmpy_finalizing()) {
-    cm_server_stop(s);
-  } else {
-    Py_BEGIN_ALLOW_THREADS
-    cm_server_stop(s);
-    Py_END_ALLOW_THREADS
-  }
+  CMPY_RELEASED(cm_server_stop(s));
   Py_XDECREF(registry);
 }

@@ -99,45 +99,60 @@ int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);
 
 /* ---- get_or_load with a Python loader ---------------------------------- */
 
-/* cm_cache_get_or_load with loader(*args, **kwargs) (args: a tuple; kwargs:
- * None or a dict) as the loader. The GIL is released around the C call; the
- * loader runs with it re-acquired (PyGILState_Ensure), and must return bytes,
- * str (stored as UTF-8), a buffer, or None (a miss: nothing is cached).
+/* cm_cache_get_or_load with loader(key) as the loader. The GIL is released
+ * around the C call; the loader runs with it re-acquired (PyGILState_Ensure),
+ * and must return bytes, str (stored as UTF-8), a buffer, or None (a miss:
+ * nothing is cached).
  * An exception raised by the loader is kept and re-raised here, to this
  * caller, with its traceback; the status handed to concurrent waiters is the
  * exception's .status when it is a cachemeter.Error with a negative status,
  * else CM_EBACKEND. When the C call still returns a value (a stale entry kept
  * after a failed refresh), the loader's exception is dropped.
- * hit, miss, error: NULL, or counter series incremented when this call got a
- * value without running the loader / ran it and it returned / it raised
- * (disjoint: a loader that raised is an error, not a miss).
- * local: first look the key up with cm_cache_get_hit keeping the GIL (a
- * memory:// cache: it never waits for a load); the GIL is released only on
- * a miss.
+ * local: first cmpy_lookup_hit (a memory:// cache).
  * Returns bytes, None (miss), or NULL with an exception set. */
-PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, PyObject *args, PyObject *kwargs,
-                           int64_t ttl_ms, cm_series *hit, cm_series *miss, cm_series *error, int local);
+PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, int64_t ttl_ms, int local);
 
-/* The loader of cmpy_load: loader(*args, **kwargs) (args a tuple, kwargs
- * NULL or a dict), or, when vargs is non-NULL, the vectorcall
- * loader(vargs[0..nargs), kwnames). encode NULL: the result must be bytes,
+/* A load for cmpy_load: the loader is called as the vectorcall
+ * loader(vargs[0..nargs), kwnames). encode NULL: its result must be bytes,
  * str, a buffer, or None (a miss, nothing cached); else encode(encode_ctx,
  * result) turns any result into bytes (new reference, or NULL with an
- * exception set). Every object is borrowed from the caller's frame. */
+ * exception set). Every object is borrowed from the caller's frame.
+ * hit, miss, error: NULL, or counter series incremented when the call got a
+ * value without running the loader / ran it and it returned / it raised
+ * (disjoint: a loader that raised is an error, not a miss). */
 typedef struct {
   PyObject *loader;
-  PyObject *args, *kwargs;
   PyObject *const *vargs;
   size_t nargs;
   PyObject *kwnames;
   PyObject *(*encode)(void *encode_ctx, PyObject *result);
   void *encode_ctx;
-  cm_series *hit, *miss, *error; /* as for cmpy_get_or_load */
+  cm_series *hit, *miss, *error;
 } cmpy_load_spec;
 
-/* cmpy_get_or_load's engine: cm_cache_get_or_load with the GIL released and
- * spec's loader. Returns 1 with *val and *vlen (cm_free() it), 0 for CM_MISS,
- * -1 with the exception set (the loader's own, re-raised, or the status's). */
+/* The first step of cmpy_get_or_load and @cached on a memory:// cache (their
+ * "local" lookup): cm_cache_get_hit keeping the GIL (it never waits for a
+ * load), counting hit (NULL: nothing) on a hit. Returns 1 with *val and
+ * *vlen (cm_free() it), 0 on a miss (go on with cmpy_load, which counts
+ * it), -1 with the exception set. Inline: it is the whole of a hit. */
+static inline int cmpy_lookup_hit(cm_cache *c, const void *key, size_t klen, cm_series *hit, void **val,
+                                  size_t *vlen) {
+  int status = cm_cache_get_hit(c, key, klen, val, vlen);
+  if (status == CM_OK) {
+    if (hit != NULL) cm_counter_add(hit, 1);
+    return 1;
+  }
+  if (status < 0) {
+    cmpy_raise(status);
+    return -1;
+  }
+  return 0;
+}
+
+/* The engine of cmpy_get_or_load and @cached: cm_cache_get_or_load with the
+ * GIL released and spec's loader. Returns 1 with *val and *vlen (cm_free()
+ * it), 0 for CM_MISS, -1 with the exception set (the loader's own,
+ * re-raised, or the status's). */
 int cmpy_load(cm_cache *c, const void *key, size_t klen, int64_t ttl_ms, const cmpy_load_spec *spec, void **val,
               size_t *vlen);
 

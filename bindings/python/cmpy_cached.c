@@ -21,9 +21,10 @@
  * version 2 never writes that byte first, so the first byte tells them apart
  * and values pickled by earlier versions still load.
  *
- * The hit path of a memory:// cache keeps the GIL: cm_cache_get_hit never
- * waits for a load. Everything else (a miss, another backend) goes through
- * cmpy_load, which releases the GIL around cm_cache_get_or_load. */
+ * Lookups and loads are Cache.get_or_load's (cmpy.h): on a memory:// cache
+ * cmpy_lookup_hit keeps the GIL (cm_cache_get_hit never waits for a load);
+ * a miss, and every lookup on another backend, goes through cmpy_load,
+ * which releases it around cm_cache_get_or_load. */
 #include "cmpy.h" /* Python.h first */
 
 #include <stdint.h>
@@ -330,12 +331,20 @@ static PyObject *codec_loads(const char *p, size_t n) {
   return o;
 }
 
-PyObject *cmpy_codec_dumps(PyObject *obj) {
+/* obj's codec bytes: a new bytes object with *r 0; NULL with *r
+ * kUnsupported (nothing set) or -1 (an exception set). */
+static PyObject *codec_encode(PyObject *obj, int *r) {
   cmpy_buf b;
   buf_init(&b);
-  int r = enc_obj(&b, obj, 0);
-  PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n) : NULL;
+  *r = enc_obj(&b, obj, 0);
+  PyObject *out = *r == 0 ? PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n) : NULL;
   buf_free(&b);
+  return out;
+}
+
+PyObject *cmpy_codec_dumps(PyObject *obj) {
+  int r;
+  PyObject *out = codec_encode(obj, &r);
   if (r == kUnsupported) Py_RETURN_NONE;
   return out;
 }
@@ -372,11 +381,8 @@ static PyTypeObject CachedFunctionType;
 static PyObject *value_dumps(void *vf, PyObject *result) {
   cmpy_cached *f = (cmpy_cached *)vf;
   if (f->codec) {
-    cmpy_buf b;
-    buf_init(&b);
-    int r = enc_obj(&b, result, 0);
-    PyObject *out = r == 0 ? PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n) : NULL;
-    buf_free(&b);
+    int r;
+    PyObject *out = codec_encode(result, &r);
     if (r != kUnsupported) return out;
   }
   PyObject *out = PyObject_CallOneArg(f->dumps, result);
@@ -472,21 +478,11 @@ static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargs
     klen = (size_t)PyBytes_GET_SIZE(key_obj);
   }
 
-  if (f->local) { /* memory://: a hit keeps the GIL */
-    int status = cm_cache_get_hit(f->c, key, klen, &val, &vlen);
-    if (status == CM_OK) {
-      if (f->hit != NULL) cm_counter_add(f->hit, 1);
-      result = value_loads(f, (const char *)val, vlen);
-      cm_free(val);
-      goto done;
-    }
-    if (status < 0) {
-      cmpy_raise(status);
-      goto done;
-    }
+  int got = f->local ? cmpy_lookup_hit(f->c, key, klen, f->hit, &val, &vlen) : 0;
+  if (got == 0) {
+    cmpy_load_spec spec = {f->fn, args, (size_t)nargs, kwnames, value_dumps, f, f->hit, f->miss, f->error};
+    got = cmpy_load(f->c, key, klen, f->ttl_ms, &spec, &val, &vlen);
   }
-  cmpy_load_spec spec = {f->fn, NULL, NULL, args, (size_t)nargs, kwnames, value_dumps, f, f->hit, f->miss, f->error};
-  int got = cmpy_load(f->c, key, klen, f->ttl_ms, &spec, &val, &vlen);
   if (got > 0) {
     result = value_loads(f, (const char *)val, vlen);
     cm_free(val);

@@ -130,7 +130,7 @@ class Cache:
         the callers waiting for that load get ``BackendError`` (or the status of
         a ``cachemeter.Error`` that ``fn`` raised). ``fn`` must not call
         ``get_or_load`` for the same key on the same cache."""
-        return _core.get_or_load(self._handle(), key, fn, (key,), None, _ttl_ms(ttl), None, None, None, self._local)
+        return _core.get_or_load(self._handle(), key, fn, _ttl_ms(ttl), self._local)
 
     def stats(self) -> Dict[str, Any]:
         """This cache's statistics (``cm_cache_stats_json``, schema in
