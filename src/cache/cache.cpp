@@ -327,19 +327,28 @@ bool env_metrics_enabled() {
   return !(s == "false" || s == "0" || s == "off" || s == "no");
 }
 
+// True, counting the rejection, when key + value exceed max_entry_bytes.
+bool too_large(cm_cache& c, std::string_view key, std::string_view val) {
+  const auto max = static_cast<uint64_t>(c.opt.max_entry_bytes);
+  if (key.size() <= max && val.size() <= max - key.size()) return false;
+  if (c.group) inc(c.group->rejected_too_large);
+  return true;
+}
+
+// Writes the entry (a backend failure is counted and thrown) and counts the set.
+void store(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms, int64_t now) {
+  backend_call(c, Op::Set, [&] {
+    c.backend->set(key, val, expiry_for(c, now, ttl_ms), now);
+    return 0;
+  });
+  if (c.group) inc(c.group->sets);
+}
+
 // Stores a loaded value (when it fits) and counts the set.
 void store_loaded(cm_cache& c, const std::string& key, std::string_view value, int64_t ttl_ms) {
-  if (static_cast<int64_t>(key.size() + value.size()) > c.opt.max_entry_bytes) {
-    if (c.group) inc(c.group->rejected_too_large);
-    return;
-  }
-  int64_t now = c.clock->coarse_ms();
+  if (too_large(c, key, value)) return;
   try {
-    backend_call(c, Op::Set, [&] {
-      c.backend->set(key, value, expiry_for(c, now, ttl_ms), now);
-      return 0;
-    });
-    if (c.group) inc(c.group->sets);
+    store(c, key, value, ttl_ms, c.clock->coarse_ms());
   } catch (const Error&) {
     // The value still goes back to the callers; the failure is counted.
   }
@@ -542,19 +551,12 @@ int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool 
 int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms) {
   check_key(key);
   OpTimer t(c, Op::Set);
-  if (key.size() > static_cast<uint64_t>(c.opt.max_entry_bytes) ||
-      val.size() > static_cast<uint64_t>(c.opt.max_entry_bytes) - key.size()) {
-    if (c.group) inc(c.group->rejected_too_large);
+  if (too_large(c, key, val))
     throw Error(CM_ELIMIT, "entry of " + std::to_string(key.size() + val.size()) + " bytes exceeds max_entry_bytes=" +
                                std::to_string(c.opt.max_entry_bytes));
-  }
   int64_t now = c.clock->coarse_ms();
   tick_window(c, now);
-  backend_call(c, Op::Set, [&] {
-    c.backend->set(key, val, expiry_for(c, now, ttl_ms), now);
-    return 0;
-  });
-  if (c.group) inc(c.group->sets);
+  store(c, key, val, ttl_ms, now);
   return CM_OK;
 }
 

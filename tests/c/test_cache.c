@@ -385,6 +385,32 @@ static void get_or_load(void **state) {
   cm_cache_close(c);
 }
 
+/* A loaded value over max_entry_bytes goes back to the caller but is not
+ * stored: counted as a rejection, not as a set. */
+static void get_or_load_too_large(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = open_ok(reg, "big_load", "memory://?max_entry_bytes=16");
+  struct loader_ctx l = {0, CM_OK, "value-of-"};
+  void *v = NULL;
+  size_t n = 0;
+  assert_status(cm_cache_get_or_load(c, K("0123456"), loader, &l, 0, &v, &n), CM_OK);
+  assert_int_equal(n, 16); /* "value-of-0123456": with its 7-byte key, 23 > 16 */
+  assert_memory_equal(v, "value-of-0123456", 16);
+  cm_free(v);
+  assert_status(cm_cache_get(c, K("0123456"), &v, &n), CM_MISS);
+  assert_double_exact(
+      metric(reg, "cachemeter_cache_rejections_total", "big_load", "reason=\"too_large\""), 1);
+  assert_double_exact(metric(reg, "cachemeter_cache_sets_total", "big_load", NULL), 0);
+  /* One that fits is stored. */
+  assert_status(cm_cache_get_or_load(c, K("k"), loader, &l, 0, &v, &n), CM_OK);
+  cm_free(v);
+  assert_status(cm_cache_get(c, K("k"), &v, &n), CM_OK);
+  cm_free(v);
+  assert_double_exact(metric(reg, "cachemeter_cache_sets_total", "big_load", NULL), 1);
+  assert_int_equal(l.calls, 2);
+  cm_cache_close(c);
+}
+
 /* cm_cache_get_hit: a hit counted and timed as a get's; a miss neither,
  * left to the cm_cache_get_or_load that follows, which counts it once. */
 static void get_hit_then_load(void **state) {
@@ -693,6 +719,7 @@ int main(void) {
       T(eviction_by_entries),
       T(get_or_load),
       T(get_hit_then_load),
+      T(get_or_load_too_large),
       T(get_or_load_timeout),
       T(stats_json_and_reset),
       T(default_sampling),
