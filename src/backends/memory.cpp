@@ -408,9 +408,15 @@ MemoryBackend::MemoryBackend(uint64_t max_entries, uint64_t max_bytes, BackendEv
     sh.small_cap_b = std::max<uint64_t>(1, sh.cap_b / 10);
     sh.rng = 0x9e3779b97f4a7c15ull * (i + 1);
   }
+  fork_.enrol(this);
+}
+
+void MemoryBackend::fork_locks(std::vector<fork::Lock>& out) {
+  for (unsigned i = 0; i < nshards_; ++i) out.push_back(fork::lock_of(shards_[i].mu));
 }
 
 MemoryBackend::~MemoryBackend() {
+  fork_.leave();
   for (unsigned i = 0; i < nshards_; ++i) shards_[i].free_all();
 }
 

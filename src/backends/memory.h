@@ -11,6 +11,7 @@
 #include <cachemeter/common.h>
 
 #include "cache/backend.h"
+#include "util/fork.h"
 
 namespace cm {
 
@@ -33,7 +34,10 @@ inline constexpr uint64_t kEntryOverhead = 144;
 // Caps of 0 mean "no cap" for that dimension; both 0 gives an unbounded
 // cache (it grows until the process runs out of memory: only for callers that
 // bound their key space themselves).
-class MemoryBackend final : public Backend {
+// fork(): every shard lock is held across it (util/fork.h), so the child
+// inherits each shard whole, as the parent had it before or after an
+// operation, never in the middle of one.
+class MemoryBackend final : public Backend, private fork::Hooks {
  public:
   // shards: 0 picks default_shards(); otherwise rounded down to a power of
   // two, at most 64, and at most max_entries when that is a cap. The caps are
@@ -71,8 +75,10 @@ class MemoryBackend final : public Backend {
   unsigned nshards_;
   unsigned shard_shift_;  // shard = hash >> shard_shift_ (64 for one shard)
   std::unique_ptr<Shard[]> shards_;
+  fork::Enrolment fork_;
 
   Shard& shard_of(uint64_t h) const;
+  void fork_locks(std::vector<fork::Lock>& out) override;
 };
 
 // memory://?max_entries=N&max_bytes=S (plus the front's kFrontOptions).

@@ -35,6 +35,7 @@
 
 #include "api/error.h"
 #include "backends/hiredis_util.h"
+#include "util/fork.h"
 #include "util/uri.h"
 
 namespace cm {
@@ -128,9 +129,16 @@ std::string RedisOptions::where() const {
 }
 
 // Idle contexts, and how many exist (idle or leased), at most opt.pool.
-class RedisBackend::Pool {
+//
+// fork(): a child must never talk on the parent's sockets (the replies of
+// the two processes would cross: one key's value returned for another). In
+// the child the pool forgets every inherited context: idle ones are freed,
+// which closes the child's copy of the socket and sends nothing (no QUIT),
+// and those leased by the parent's other threads, which the child does not
+// have, are abandoned. The child connects anew on its next call.
+class RedisBackend::Pool final : private fork::Hooks {
  public:
-  explicit Pool(const RedisOptions& opt) : opt_(opt) {}
+  explicit Pool(const RedisOptions& opt) : opt_(opt) { fork_.enrol(this); }
 
   // An idle context, or nullptr with a slot reserved for a new one; waits up
   // to timeout_ms when all are leased.
@@ -177,11 +185,18 @@ class RedisBackend::Pool {
   }
 
  private:
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu_)); }
+  void fork_child() override {
+    free_.clear();
+    live_ = 0;
+  }
+
   const RedisOptions& opt_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Ctx> free_;
   int live_ = 0;
+  fork::Enrolment fork_;
 };
 
 // One leased connection: connects when the pool had none idle; runs commands

@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <new>
 #include <chrono>
 #include <memory>
 #include <system_error>
@@ -75,6 +76,8 @@ std::string errno_text(int e) { return std::error_code(e, std::system_category()
 class RedisInvalidation::Conn {
  public:
   Conn(const RedisOptions& opt, int wake_fd) : opt_(opt), wake_fd_(wake_fd) {}
+
+  int fd() const { return ctx_ ? ctx_->fd : -1; }
 
   void connect() {
     redisContext* raw = opt_.socket.empty() ? redisConnectNonBlock(opt_.host.c_str(), opt_.port)
@@ -192,13 +195,42 @@ RedisInvalidation::RedisInvalidation(RedisOptions opt, std::string prefix, Callb
     ::close(wake_fd_);
     throw Error(CM_EBACKEND, std::string("redis invalidation: cannot start the listener thread: ") + e.what());
   }
+  fork_.enrol(this);
 }
 
 RedisInvalidation::~RedisInvalidation() {
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);  // fails only on counter overflow
-  thread_.join();
-  ::close(wake_fd_);
+  fork_.leave();
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);  // fails only on counter overflow
+  }
+  if (thread_.joinable()) thread_.join();  // not in a child that never revived it
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void RedisInvalidation::fork_child() {
+  // The listener thread is the parent's: the child has none. Its socket and
+  // wake-up eventfd are closed here (the parent's copies stay open; nothing
+  // is sent), and the thread object is forgotten without a join.
+  if (int fd = sock_fd_.exchange(-1); fd >= 0) ::close(fd);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ::new (&thread_) std::thread();
+  connected_ = false;
+  last_error_ = "inherited through fork(): not listening yet in this process";
+  inherited_ = true;
+}
+
+void RedisInvalidation::revive() {
+  std::lock_guard lock(revive_mu_);
+  if (!inherited_.load() || wake_fd_ < 0) return;  // no eventfd: stays disconnected (the L1 never serves)
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    set_error(std::string("redis invalidation: cannot start the listener thread: ") + e.what());
+    return;  // tried again on the next call
+  }
+  inherited_ = false;
 }
 
 bool RedisInvalidation::wait_connected(int timeout_ms) const {
@@ -281,6 +313,12 @@ void RedisInvalidation::run() noexcept {
 void RedisInvalidation::session(bool* was_connected) {
   Conn c(opt_, wake_fd_);
   c.connect();
+  // Known to a child of fork(), which closes its copy (fork_child()).
+  sock_fd_.store(c.fd());
+  struct Forget {
+    std::atomic<int>& fd;
+    ~Forget() { fd.store(-1); }
+  } forget{sock_fd_};
   if (!opt_.password.empty()) {
     if (opt_.user.empty())
       c.command({"AUTH", opt_.password}, "AUTH");

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "backends/redis.h"
+#include "util/fork.h"
 
 struct redisReply;  // hiredis
 
@@ -58,7 +59,7 @@ namespace cm {
 //
 // Redis: 6.0+ (CLIENT TRACKING). An ACL user needs +client|id
 // +client|tracking +subscribe +ping and the channel &__redis__:invalidate.
-class RedisInvalidation {
+class RedisInvalidation final : private fork::Hooks {
  public:
   struct Callbacks {
     std::function<void(std::string_view key)> invalidate;  // without the prefix; valid during the call
@@ -95,6 +96,14 @@ class RedisInvalidation {
   // socket) and Redis's text, never the password.
   std::string last_error() const;
 
+  // fork(): in a child the listener thread is the parent's, so the child's
+  // copy is inherited(): not connected, until revive() starts a thread of
+  // its own (thread-safe, idempotent; the owner calls it lazily, on its
+  // next use, so a child that only calls exec() never starts one). The new
+  // session flushes the L1 before it serves, like any reconnect.
+  bool inherited() const { return inherited_.load(std::memory_order_relaxed); }
+  void revive();
+
  private:
   class Conn;
   struct Stopping {};
@@ -117,7 +126,17 @@ class RedisInvalidation {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;  // connected_ changes
   std::string last_error_;              // under mu_
-  std::thread thread_;                  // last: starts once the rest exists
+  std::atomic<int> sock_fd_{-1};        // the session's socket, for a child to close
+  std::atomic<bool> inherited_{false};  // in a child of fork(), until revive()
+  std::mutex revive_mu_;
+  std::thread thread_;                  // starts once the rest exists
+  fork::Enrolment fork_;                // enrolled after the thread started
+
+  void fork_locks(std::vector<fork::Lock>& out) override {
+    out.push_back(fork::lock_of(mu_));
+    out.push_back(fork::lock_of(revive_mu_));
+  }
+  void fork_child() override;
 };
 
 }  // namespace cm

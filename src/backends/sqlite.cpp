@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "api/error.h"
+#include "util/fork.h"
 #include "util/uri.h"
 
 namespace cm {
@@ -186,22 +187,47 @@ struct SqliteBackend::Conn {
 };
 
 // Connections not in use. Grows to the number of threads calling at once.
-class SqliteBackend::Pool {
+//
+// fork(): SQLite forbids carrying a connection into a child, and a child's
+// new connection to a file the parent still has open shares SQLite's
+// per-process lock bookkeeping (the parent's locks, which the child does not
+// hold). So before fork the pool waits until no connection is leased and
+// closes its idle ones (util/fork.h): neither process inherits any, both
+// open new ones on their next call. SQLite's global mutexes are held across
+// fork as well (enrol_sqlite_for_fork).
+class SqliteBackend::Pool final : private fork::Hooks {
  public:
-  Pool(const SqliteOptions& opt) : opt_(opt) {}
+  Pool(const SqliteOptions& opt) : opt_(opt) {
+    enrol_sqlite_for_fork();
+    fork_.enrol(this);
+  }
 
   std::unique_ptr<Conn> take() {
     {
       std::lock_guard lock(mu_);
+      ++leased_;
       if (!free_.empty()) {
         auto c = std::move(free_.back());
         free_.pop_back();
         return c;
       }
     }
-    return open(false);
+    try {
+      return open(false);
+    } catch (...) {
+      std::lock_guard lock(mu_);
+      --leased_;
+      throw;
+    }
   }
+  // Returns what take() leased.
   void give(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(mu_);
+    --leased_;
+    free_.push_back(std::move(c));
+  }
+  // Adds a connection that was never leased (the first one).
+  void add_idle(std::unique_ptr<Conn> c) {
     std::lock_guard lock(mu_);
     free_.push_back(std::move(c));
   }
@@ -260,10 +286,25 @@ class SqliteBackend::Pool {
     }
   }
 
+  // Held across fork only while no connection is leased.
+  bool try_lock_idle() {
+    if (!mu_.try_lock()) return false;
+    if (leased_ == 0) return true;
+    mu_.unlock();
+    return false;
+  }
+  void fork_locks(std::vector<fork::Lock>& out) override {
+    out.push_back({this, [](void* p) { return static_cast<Pool*>(p)->try_lock_idle(); },
+                   [](void* p) { static_cast<Pool*>(p)->mu_.unlock(); }});
+  }
+  void fork_prepare() override { free_.clear(); }  // in the parent, every lock held
+
   const SqliteOptions& opt_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Conn>> free_;
+  int leased_ = 0;  // connections out with a Lease; mu_
   std::vector<std::string> extra_sql_;
+  fork::Enrolment fork_;
 };
 
 // A connection for the duration of one operation.
@@ -337,10 +378,46 @@ SqliteBackend::SqliteBackend(SqliteOptions opt, BackendEvents* events)
     dev_ = st.st_dev;
     ino_ = st.st_ino;
   }
-  pool_->give(std::move(first));
+  pool_->add_idle(std::move(first));
 }
 
 SqliteBackend::~SqliteBackend() = default;
+
+namespace {
+
+// SQLite's own global mutexes (its allocator, the unix VFS's list of open
+// files, the page cache, ...): a child forked while another thread holds one
+// would wait for it forever on its first SQLite call. They are plain pthread
+// mutexes, so the forking thread may release them in the child.
+class SqliteGlobals final : private fork::Hooks {
+ public:
+  SqliteGlobals() {
+    sqlite3_initialize();
+    for (int id : {SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_MEM, SQLITE_MUTEX_STATIC_OPEN,
+                   SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_LRU, SQLITE_MUTEX_STATIC_PMEM,
+                   SQLITE_MUTEX_STATIC_APP1, SQLITE_MUTEX_STATIC_APP2, SQLITE_MUTEX_STATIC_APP3,
+                   SQLITE_MUTEX_STATIC_VFS1, SQLITE_MUTEX_STATIC_VFS2, SQLITE_MUTEX_STATIC_VFS3})
+      if (sqlite3_mutex* m = sqlite3_mutex_alloc(id)) mutexes_.push_back(m);
+    fork_.enrol(this);
+  }
+
+ private:
+  void fork_locks(std::vector<fork::Lock>& out) override {
+    for (sqlite3_mutex* m : mutexes_)
+      out.push_back({m, [](void* p) { return sqlite3_mutex_try(static_cast<sqlite3_mutex*>(p)) == SQLITE_OK; },
+                     [](void* p) { sqlite3_mutex_leave(static_cast<sqlite3_mutex*>(p)); },
+                     /*late=*/true});  // after the pools closed their connections
+  }
+  std::vector<sqlite3_mutex*> mutexes_;
+  fork::Enrolment fork_;
+};
+
+}  // namespace
+
+void enrol_sqlite_for_fork() {
+  static SqliteGlobals* globals = new SqliteGlobals();  // never destroyed, like SQLite's mutexes
+  (void)globals;
+}
 
 void SqliteBackend::exec_on_connections_for_testing(const std::string& sql) { pool_->add_sql(sql); }
 

@@ -108,4 +108,8 @@ class SqliteBackend final : public Backend {
 //   mmap_mb      0..65536, default 0: bytes of the file read through mmap
 std::unique_ptr<Backend> make_sqlite_backend(const Uri& uri, BackendEvents* events);
 
+// Holds SQLite's global mutexes across fork() from now on (util/fork.h).
+// Called by whatever opens SQLite connections; idempotent, thread-safe.
+void enrol_sqlite_for_fork();
+
 }  // namespace cm

@@ -39,10 +39,17 @@ void TieredBackend::start_coherence(const RedisOptions& redis, const std::string
   listener_ = std::make_unique<RedisInvalidation>(redis, prefix, std::move(cb));
 }
 
-bool TieredBackend::coherent() const { return !listener_ || listener_->connected(); }
+bool TieredBackend::coherent() const {
+  if (!listener_) return true;
+  // In a child of fork() the listener is the parent's: start this process's
+  // own on first use (it flushes L1 before L1 serves again).
+  if (listener_->inherited()) [[unlikely]]
+    listener_->revive();
+  return listener_->connected();
+}
 
 bool TieredBackend::wait_coherent(int timeout_ms) const {
-  return !listener_ || listener_->wait_connected(timeout_ms);
+  return coherent() || listener_->wait_connected(timeout_ms);
 }
 #else
 void TieredBackend::start_coherence(const RedisOptions&, const std::string&) {}

@@ -25,6 +25,15 @@ void BreakerBackend::transition(BreakerState from, BreakerState to) {
   if (events_) events_->on_breaker(from, to);
 }
 
+// A probe in flight at fork() runs on a thread of the parent: in the child
+// nobody will report it, so the circuit is open again, due for a probe now.
+void BreakerBackend::fork_child() {
+  if (state_.load() == BreakerState::HalfOpen) {
+    opened_at_ms_.store(clock_->coarse_ms() - opt_.cooldown_ms);
+    state_.store(BreakerState::Open);
+  }
+}
+
 bool BreakerBackend::admit() {
   BreakerState s = state_.load(std::memory_order_acquire);
   if (s == BreakerState::Closed) [[likely]]

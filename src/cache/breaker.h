@@ -30,6 +30,7 @@
 
 #include "cache/backend.h"
 #include "util/clock.h"
+#include "util/fork.h"
 
 namespace cm {
 
@@ -38,7 +39,7 @@ struct BreakerOptions {
   int64_t cooldown_ms = 1000;  // how long it stays open before a probe
 };
 
-class BreakerBackend final : public Backend {
+class BreakerBackend final : public Backend, private fork::Hooks {
  public:
   // events may be null; clock must outlive this.
   BreakerBackend(std::unique_ptr<Backend> inner, BreakerOptions opt, const Clock* clock, BackendEvents* events);
@@ -82,6 +83,10 @@ class BreakerBackend final : public Backend {
   mutable std::atomic<uint64_t> last_entries_{0}, last_bytes_{0};
   std::mutex why_mu_;
   std::string last_failure_;  // the failure that opened the circuit
+  fork::Enrolment fork_{this};  // last
+
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(why_mu_)); }
+  void fork_child() override;
 };
 
 }  // namespace cm

@@ -50,8 +50,18 @@ namespace {
 
 using GroupKey = std::tuple<cm_registry*, std::string, std::string>;
 std::mutex g_groups_mu;
+
+// g_groups_mu is held across fork() (util/fork.h).
+struct GroupsForkHooks final : fork::Hooks {
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(g_groups_mu)); }
+};
+
 std::map<GroupKey, std::weak_ptr<CacheGroup>>& groups() {
-  static auto* m = new std::map<GroupKey, std::weak_ptr<CacheGroup>>();
+  static auto* m = [] {
+    static GroupsForkHooks hooks;
+    static fork::Enrolment enrolment(&hooks);
+    return new std::map<GroupKey, std::weak_ptr<CacheGroup>>();
+  }();
   return *m;
 }
 

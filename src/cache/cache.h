@@ -16,6 +16,7 @@
 #include "api/error.h"
 #include "cache/backend.h"
 #include "util/clock.h"
+#include "util/fork.h"
 
 namespace cm {
 
@@ -49,7 +50,7 @@ struct WindowRing {
 
 // The series of one (registry, cache name, backend kind), shared by every
 // handle opened with that name, plus its hit-ratio windows.
-struct CacheGroup {
+struct CacheGroup final : private fork::Hooks {
   cm_registry* reg = nullptr;
   cm_series* hits = nullptr;
   cm_series* misses = nullptr;
@@ -73,6 +74,7 @@ struct CacheGroup {
   std::mutex members_mu;
   std::vector<cm_cache*> members;
   WindowRing window;
+  fork::Enrolment fork_enrolment{this};  // last: holds members_mu and window.mu across fork()
 
   std::vector<cm_series*> all() const {
     std::vector<cm_series*> v = {hits,     misses,      stale_hits,         sets,    deletes, evict_size,
@@ -84,6 +86,12 @@ struct CacheGroup {
     return v;
   }
   ~CacheGroup();
+
+ private:
+  void fork_locks(std::vector<fork::Lock>& out) override {
+    out.push_back(fork::lock_of(members_mu));
+    out.push_back(fork::lock_of(window.mu));
+  }
 };
 
 // Series a handle records only when it has the feature (a breaker, tiers, a
@@ -114,7 +122,7 @@ struct Flight {
 
 }  // namespace cm
 
-struct cm_cache final : cm::BackendEvents {
+struct cm_cache final : cm::BackendEvents, private cm::fork::Hooks {
   cm_registry* reg = nullptr;
   std::string name;
   const cm::Clock* clock = nullptr;
@@ -125,6 +133,7 @@ struct cm_cache final : cm::BackendEvents {
 
   std::mutex flights_mu;
   std::unordered_map<std::string, std::shared_ptr<cm::Flight>> flights;
+  cm::fork::Enrolment fork_enrolment{this};  // last
 
   void on_evict(cm::EvictReason why, uint64_t entries, uint64_t bytes) override;
   void on_breaker(cm::BreakerState from, cm::BreakerState to) override;
@@ -133,6 +142,13 @@ struct cm_cache final : cm::BackendEvents {
   void on_l1_flush() override;
   void on_invalidation() override;
   ~cm_cache();
+
+ private:
+  // fork(): the loads in flight belong to the parent's threads, which the
+  // child does not have: the child forgets them (its next get_or_load of
+  // such a key leads a load of its own instead of waiting forever).
+  void fork_locks(std::vector<cm::fork::Lock>& out) override { out.push_back(cm::fork::lock_of(flights_mu)); }
+  void fork_child() override { flights.clear(); }
 };
 
 namespace cm {

@@ -37,7 +37,11 @@ void fold_word(const Block& b, uint32_t i, uint64_t& acc, uint64_t v) {
 
 Space& Space::get() {
   // Never destroyed: threads may still update metrics while the process exits.
-  static Space* space = new Space();
+  static Space* space = [] {
+    auto* sp = new Space();
+    sp->fork_.enrol(sp);
+    return sp;
+  }();
   return *space;
 }
 

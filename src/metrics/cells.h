@@ -24,6 +24,8 @@
 #include <mutex>
 #include <vector>
 
+#include "util/fork.h"
+
 namespace cm::cells {
 
 using Word = std::atomic<uint64_t>;
@@ -51,7 +53,8 @@ struct Arena {
   std::vector<std::unique_ptr<Word[]>> chunks;
 };
 
-class Space {
+// Enrolled for fork(): the cell lock is held across it (util/fork.h).
+class Space final : private fork::Hooks {
  public:
   static Space& get();
 
@@ -79,6 +82,7 @@ class Space {
  private:
   Space() = default;
   Word* add_chunk(Arena* a, uint32_t ci);
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu_)); }
 
   std::mutex mu_;
   std::vector<std::unique_ptr<Arena>> arenas_;
@@ -86,6 +90,7 @@ class Space {
   std::vector<std::vector<uint32_t>> free_by_width_;
   uint32_t next_slot_ = 0;
   std::atomic<uint64_t> next_gen_{1};
+  fork::Enrolment fork_;
 };
 
 // constinit: no dynamic initialisation, so no TLS wrapper call on the hot path;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "metrics/cells.h"
+#include "util/fork.h"
 #include "util/text.h"
 
 namespace cm {
@@ -98,7 +99,7 @@ struct cm_family {
   const std::vector<std::unique_ptr<cm_series>>& sorted_series();
 };
 
-struct cm_registry {
+struct cm_registry final : private cm::fork::Hooks {
   std::mutex mu;  // families, series creation, reset, rendering
   std::string prefix = "cachemeter_";
   std::vector<std::pair<std::string, std::string>> const_labels;
@@ -131,6 +132,15 @@ struct cm_registry {
   std::unique_ptr<cm::PersistHook> persister;
 
   ~cm_registry();
+
+ private:
+  // mu, collectors_mu and health_mu are held across fork() (util/fork.h).
+  void fork_locks(std::vector<cm::fork::Lock>& out) override {
+    out.push_back(cm::fork::lock_of(mu));
+    out.push_back(cm::fork::lock_of(collectors_mu));
+    out.push_back(cm::fork::lock_of(health_mu));
+  }
+  cm::fork::Enrolment fork_enrolment{this};  // last
 };
 
 namespace cm {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -17,7 +18,9 @@
 #include <utility>
 
 #include "api/error.h"
+#include "backends/sqlite.h"
 #include "util/clock.h"
+#include "util/fork.h"
 
 namespace cm::persist {
 namespace {
@@ -488,12 +491,31 @@ bool row_payload(const Row& row, const cm_series& s, std::vector<uint64_t>& out)
   return true;
 }
 
-class Persister final : public PersistHook {
+// After fork() the file stays with the process that called
+// cm_registry_persist: in a child the persister is inherited but detached
+// (docs/threading.md, "fork()"). It never flushes there, never joins the
+// parent's flusher thread (which the child does not have) and never closes
+// the inherited SQLite connection (SQLite forbids using one across fork).
+class Persister final : public PersistHook, private fork::Hooks {
  public:
   Persister(cm_registry& r, std::string path, std::unique_ptr<OwnerLock> lock, Db db)
-      : r_(r), path_(std::move(path)), lock_(std::move(lock)), db_(std::move(db)) {}
+      : r_(r), path_(std::move(path)), lock_(std::move(lock)), db_(std::move(db)) {
+    fork_.enrol(this);
+  }
 
   ~Persister() override {
+    fork_.leave();
+    if (inherited_.load()) {
+      // Leaked on purpose: the thread object names a thread of the parent,
+      // and the connection and its statements must not be touched here (the
+      // parent's flusher may have been inside them at fork()). The lock file's descriptor
+      // is closed (the parent's copy keeps the lock).
+      static_cast<void>(new std::thread(std::move(thread_)));
+      static_cast<void>(upsert_.release());
+      static_cast<void>(family_insert_.release());
+      static_cast<void>(db_.release());
+      return;
+    }
     {
       std::lock_guard<std::mutex> g(stop_mu_);
       stopping_ = true;
@@ -614,6 +636,9 @@ class Persister final : public PersistHook {
   }
 
   void flush() {
+    if (inherited_.load())
+      throw Error(CM_ESTATE, "\"" + path_ + "\" is persisted by the process that called cm_registry_persist "
+                             "before fork(); this child does not write it (persist after fork, to another file)");
     std::lock_guard<std::mutex> fl(flush_mu_);
     struct Pending {
       const cm_family* f;
@@ -708,6 +733,9 @@ class Persister final : public PersistHook {
     return id;
   }
 
+  // In the child: the flusher thread and the file stay with the parent.
+  void fork_child() override { inherited_.store(true); }
+
   void run(unsigned interval_ms) {
     std::unique_lock<std::mutex> lk(stop_mu_);
     while (!stop_cv_.wait_for(lk, std::chrono::milliseconds(interval_ms), [this] { return stopping_; })) {
@@ -739,6 +767,8 @@ class Persister final : public PersistHook {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  std::atomic<bool> inherited_{false};  // set in a child of fork()
+  fork::Enrolment fork_;
 };
 
 // Opens (or creates) the file for writing, once the owner lock is held.
@@ -800,6 +830,7 @@ void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
     std::lock_guard<std::mutex> g(r.mu);
     if (r.persister) throw Error(CM_ESTATE, "this registry already persists");
   }
+  enrol_sqlite_for_fork();
   bool existed = check_file(path, false);  // before anything is written
   auto lock = std::make_unique<OwnerLock>(path);
   Db db = open_for_writing(path, existed);
@@ -818,6 +849,7 @@ void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
 void flush(cm_registry& r) { persister_of(r).flush(); }
 
 void load(cm_registry& r, const std::string& path) {
+  enrol_sqlite_for_fork();
   check_file(path, true);
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
