@@ -17,6 +17,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -213,6 +214,8 @@ struct Run {
   cm_server* server = nullptr;
   std::vector<DemoCache*> caches;
   uint64_t total_ops = 0;
+  uint64_t failed_ops = 0;
+  std::string last_error;  // a worker's cm_errmsg(), carried to the main thread
   double elapsed = 0;
 };
 
@@ -251,7 +254,8 @@ Run run_workload(const Args& a) {
 
   Zipf zipf(a.keys, a.zipf);
   std::atomic<bool> stop{false};
-  std::atomic<int> failures{0};
+  std::atomic<uint64_t> failures{0};
+  std::mutex error_mu;  // the failure path only
   auto worker = [&](int t) {
     std::mt19937_64 rng(0x5eed + static_cast<uint64_t>(t));
     char key[32];
@@ -283,7 +287,12 @@ Run run_workload(const Args& a) {
         if (r == CM_MISS) r = CM_OK;
       }
       cm_free(v);
-      if (r < 0) failures.fetch_add(1, std::memory_order_relaxed);
+      if (r < 0) {
+        failures.fetch_add(1, std::memory_order_relaxed);
+        // cm_errmsg() is this worker thread's: copy it out for the summary.
+        std::lock_guard<std::mutex> g(error_mu);
+        run.last_error = std::string(cm_status_name(r)) + ": " + cm_errmsg();
+      }
       d->ops.fetch_add(1, std::memory_order_relaxed);
     }
   };
@@ -323,8 +332,11 @@ Run run_workload(const Args& a) {
   run.elapsed = elapsed();
   if (tty) std::printf("\n");
   for (DemoCache* d : run.caches) run.total_ops += d->ops.load();
-  if (failures.load())
-    std::fprintf(stderr, "cachemeter: %d operations failed (last error: %s)\n", failures.load(), cm_errmsg());
+  run.failed_ops = failures.load();
+  if (run.failed_ops)
+    std::fprintf(stderr, "cachemeter: %llu of %llu operations failed (last error: %s)\n",
+                 static_cast<unsigned long long>(run.failed_ops), static_cast<unsigned long long>(run.total_ops),
+                 run.last_error.c_str());
   return run;
 }
 
@@ -361,8 +373,18 @@ int demo(const Args& a) {
                 fmt_seconds(json_number(js, "p99", "\"load\"")).c_str(), evicted, json_number(js, "entries"));
     cm_free(js);
   }
-  std::printf("\n%llu operations in %.2f s: %.0f ops/s\n", static_cast<unsigned long long>(run.total_ops),
-              run.elapsed, static_cast<double>(run.total_ops) / run.elapsed);
+  const uint64_t ok_ops = run.total_ops - run.failed_ops;
+  std::printf("\n%llu operations in %.2f s: %.0f ops/s", static_cast<unsigned long long>(ok_ops), run.elapsed,
+              static_cast<double>(ok_ops) / run.elapsed);
+  if (run.failed_ops) std::printf(" (and %llu failed)", static_cast<unsigned long long>(run.failed_ops));
+  std::printf("\n");
+  // Nothing worked (a dead backend, say): a failed run, with the reason.
+  if (ok_ops == 0) {
+    std::fprintf(stderr, "cachemeter: every operation failed: %s\n",
+                 run.last_error.empty() ? "no operation ran" : run.last_error.c_str());
+    close_run(run);
+    return 1;
+  }
   std::printf("full metrics: cachemeter dump --format prometheus|openmetrics|json\n");
   close_run(run);
   return 0;

@@ -40,6 +40,14 @@ for c in users sessions pages; do
 done
 grep -Eq '^[1-9][0-9]* operations in [0-9.]+ s' "$out" || fail "no total line"
 
+# Against a dead backend every operation fails: the run fails (exit 1) and
+# prints the real error, carried from the worker threads (cm_errmsg() is per
+# thread), not an empty "last error" and a rate of failures per second.
+dead_port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+expect_exit 1 "every operation failed: CM_EUNAVAILABLE: .*127\.0\.0\.1:$dead_port" demo --seconds 0.3 --threads 1 \
+  --listen off --uri "redis://127.0.0.1:$dead_port?timeout_ms=200&connect_timeout_ms=200"
+grep -Eq "^0 operations in [0-9.]+ s: 0 ops/s \(and [1-9][0-9]* failed\)" "$out" || fail "the total does not say that everything failed"
+
 # Dumps.
 expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' \
   dump --seconds 0.2 --keys 1000
