@@ -248,8 +248,7 @@ static int loader_failure_status(PyObject *exc) {
 static int cmpy_trampoline(void *vctx, const void *key, size_t klen, void **val, size_t *vlen) {
   cmpy_load_ctx *ctx = (cmpy_load_ctx *)vctx;
   const cmpy_load_spec *spec = ctx->spec;
-  (void)key; /* the loader gets the caller's own arguments */
-  (void)klen;
+  /* the loader gets the caller's own arguments; key is for encode */
   *val = NULL;
   *vlen = 0;
   PyGILState_STATE gil = PyGILState_Ensure();
@@ -257,7 +256,7 @@ static int cmpy_trampoline(void *vctx, const void *key, size_t klen, void **val,
   ctx->called = 1;
   PyObject *r = PyObject_Vectorcall(spec->loader, spec->vargs, spec->nargs, spec->kwnames);
   if (r != NULL && spec->encode != NULL) { /* @cached: the result's bytes, None included */
-    PyObject *encoded = spec->encode(spec->encode_ctx, r);
+    PyObject *encoded = spec->encode(spec->encode_ctx, key, klen, r);
     Py_DECREF(r);
     r = encoded;
   }

@@ -115,8 +115,9 @@ PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, int64_t
 /* A load for cmpy_load: the loader is called as the vectorcall
  * loader(vargs[0..nargs), kwnames). encode NULL: its result must be bytes,
  * str, a buffer, or None (a miss, nothing cached); else encode(encode_ctx,
- * result) turns any result into bytes (new reference, or NULL with an
- * exception set). Every object is borrowed from the caller's frame.
+ * key, klen, result) turns any result into the bytes stored under key (new
+ * reference, or NULL with an exception set). Every object is borrowed from
+ * the caller's frame.
  * hit, miss, error: NULL, or counter series incremented when the call got a
  * value without running the loader / ran it and it returned / it raised
  * (disjoint: a loader that raised is an error, not a miss). */
@@ -125,7 +126,7 @@ typedef struct {
   PyObject *const *vargs;
   size_t nargs;
   PyObject *kwnames;
-  PyObject *(*encode)(void *encode_ctx, PyObject *result);
+  PyObject *(*encode)(void *encode_ctx, const void *key, size_t klen, PyObject *result);
   void *encode_ctx;
   cm_series *hit, *miss, *error;
 } cmpy_load_spec;
@@ -158,6 +159,14 @@ int cmpy_load(cm_cache *c, const void *key, size_t klen, int64_t ttl_ms, const c
 
 /* ---- @cached (cmpy_cached.c) --------------------------------------------- */
 
+/* How CachedFunction stores values (cachemeter/_cached.py chooses):
+ * CMPY_SER_CODEC    the built-in codec only (the default): a result of another
+ *                   type is a TypeError naming serializer=;
+ * CMPY_SER_PICKLE   the codec, else dumps (pickle, protocol >= 2: first byte
+ *                   0x80, which the codec never writes first);
+ * CMPY_SER_USER     dumps/loads only (a user's serializer= object). */
+enum { CMPY_SER_USER = 0, CMPY_SER_CODEC = 1, CMPY_SER_PICKLE = 2 };
+
 /* A cachemeter._core.CachedFunction: the callable @cached returns (see
  * cachemeter/_cached.py for the contract). fn: the function; c: the cache
  * (keep: a tuple of the objects to keep alive while the wrapper lives, the
@@ -166,12 +175,18 @@ int cmpy_load(cm_cache *c, const void *key, size_t klen, int64_t ttl_ms, const c
  * (cm_cache_get_hit; memory:// only); hit, miss, error: the function's
  * counters; slow_key(args, kwargs) -> bytes: the key of any call the C
  * encoder does not take (keyword arguments, user key=, arguments outside
- * the core types); codec: values in the built-in codec, with dumps/loads
- * (pickle) for what it does not take; else dumps/loads only (a user
- * serializer). Returns the new object, or NULL with an exception set. */
+ * the core types); mode: CMPY_SER_*, with dumps/loads (None for
+ * CMPY_SER_CODEC); seal, unseal: None (values stored as encoded), or
+ * seal(key, payload) -> bytes and unseal(key, value) -> payload bytes, or
+ * None when the value's HMAC does not verify; rejected_unverified,
+ * rejected_undecodable: counters (or NULL) of values read back and refused
+ * (unseal said None / the decoder refused them): such a value is never
+ * decoded further; the function runs and its result overwrites it.
+ * Returns the new object, or NULL with an exception set. */
 PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
                           cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key, PyObject *dumps,
-                          PyObject *loads, int codec, int has_key_fn);
+                          PyObject *loads, int mode, int has_key_fn, PyObject *seal, PyObject *unseal,
+                          cm_series *rejected_unverified, cm_series *rejected_undecodable);
 
 /* The built-in value codec of @cached on its own (tests, tools): codec_dumps
  * returns marshal-format (version 2) bytes for None, bool, int (64-bit),

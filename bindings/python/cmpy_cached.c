@@ -15,11 +15,17 @@
  * can: so a call's key never depends on which side built it, and keys made by
  * earlier versions (all through marshal) still match.
  *
- * Values (codec on, the default serializer): the same marshal encoding for
- * the same types, pickle (via dumps/loads) for everything else. Pickle's
- * output always starts with 0x80 (PROTO, protocols 2 and up) and marshal
- * version 2 never writes that byte first, so the first byte tells them apart
- * and values pickled by earlier versions still load.
+ * Values (cmpy.h, CMPY_SER_*): by default the same marshal encoding for the
+ * same types and nothing else (a result of another type is a TypeError at
+ * store time): the decoder builds only those types, so a value another
+ * process wrote cannot run code here. CMPY_SER_PICKLE adds pickle (via
+ * dumps/loads) for the rest; pickle's output always starts with 0x80
+ * (PROTO, protocols 2 and up) and marshal version 2 never writes that byte
+ * first, so the first byte tells them apart. cachemeter/_cached.py allows it
+ * only with seal/unseal (HMAC-SHA256 in a value header, checked before any
+ * byte reaches pickle) or on a memory:// cache, which no one else writes.
+ * A value read back that does not verify or decode is refused: counted,
+ * never decoded further, and replaced by the function's result.
  *
  * Lookups and loads are Cache.get_or_load's (cmpy.h): on a memory:// cache
  * cmpy_lookup_hit keeps the GIL (cm_cache_get_hit never waits for a load);
@@ -42,6 +48,7 @@ enum { kMaxDepth = 32, kUnsupported = 1 };
 typedef struct {
   char *p;
   size_t n, cap;
+  PyObject *unsupported; /* borrowed: what the encoder did not take, if known */
   char small[240];
 } cmpy_buf;
 
@@ -49,6 +56,7 @@ static void buf_init(cmpy_buf *b) {
   b->p = b->small;
   b->n = 0;
   b->cap = sizeof b->small;
+  b->unsupported = NULL;
 }
 
 static void buf_free(cmpy_buf *b) {
@@ -126,6 +134,11 @@ static int enc_sized(cmpy_buf *b, char tag, const char *p, Py_ssize_t n) {
 
 /* Appends obj's encoding: 0, kUnsupported (nothing set: the caller falls
  * back; b may hold a partial encoding), or -1 with an exception set. */
+static int unsupported(cmpy_buf *b, PyObject *o) {
+  b->unsupported = o;
+  return kUnsupported;
+}
+
 static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
   if (o == Py_None) return buf_byte(b, 'N');
   if (o == Py_True) return buf_byte(b, 'T');
@@ -134,7 +147,7 @@ static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
   if (t == &PyLong_Type) {
     int overflow = 0;
     long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (overflow) return kUnsupported;
+    if (overflow) return unsupported(b, o);
     if (x == -1 && PyErr_Occurred()) return -1;
     if (x >= INT32_MIN && x <= INT32_MAX) return buf_tagged(b, 'i', (int32_t)x);
     return enc_long(b, x);
@@ -145,7 +158,7 @@ static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
     if (s == NULL) { /* lone surrogates: marshal writes them ("surrogatepass") */
       if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
       PyErr_Clear();
-      return kUnsupported;
+      return unsupported(b, o);
     }
     return enc_sized(b, 'u', s, n);
   }
@@ -157,10 +170,10 @@ static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
   }
   if (t == &PyBytes_Type) return enc_sized(b, 's', PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
   if (t == &PyTuple_Type || t == &PyList_Type) {
-    if (depth >= kMaxDepth) return kUnsupported;
+    if (depth >= kMaxDepth) return unsupported(b, o);
     int tuple = t == &PyTuple_Type;
     Py_ssize_t n = tuple ? PyTuple_GET_SIZE(o) : PyList_GET_SIZE(o);
-    if (n > INT32_MAX) return kUnsupported;
+    if (n > INT32_MAX) return unsupported(b, o);
     if (buf_tagged(b, tuple ? '(' : '[', (int32_t)n) < 0) return -1;
     /* No Python code runs while encoding, so the list cannot change under us. */
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -170,7 +183,7 @@ static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
     return 0;
   }
   if (t == &PyDict_Type) {
-    if (depth >= kMaxDepth) return kUnsupported;
+    if (depth >= kMaxDepth) return unsupported(b, o);
     if (buf_byte(b, '{') < 0) return -1;
     Py_ssize_t pos = 0;
     PyObject *k, *v;
@@ -181,7 +194,7 @@ static int enc_obj(cmpy_buf *b, PyObject *o, int depth) {
     }
     return buf_byte(b, '0');
   }
-  return kUnsupported;
+  return unsupported(b, o);
 }
 
 /* ---- the decoder ---------------------------------------------------------- */
@@ -332,11 +345,13 @@ static PyObject *codec_loads(const char *p, size_t n) {
 }
 
 /* obj's codec bytes: a new bytes object with *r 0; NULL with *r
- * kUnsupported (nothing set) or -1 (an exception set). */
-static PyObject *codec_encode(PyObject *obj, int *r) {
+ * kUnsupported (nothing set; *bad, if not NULL, borrows the object refused,
+ * or obj) or -1 (an exception set). */
+static PyObject *codec_encode(PyObject *obj, int *r, PyObject **bad) {
   cmpy_buf b;
   buf_init(&b);
   *r = enc_obj(&b, obj, 0);
+  if (bad != NULL) *bad = b.unsupported != NULL ? b.unsupported : obj;
   PyObject *out = *r == 0 ? PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.n) : NULL;
   buf_free(&b);
   return out;
@@ -344,7 +359,7 @@ static PyObject *codec_encode(PyObject *obj, int *r) {
 
 PyObject *cmpy_codec_dumps(PyObject *obj) {
   int r;
-  PyObject *out = codec_encode(obj, &r);
+  PyObject *out = codec_encode(obj, &r, NULL);
   if (r == kUnsupported) Py_RETURN_NONE;
   return out;
 }
@@ -366,63 +381,178 @@ typedef struct {
   PyObject *keep;
   PyObject *tag_args; /* bytes */
   PyObject *slow_key;
-  PyObject *dumps, *loads;
+  PyObject *dumps, *loads;   /* NULL in CMPY_SER_CODEC */
+  PyObject *seal, *unseal;   /* NULL: values are not signed */
   PyObject *dict;
   PyObject *weakrefs;
   cm_cache *c;
   cm_series *hit, *miss, *error;
+  cm_series *rejected_unverified, *rejected_undecodable;
   int64_t ttl_ms;
-  int local, codec, has_key_fn;
+  int local, mode, has_key_fn;
 } cmpy_cached;
 
 static PyTypeObject CachedFunctionType;
 
-/* The value's bytes for the cache (encode of cmpy_load_spec). */
-static PyObject *value_dumps(void *vf, PyObject *result) {
-  cmpy_cached *f = (cmpy_cached *)vf;
-  if (f->codec) {
+/* One call's encode context: result is the function's result once the
+ * loader ran in this call and its value was encoded (owned). */
+typedef struct {
+  cmpy_cached *f;
+  PyObject *result;
+} cmpy_call;
+
+/* The function's name (the key prefix before its NUL), for messages. */
+static PyObject *cached_name(cmpy_cached *f) {
+  Py_ssize_t n = PyBytes_GET_SIZE(f->tag_args);
+  return PyUnicode_DecodeUTF8(PyBytes_AS_STRING(f->tag_args), n >= 2 ? n - 2 : 0, "replace");
+}
+
+/* The TypeError for a result the default serializer does not take; bad is
+ * the object inside it that the encoder refused (result itself, or an item). */
+static PyObject *refuse_type(cmpy_cached *f, PyObject *result, PyObject *bad) {
+  PyObject *name = cached_name(f);
+  if (name == NULL) return NULL;
+  char inner[160] = "";
+  if (bad != result) snprintf(inner, sizeof inner, " (holding a %.100s)", Py_TYPE(bad)->tp_name);
+  PyErr_Format(PyExc_TypeError,
+               "@cached %U: cannot store a result of type %.100s%s: the default serializer takes only None, "
+               "bool, int (64-bit), float, str, bytes and tuples, lists and dicts of them, nested at most 32 "
+               "deep (a value read back from a cache must never run code); pass serializer=\"pickle\" with "
+               "secret=... (values signed with HMAC-SHA256), serializer=\"pickle-unsafe\" (memory:// caches "
+               "only), or a serializer= object with dumps/loads",
+               name, Py_TYPE(result)->tp_name, inner);
+  Py_DECREF(name);
+  return NULL;
+}
+
+/* The value stored for result under key (encode of cmpy_load_spec, and the
+ * store after a refused value): a new bytes (or, unsigned CMPY_SER_USER,
+ * whatever the serializer returned), or NULL with an exception set. */
+static PyObject *value_dumps(void *vcall, const void *key, size_t klen, PyObject *result) {
+  cmpy_call *call = (cmpy_call *)vcall;
+  cmpy_cached *f = call->f;
+  PyObject *out = NULL;
+  if (f->mode != CMPY_SER_USER) {
     int r;
-    PyObject *out = codec_encode(result, &r);
-    if (r != kUnsupported) return out;
+    PyObject *bad;
+    out = codec_encode(result, &r, &bad);
+    if (r < 0) return NULL;
+    if (r == kUnsupported) {
+      if (f->mode == CMPY_SER_CODEC) return refuse_type(f, result, bad);
+      out = PyObject_CallOneArg(f->dumps, result);
+      if (out != NULL &&
+          (!PyBytes_Check(out) || PyBytes_GET_SIZE(out) == 0 || (unsigned char)PyBytes_AS_STRING(out)[0] != 0x80)) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_TypeError, "@cached: the pickle serializer did not write a pickle (protocol >= 2)");
+        return NULL;
+      }
+    }
+  } else {
+    out = PyObject_CallOneArg(f->dumps, result);
   }
-  PyObject *out = PyObject_CallOneArg(f->dumps, result);
-  if (out != NULL && f->codec &&
-      (!PyBytes_Check(out) || PyBytes_GET_SIZE(out) == 0 || (unsigned char)PyBytes_AS_STRING(out)[0] != 0x80)) {
-    Py_DECREF(out);
-    PyErr_SetString(PyExc_TypeError, "@cached: the pickle serializer did not write a pickle (protocol >= 2)");
-    return NULL;
+  if (out != NULL && f->seal != NULL) {
+    if (PyUnicode_Check(out)) { /* a text serializer (json): sign its UTF-8 */
+      Py_SETREF(out, PyUnicode_AsUTF8String(out));
+      if (out == NULL) return NULL;
+    }
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, (Py_ssize_t)klen);
+    PyObject *sealed = k != NULL ? PyObject_CallFunctionObjArgs(f->seal, k, out, NULL) : NULL;
+    Py_XDECREF(k);
+    Py_SETREF(out, sealed);
   }
+  if (out != NULL) Py_XSETREF(call->result, Py_NewRef(result));
   return out;
 }
 
-/* The result a value decodes to. In codec mode every failure is Corrupt (a
- * failing pickle.loads too: its exception becomes the cause); a user
- * serializer's exceptions pass through as they are. */
-static PyObject *value_loads(cmpy_cached *f, const char *p, size_t n) {
-  if (f->codec && (n == 0 || (unsigned char)p[0] != 0x80)) return codec_loads(p, n);
+enum { kAccepted = 0, kUnverified = 1, kUndecodable = 2 };
+
+/* After a failed decode: kUndecodable with the exception cleared for what
+ * a hostile or stale value can cause (any Exception but MemoryError), else
+ * kAccepted with it left set (propagates). */
+static int decode_failure(void) {
+  if (PyErr_ExceptionMatches(PyExc_Exception) && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+    PyErr_Clear();
+    return kUndecodable;
+  }
+  return kAccepted;
+}
+
+/* The result a payload decodes to (the codec, or loads: see the modes). */
+static PyObject *payload_loads(cmpy_cached *f, const char *p, size_t n, int *refused) {
+  if (f->mode == CMPY_SER_CODEC || (f->mode == CMPY_SER_PICKLE && (n == 0 || (unsigned char)p[0] != 0x80))) {
+    PyObject *out = codec_loads(p, n);
+    if (out == NULL) *refused = decode_failure();
+    return out;
+  }
   PyObject *bytes = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
   if (bytes == NULL) return NULL;
   PyObject *out = PyObject_CallOneArg(f->loads, bytes);
   Py_DECREF(bytes);
-  if (out == NULL && f->codec && PyErr_ExceptionMatches(PyExc_Exception) &&
-      !PyErr_ExceptionMatches(PyExc_MemoryError)) {
-    PyObject *t, *v, *tb, *t2, *v2, *tb2;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (v != NULL && tb != NULL) PyException_SetTraceback(v, tb);
-    corrupt("pickle could not load it");
-    PyErr_Fetch(&t2, &v2, &tb2);
-    PyErr_NormalizeException(&t2, &v2, &tb2);
-    if (v2 != NULL && v != NULL) { /* raise Corrupt(...) from the pickle error */
-      PyException_SetCause(v2, Py_NewRef(v));
-      PyException_SetContext(v2, Py_NewRef(v));
-    }
-    PyErr_Restore(t2, v2, tb2);
-    Py_XDECREF(t);
-    Py_XDECREF(v);
-    Py_XDECREF(tb);
-  }
+  /* a pickle that no longer loads (a class renamed since) is refused too; a
+   * user serializer's exceptions pass through as they are */
+  if (out == NULL && f->mode == CMPY_SER_PICKLE) *refused = decode_failure();
   return out;
+}
+
+/* The result the value read under key decodes to; NULL with *refused
+ * kUnverified or kUndecodable (no exception set: the caller recomputes), or
+ * NULL with an exception set. With unseal, nothing of the value is decoded
+ * before its HMAC tag verified. */
+static PyObject *value_loads(cmpy_cached *f, const char *key, size_t klen, const char *p, size_t n, int *refused) {
+  *refused = kAccepted;
+  if (f->unseal == NULL) return payload_loads(f, p, n, refused);
+  PyObject *k = PyBytes_FromStringAndSize(key, (Py_ssize_t)klen);
+  PyObject *v = k != NULL ? PyBytes_FromStringAndSize(p, (Py_ssize_t)n) : NULL;
+  PyObject *payload = v != NULL ? PyObject_CallFunctionObjArgs(f->unseal, k, v, NULL) : NULL;
+  Py_XDECREF(k);
+  Py_XDECREF(v);
+  if (payload == NULL) return NULL;
+  if (payload == Py_None) {
+    Py_DECREF(payload);
+    *refused = kUnverified;
+    return NULL;
+  }
+  if (!PyBytes_Check(payload)) {
+    PyErr_Format(PyExc_TypeError, "@cached: unseal returned %.100s, not bytes", Py_TYPE(payload)->tp_name);
+    Py_DECREF(payload);
+    return NULL;
+  }
+  PyObject *out = payload_loads(f, PyBytes_AS_STRING(payload), (size_t)PyBytes_GET_SIZE(payload), refused);
+  Py_DECREF(payload);
+  return out;
+}
+
+/* After a refused value: runs the function here (counted as a miss, or an
+ * error when it raises or its result cannot be stored) and overwrites the
+ * value with its result; a failing store is counted by the cache and does
+ * not fail the call, as in get_or_load. Returns the result or NULL with an
+ * exception set. */
+static PyObject *recompute(cmpy_cached *f, const char *key, size_t klen, PyObject *const *args, size_t nargs,
+                           PyObject *kwnames) {
+  PyObject *result = PyObject_Vectorcall(f->fn, args, nargs, kwnames);
+  cmpy_call call = {f, NULL};
+  PyObject *value = result != NULL ? value_dumps(&call, key, klen, result) : NULL;
+  Py_XDECREF(call.result);
+  cmpy_bytes b = CMPY_BYTES_INIT;
+  if (value == NULL || cmpy_bytes_get(value, &b, "the serializer's value") < 0) {
+    if (f->error != NULL) cm_counter_add(f->error, 1);
+    Py_XDECREF(value);
+    Py_XDECREF(result);
+    return NULL;
+  }
+  if (f->miss != NULL) cm_counter_add(f->miss, 1);
+  int status;
+  if (f->local) {
+    status = cm_cache_set(f->c, key, klen, b.p, (size_t)b.n, f->ttl_ms);
+  } else {
+    Py_BEGIN_ALLOW_THREADS
+    status = cm_cache_set(f->c, key, klen, b.p, (size_t)b.n, f->ttl_ms);
+    Py_END_ALLOW_THREADS
+  }
+  (void)status; /* counted in cache_errors_total / cache_rejections_total by the cache */
+  cmpy_bytes_release(&b);
+  Py_DECREF(value);
+  return result;
 }
 
 /* slow_key(args_tuple, kwargs_dict_or_None) for a call the encoder does not take. */
@@ -478,17 +608,30 @@ static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargs
     klen = (size_t)PyBytes_GET_SIZE(key_obj);
   }
 
-  int got = f->local ? cmpy_lookup_hit(f->c, key, klen, f->hit, &val, &vlen) : 0;
+  /* hit is counted here once the value decoded: a refused value is a miss */
+  cmpy_call call = {f, NULL};
+  int got = f->local ? cmpy_lookup_hit(f->c, key, klen, NULL, &val, &vlen) : 0;
   if (got == 0) {
-    cmpy_load_spec spec = {f->fn, args, (size_t)nargs, kwnames, value_dumps, f, f->hit, f->miss, f->error};
+    cmpy_load_spec spec = {f->fn, args, (size_t)nargs, kwnames, value_dumps, &call, NULL, f->miss, f->error};
     got = cmpy_load(f->c, key, klen, f->ttl_ms, &spec, &val, &vlen);
   }
   if (got > 0) {
-    result = value_loads(f, (const char *)val, vlen);
+    int refused;
+    result = value_loads(f, key, klen, (const char *)val, vlen, &refused);
     cm_free(val);
+    if (refused != kAccepted) {
+      cm_series *count = refused == kUnverified ? f->rejected_unverified : f->rejected_undecodable;
+      if (count != NULL) cm_counter_add(count, 1);
+      /* the function's own fresh value (a pickle that cannot load): return
+       * its result rather than run it twice; else run it now */
+      result = call.result != NULL ? Py_NewRef(call.result) : recompute(f, key, klen, args, (size_t)nargs, kwnames);
+    } else if (result != NULL && call.result == NULL && f->hit != NULL) {
+      cm_counter_add(f->hit, 1);
+    }
   } else if (got == 0) { /* the encoder turns every result into bytes: not reached */
     result = Py_NewRef(Py_None);
   }
+  Py_XDECREF(call.result);
 done:
   Py_XDECREF(key_obj);
   buf_free(&kb);
@@ -497,14 +640,25 @@ done:
 
 PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
                           cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key_fn,
-                          PyObject *dumps, PyObject *loads, int codec, int has_key_fn) {
+                          PyObject *dumps, PyObject *loads, int mode, int has_key_fn, PyObject *seal,
+                          PyObject *unseal, cm_series *rejected_unverified, cm_series *rejected_undecodable) {
   if (c == NULL) {
     PyErr_SetString(PyExc_ValueError, "cached_function: the cache is NULL");
     return NULL;
   }
-  if (!PyCallable_Check(fn) || !PyCallable_Check(slow_key_fn) || !PyCallable_Check(dumps) ||
-      !PyCallable_Check(loads)) {
+  if (mode != CMPY_SER_USER && mode != CMPY_SER_CODEC && mode != CMPY_SER_PICKLE) {
+    PyErr_Format(PyExc_ValueError, "cached_function: unknown mode %d", mode);
+    return NULL;
+  }
+  int codec_only = mode == CMPY_SER_CODEC;
+  if (!PyCallable_Check(fn) || !PyCallable_Check(slow_key_fn) || (!codec_only && !PyCallable_Check(dumps)) ||
+      (!codec_only && !PyCallable_Check(loads))) {
     PyErr_SetString(PyExc_TypeError, "cached_function: fn, slow_key, dumps and loads must be callable");
+    return NULL;
+  }
+  if ((seal == Py_None) != (unseal == Py_None) || (seal != Py_None && (!PyCallable_Check(seal) ||
+                                                                      !PyCallable_Check(unseal)))) {
+    PyErr_SetString(PyExc_TypeError, "cached_function: seal and unseal must both be callable, or both None");
     return NULL;
   }
   if (!PyBytes_Check(tag_args)) {
@@ -518,17 +672,21 @@ PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *t
   f->keep = Py_NewRef(keep);
   f->tag_args = Py_NewRef(tag_args);
   f->slow_key = Py_NewRef(slow_key_fn);
-  f->dumps = Py_NewRef(dumps);
-  f->loads = Py_NewRef(loads);
+  f->dumps = codec_only ? NULL : Py_NewRef(dumps);
+  f->loads = codec_only ? NULL : Py_NewRef(loads);
+  f->seal = seal != Py_None ? Py_NewRef(seal) : NULL;
+  f->unseal = unseal != Py_None ? Py_NewRef(unseal) : NULL;
   f->dict = NULL;
   f->weakrefs = NULL;
   f->c = c;
   f->hit = hit;
   f->miss = miss;
   f->error = error;
+  f->rejected_unverified = rejected_unverified;
+  f->rejected_undecodable = rejected_undecodable;
   f->ttl_ms = ttl_ms;
   f->local = local != 0;
-  f->codec = codec != 0;
+  f->mode = mode;
   f->has_key_fn = has_key_fn != 0;
   PyObject_GC_Track(f);
   return (PyObject *)f;
@@ -541,6 +699,8 @@ static int cached_traverse(PyObject *self, visitproc visit, void *arg) {
   Py_VISIT(f->slow_key);
   Py_VISIT(f->dumps);
   Py_VISIT(f->loads);
+  Py_VISIT(f->seal);
+  Py_VISIT(f->unseal);
   Py_VISIT(f->dict);
   return 0;
 }
@@ -553,6 +713,8 @@ static int cached_clear(PyObject *self) {
   Py_CLEAR(f->slow_key);
   Py_CLEAR(f->dumps);
   Py_CLEAR(f->loads);
+  Py_CLEAR(f->seal);
+  Py_CLEAR(f->unseal);
   Py_CLEAR(f->dict);
   return 0;
 }

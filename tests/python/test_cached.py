@@ -54,7 +54,7 @@ def test_hits_misses_and_metrics(registry):
     assert ran == [3, 4]
     name = f"{__name__}.test_hits_misses_and_metrics.<locals>.square"
     assert square.metrics() == {"function": name, "hits": 2, "misses": 2, "errors": 0, "hit_ratio": 0.5,
-                                "cache": name}
+                                "rejected": 0, "cache": name}
     assert calls_metric(registry, name, "hit") == 2.0
     assert calls_metric(registry, name, "miss") == 2.0
     assert square.__name__ == "square" and square.__wrapped__(5) == 25
@@ -66,7 +66,7 @@ def test_hits_misses_and_metrics(registry):
 def test_argument_kinds_and_unhashable_args(registry):
     ran = []
 
-    @cachemeter.cached(registry=registry)
+    @cachemeter.cached(registry=registry, serializer="pickle-unsafe")  # results hold a set, a Point
     def f(*args, **kwargs):
         ran.append((args, kwargs))
         return [args, kwargs]
@@ -283,7 +283,7 @@ def test_keys_are_marshal_version_2_of_the_arguments(registry):
 
 
 def test_values_marshal_core_types_pickle_the_rest_and_copy_on_each_hit(registry):
-    @cachemeter.cached(registry=registry, name="v.f")
+    @cachemeter.cached(registry=registry, name="v.f", serializer="pickle-unsafe")
     def f(kind):
         return {"list": [1, {"a": (2, 3.5)}], "point": Point(4), "none": None, "big": 2**70}[kind]
 
@@ -299,7 +299,10 @@ def test_values_marshal_core_types_pickle_the_rest_and_copy_on_each_hit(registry
     assert f.metrics()["misses"] == 4
 
 
-def test_pickled_values_of_earlier_versions_still_load(registry):
+def test_pickled_values_of_earlier_versions_are_refused_by_default(registry):
+    """Earlier versions pickled non-core results under the default serializer;
+    now such a value is refused (never unpickled): the function runs and its
+    result replaces it. With pickle-unsafe (memory:// only) they still load."""
     ran = []
 
     @cachemeter.cached(registry=registry, name="old.f")
@@ -308,21 +311,42 @@ def test_pickled_values_of_earlier_versions_still_load(registry):
         return x
 
     f.cache.set(key_of("old.f", 1), pickle.dumps({"from": "an earlier version"}))
-    assert f(1) == {"from": "an earlier version"} and ran == []
+    assert f(1) == 1 and ran == [1]
+    assert f.cache.get(key_of("old.f", 1)) == marshal.dumps(1, 2)
+    assert f.metrics()["rejected"] == 1 and calls_metric(registry, "old.f", "miss") == 1.0
 
-
-def test_a_foreign_value_is_corrupt_not_a_crash(registry):
-    @cachemeter.cached(registry=registry, name="bad.f")
-    def f(x):
+    @cachemeter.cached(registry=registry, name="old.g", serializer="pickle-unsafe")
+    def g(x):
+        ran.append(x)
         return x
 
-    for garbage in [b"\x01", b"i\x01", b"u\x05\x00\x00\x00ab", b"N trailing", b"", b"(\x02\x00\x00\x00N",
-                    b"\x80\x04garbage", pickle.dumps(Point(1)).replace(b"Point", b"Pxint")]:
-        f.cache.set(key_of("bad.f", 1), garbage)
-        with pytest.raises(cachemeter.Corrupt, match="@cached value") as info:
-            f(1)
-        if garbage[:1] == b"\x80":
-            assert info.value.__cause__ is not None  # pickle's own error
+    g.cache.set(key_of("old.g", 1), pickle.dumps({"from": "an earlier version"}))
+    assert g(1) == {"from": "an earlier version"} and ran == [1]
+
+
+def test_a_foreign_value_is_refused_not_a_crash(registry):
+    """A value the decoder does not take is a miss: counted in
+    cached_rejected_values_total{reason="undecodable"}, the function runs,
+    its result overwrites the value (and a later call is a hit)."""
+    ran = []
+
+    @cachemeter.cached(registry=registry, name="bad.f", serializer="pickle-unsafe")
+    def f(x):
+        ran.append(x)
+        return x
+
+    garbage = [b"\x01", b"i\x01", b"u\x05\x00\x00\x00ab", b"N trailing", b"", b"(\x02\x00\x00\x00N",
+               b"\x80\x04garbage", pickle.dumps(Point(1)).replace(b"Point", b"Pxint")]
+    for n, data in enumerate(garbage, 1):
+        f.cache.set(key_of("bad.f", 1), data)
+        assert f(1) == 1 and len(ran) == n
+        assert f.cache.get(key_of("bad.f", 1)) == marshal.dumps(1, 2)
+        assert f(1) == 1 and len(ran) == n
+    m = f.metrics()
+    assert (m["rejected"], m["misses"], m["hits"]) == (len(garbage), len(garbage), len(garbage))
+    fams = {s.labels.get("reason"): s.value for fam in text_string_to_metric_families(registry.render())
+            for s in fam.samples if s.name == "cachemeter_cached_rejected_values_total"}
+    assert fams == {"undecodable": len(garbage)}  # no secret: no "unverified" series
 
 
 def test_codec_round_trips_exact_types_and_matches_marshal():

@@ -11,6 +11,7 @@ vectors, raised exceptions, handle objects):
 from __future__ import annotations
 
 import gc
+import marshal
 import os
 import sys
 
@@ -89,16 +90,29 @@ def test_other_typemap_paths(registry):
 def test_cached_function_paths():
     """@cached's C callable: hits and misses of the codec (values decoded in
     C, keys on the stack or, past 240 bytes, the heap), pickled values,
-    keyword calls (keys built in Python), a raising function, a corrupt
-    value, and wrappers created and dropped."""
+    keyword calls (keys built in Python), a raising function, signed
+    values, refused values (tampered, foreign) and results, and wrappers
+    created and dropped."""
     reg = cachemeter.Registry()
     big = "k" * 1000
 
-    @cachemeter.cached(cache="memory://?max_entries=300", registry=reg)
+    @cachemeter.cached(cache="memory://?max_entries=300", registry=reg, serializer="pickle-unsafe")
     def f(i, s):
         if i < 0:
             raise ValueError(i)
         return [i, s, {"n": i}] if i % 2 else Point(i)
+
+    @cachemeter.cached(cache="memory://?max_entries=300", registry=reg, serializer="pickle", secret=b"s" * 32,
+                       name="leak.signed")
+    def h(i):
+        return Point(i) if i % 2 else [i]
+
+    @cachemeter.cached(registry=reg, name="leak.refused")
+    def r():
+        return [Point(0)]
+
+    def key(name, *args):
+        return name.encode() + b"\0a" + marshal.dumps(args, 2)
 
     def loop():
         for i in range(20_000):
@@ -109,6 +123,18 @@ def test_cached_function_paths():
                 f(-1, "x")                  # the function raises
             except ValueError:
                 pass
+            h(i % 400)                      # signed values: sealed, verified, unpickled
+            if i % 50 == 0:                 # refused values: tampered, foreign; a refused result type
+                h(1)
+                sealed = h.cache.get(key("leak.signed", 1))
+                h.cache.set(key("leak.signed", 1), sealed[:-1] + bytes([sealed[-1] ^ 1]))
+                h(1)
+                f.cache.set(key(f.metrics()["function"], 1, "s"), b"\x80junk")
+                f(1, "s")
+                try:
+                    r()
+                except TypeError:
+                    pass
         for i in range(200):
             g = cachemeter.cached(registry=reg, name=f"leak.g{i % 3}")(lambda x: x)
             g(1)
@@ -122,6 +148,7 @@ def test_cached_function_paths():
 
     growth = flat(loop)
     assert growth < BOUND_BYTES, f"RSS grew {growth >> 10} KiB"
+    assert h.metrics()["rejected"] > 0 and f.metrics()["rejected"] > 0
     reg.close()
 
 

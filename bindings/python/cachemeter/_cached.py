@@ -12,15 +12,31 @@ entries: a miss, never a wrong hit. A ``key=`` callable replaces all this:
 arguments of the core types (ints within 64 bits, nested at most 31 deep)
 are encoded in C, to the same bytes; the rest here (``slow_key``).
 
-Values: with the default serializer (``pickle``), marshal format 2 (written
-and read in C) for results of the core types but complex, sets and ints past
-64 bits, and ``pickle`` (protocol 5)
-for any other: pickle output starts with byte 0x80 and marshal's never does,
-so values pickled by earlier versions still load. A hit returns a new object
-each time, as pickle does: mutating a result never changes the cached
-value. A stored value neither decoder takes raises ``Corrupt``. With
-``serializer=`` (an object with ``dumps``/``loads``), values are
-``serializer.dumps(result)``. None results are cached too.
+Values (the serializer rule: a value read back from a cache never runs
+code unless the user opted in to that trust):
+
+- default (``serializer=None``): marshal format 2 (written and read in C)
+  for results of the core types: None, bool, int within 64 bits, float,
+  str, bytes, and tuples, lists and dicts of them. The decoder builds
+  nothing else, so a value another process wrote cannot run code. A result
+  of any other type is a ``TypeError`` at store time naming ``serializer=``.
+- ``serializer="pickle"`` with ``secret=`` (or the ``CACHEMETER_SECRET``
+  environment variable): the core types as above, ``pickle`` (protocol 5)
+  for the rest, and every value signed with HMAC-SHA256 in a 42-byte header
+  (``_Sealer``); a value whose tag does not verify is never unpickled.
+- ``serializer="pickle-unsafe"``: the same without signatures, for
+  ``memory://`` caches only (no other process can write there).
+- ``serializer=`` an object with ``dumps``/``loads`` (``json``): its
+  ``loads`` gets what the backend holds; it must be safe on hostile bytes
+  (the ``pickle`` module itself counts as ``"pickle"``).
+- ``secret=`` with any serializer signs its values too.
+
+A value read back that does not verify (``unverified``) or decode
+(``undecodable``: not the codec's, a pickle that no longer loads) is
+refused: counted in ``<prefix>cached_rejected_values_total{function,
+reason}``, never decoded further; the function runs and its result
+overwrites it. A hit returns a new object each time, as pickle does:
+mutating a result never changes the cached value. None results are cached.
 
 The wrapper is a C callable (``_core.CachedFunction``): on a ``memory://``
 cache a hit keeps the GIL (it never waits for a load); a miss, and every
@@ -34,13 +50,17 @@ ran and returned) or ``error`` (it raised). ``fn.metrics()`` reads them.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import inspect
 import marshal
+import os
 import pickle
-from typing import Any, Callable, Dict, Optional, TypeVar, Union, overload
+from typing import Any, Callable, Dict, Optional, Sequence, TypeVar, Union, overload
 
 from . import _core
 from ._cache import Cache, _ttl_ms
+from ._errors import InvalidArgument
 from ._metrics import Registry
 
 __all__ = ["cached"]
@@ -49,8 +69,126 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _CACHE_NAME_MAX = 200  # bytes of UTF-8, the C API's limit on a cache name
 
 
+_MODE_USER, _MODE_CODEC, _MODE_PICKLE = 0, 1, 2  # cmpy.h: CMPY_SER_USER, _CODEC, _PICKLE
+_SECRET_ENV = "CACHEMETER_SECRET"
+_SECRET_MIN = 16  # bytes: a shorter HMAC key could be guessed offline from one signed value
+Secret = Union[bytes, str]
+
+
 def _cache_name(qualname: str) -> str:
     return qualname.encode("utf-8")[:_CACHE_NAME_MAX].decode("utf-8", "ignore") or "cached"
+
+
+class _Sealer:
+    """Signs values with HMAC-SHA256 and checks them before anything decodes them.
+
+    A sealed value is a 42-byte header then the payload::
+
+        0      1 byte   0xC5, the magic (neither the codec nor pickle writes it first)
+        1      1 byte   0x01, the header's version
+        2      8 bytes  key id: HMAC-SHA256(secret, b"cachemeter key id")[:8]
+        10     32 bytes tag: HMAC-SHA256(secret, bytes 0..9 || len(key) as 4 bytes
+                        big-endian || key || payload)
+        42     ...      payload: codec bytes, or a pickle (first byte 0x80)
+
+    The tag covers the cache key (function name and arguments), so a signed
+    value cannot be moved to another key. Several secrets: the first signs,
+    every one verifies (rotation: add the new one first, drop the old one
+    once the entries it signed have expired)."""
+
+    __slots__ = ("_sign_head", "_sign_key", "_keys")
+    MAGIC = b"\xc5\x01"
+    HEADER = 42
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        self._keys = {self.key_id(k): k for k in reversed(secrets)}
+        self._sign_key = secrets[0]
+        self._sign_head = self.MAGIC + self.key_id(secrets[0])
+
+    @staticmethod
+    def key_id(secret: bytes) -> bytes:
+        return hmac.digest(secret, b"cachemeter key id", "sha256")[:8]
+
+    def seal(self, key: bytes, payload: bytes) -> bytes:
+        head = self._sign_head
+        tag = hmac.digest(self._sign_key, b"".join((head, len(key).to_bytes(4, "big"), key, payload)), "sha256")
+        return b"".join((head, tag, payload))
+
+    def unseal(self, key: bytes, value: bytes) -> Optional[bytes]:
+        """The payload, or None when value is not sealed by one of the secrets for key."""
+        if len(value) < self.HEADER or value[:2] != self.MAGIC:
+            return None
+        secret = self._keys.get(value[2:10])
+        if secret is None:
+            return None
+        payload = value[self.HEADER:]
+        tag = hmac.digest(secret, b"".join((value[:10], len(key).to_bytes(4, "big"), key, payload)), "sha256")
+        return payload if hmac.compare_digest(tag, value[10:self.HEADER]) else None
+
+
+def _secrets(secret: Union[Secret, Sequence[Secret], None], env: bool) -> Optional[list]:
+    """secret= as a list of keys (the first signs), else CACHEMETER_SECRET
+    when env, else None."""
+    if secret is None and env:
+        raw = os.environb.get(_SECRET_ENV.encode()) if os.supports_bytes_environ else None
+        if raw is None and os.environ.get(_SECRET_ENV) is not None:
+            raw = os.environ[_SECRET_ENV].encode("utf-8")
+        secret = raw or None
+        where = f"the environment variable {_SECRET_ENV}"
+    else:
+        where = "secret="
+    if secret is None:
+        return None
+    items = [secret] if isinstance(secret, (bytes, bytearray, str)) else list(secret)
+    keys = []
+    for s in items:
+        if isinstance(s, str):
+            s = s.encode("utf-8")
+        if not isinstance(s, (bytes, bytearray)):
+            raise TypeError(f"@cached: {where} must be bytes or str (or a sequence of them), not {type(s).__name__}")
+        if len(s) < _SECRET_MIN:
+            raise InvalidArgument(f"@cached: {where} must be at least {_SECRET_MIN} bytes (secrets.token_bytes(32) "
+                                  f"makes one), not {len(s)}")
+        keys.append(bytes(s))
+    if not keys:
+        raise InvalidArgument(f"@cached: {where} is empty")
+    return keys
+
+
+def _serializer(serializer: Any, secret: Any, local: bool, qualname: str, uri: str) -> tuple:
+    """(mode, dumps, loads, sealer or None) for serializer= and secret=; refuses
+    what would let a cache's value run code without the user's opt-in."""
+    if serializer is pickle or getattr(serializer, "loads", None) in (pickle.loads, getattr(pickle, "_loads", None)):
+        serializer = "pickle"
+    if serializer is None:
+        keys = _secrets(secret, env=False)
+        return _MODE_CODEC, None, None, _Sealer(keys) if keys else None
+    if serializer == "pickle":
+        keys = _secrets(secret, env=True)
+        if keys is None:
+            raise InvalidArgument(
+                f"@cached {qualname}: serializer=\"pickle\" needs a secret: pickle runs code chosen by whoever "
+                f"wrote the value, so values are signed (HMAC-SHA256) and checked before unpickling; pass "
+                f"secret=b\"...\" (at least {_SECRET_MIN} bytes) or set {_SECRET_ENV}, or use "
+                f"serializer=\"pickle-unsafe\" on a memory:// cache")
+        return _MODE_PICKLE, functools.partial(pickle.dumps, protocol=5), pickle.loads, _Sealer(keys)
+    if serializer == "pickle-unsafe":
+        if secret is not None:
+            raise InvalidArgument(f"@cached {qualname}: serializer=\"pickle-unsafe\" is unsigned; with a secret, "
+                                  "use serializer=\"pickle\"")
+        if not local:
+            raise InvalidArgument(
+                f"@cached {qualname}: serializer=\"pickle-unsafe\" is for memory:// caches only, not {uri!r}: "
+                f"another process can write to this cache, and unpickling its value would run its code; use "
+                f"serializer=\"pickle\" with secret=")
+        return _MODE_PICKLE, functools.partial(pickle.dumps, protocol=5), pickle.loads, None
+    if isinstance(serializer, str):
+        raise InvalidArgument(f"@cached {qualname}: unknown serializer {serializer!r}: expected None, \"pickle\", "
+                              "\"pickle-unsafe\" or an object with dumps/loads")
+    if not callable(getattr(serializer, "dumps", None)) or not callable(getattr(serializer, "loads", None)):
+        raise TypeError(f"@cached {qualname}: serializer= must have dumps() and loads(), not {serializer!r}")
+    keys = _secrets(secret, env=False)
+    return _MODE_USER, serializer.dumps, serializer.loads, _Sealer(keys) if keys else None
 
 
 @overload
@@ -59,13 +197,15 @@ def cached(fn: _F) -> _F: ...
 
 @overload
 def cached(fn: None = None, *, cache: Union[Cache, str, None] = None, ttl: Optional[float] = None,
-           key: Optional[Callable[..., Union[bytes, str]]] = None, serializer: Any = pickle,
-           registry: Optional[Registry] = None, name: Optional[str] = None) -> Callable[[_F], _F]: ...
+           key: Optional[Callable[..., Union[bytes, str]]] = None, serializer: Any = None,
+           secret: Union[Secret, Sequence[Secret], None] = None, registry: Optional[Registry] = None,
+           name: Optional[str] = None) -> Callable[[_F], _F]: ...
 
 
 def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, None] = None,
            ttl: Optional[float] = None, key: Optional[Callable[..., Union[bytes, str]]] = None,
-           serializer: Any = pickle, registry: Optional[Registry] = None, name: Optional[str] = None) -> Any:
+           serializer: Any = None, secret: Union[Secret, Sequence[Secret], None] = None,
+           registry: Optional[Registry] = None, name: Optional[str] = None) -> Any:
     """Caches a function's results in a cachemeter cache.
 
     ``@cached`` or ``@cached(cache=..., ttl=..., key=..., serializer=...)``:
@@ -76,7 +216,13 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
     - ``ttl``: seconds (None: the cache's default; ``math.inf``: never).
     - ``key``: ``key(*args, **kwargs) -> bytes | str`` replacing the
       argument encoding (the function's name is still prepended).
-    - ``serializer``: ``dumps``/``loads`` for the values (default ``pickle``).
+    - ``serializer``: None (the default: core types only, a ``TypeError``
+      for other results), ``"pickle"`` (needs ``secret``), ``"pickle-unsafe"``
+      (``memory://`` caches only), or an object with ``dumps``/``loads``.
+    - ``secret``: bytes or str of at least 16 bytes, or a sequence of them
+      (the first signs, all verify): values are signed with HMAC-SHA256 and
+      a value that does not verify is a miss. ``serializer="pickle"`` takes
+      ``CACHEMETER_SECRET`` from the environment when it is None.
     - ``name``: the function's name in keys and metrics (default
       ``module.qualname``).
 
@@ -90,7 +236,8 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
     functions are refused with ``TypeError``: their results are not values.
     """
     if fn is not None:
-        return cached(cache=cache, ttl=ttl, key=key, serializer=serializer, registry=registry, name=name)(fn)
+        return cached(cache=cache, ttl=ttl, key=key, serializer=serializer, secret=secret, registry=registry,
+                      name=name)(fn)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
@@ -99,8 +246,11 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
             raise TypeError(f"@cached cannot memoize {fn.__qualname__}: it returns a coroutine or a "
                             "generator; cache the values it produces instead")
         qualname = name or f"{fn.__module__}.{fn.__qualname__}"
+        uri = (cache or "memory://") if cache is None or isinstance(cache, str) else cache.uri
+        local = uri[:9].lower() == "memory://"
+        mode, dumps, loads, sealer = _serializer(serializer, secret, local, qualname, uri)
         if cache is None or isinstance(cache, str):
-            c = Cache(cache or "memory://", _cache_name(qualname), registry)
+            c = Cache(uri, _cache_name(qualname), registry)
         else:
             c = cache
         reg = c.registry
@@ -109,6 +259,13 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
                             "call), miss (it ran and returned), error (it raised).",
                             labels=("function", "result"))
         hit, miss, error = (calls.labels(qualname, r) for r in ("hit", "miss", "error"))
+        rejected = reg.counter(reg.prefix + "cached_rejected_values",
+                               "Values of @cached functions read from their cache and refused, by reason: "
+                               "unverified (its HMAC tag did not verify), undecodable (the decoder refused it). "
+                               "The function ran instead and its result replaced the value.",
+                               labels=("function", "reason"))
+        unverified = rejected.labels(qualname, "unverified") if sealer is not None else None
+        undecodable = rejected.labels(qualname, "undecodable")
         ttl_ms = _ttl_ms(ttl)
         head = qualname.encode("utf-8") + b"\0"
         tag_args, tag_kwargs, tag_pickle, tag_user = head + b"a", head + b"k", head + b"p", head + b"u"
@@ -133,19 +290,21 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
                 raise TypeError(f"@cached {qualname}: cannot build a key from its arguments ({e}); "
                                 "pass key=... to @cached") from e
 
-        codec = serializer is pickle
-        dumps = functools.partial(pickle.dumps, protocol=5) if codec else serializer.dumps
-        local = c.uri[:9].lower() == "memory://"
-        wrapper = _core.cached_function(fn, handle, (handle, hit._p, miss._p, error._p), tag_args, ttl_ms, local,
-                                        hit._p, miss._p, error._p, slow_key, dumps, serializer.loads, codec,
-                                        user_key is not None)
+        series = (hit, miss, error, undecodable) + ((unverified,) if unverified is not None else ())
+        wrapper = _core.cached_function(fn, handle, (handle,) + tuple(s._p for s in series), tag_args, ttl_ms,
+                                        local, hit._p, miss._p, error._p, slow_key, dumps, loads, mode,
+                                        user_key is not None, sealer.seal if sealer else None,
+                                        sealer.unseal if sealer else None,
+                                        unverified._p if unverified is not None else None, undecodable._p)
 
         def metrics() -> Dict[str, Any]:
             """This function's calls: hits, misses, errors, hit_ratio (hits over
-            calls that did not raise; 0.0 before any), and its cache's name."""
+            calls that did not raise; 0.0 before any), rejected (values read
+            back and refused: unverified or undecodable), and its cache's name."""
             h, m, e = int(hit.value), int(miss.value), int(error.value)
+            r = int(undecodable.value) + (int(unverified.value) if unverified is not None else 0)
             return {"function": qualname, "hits": h, "misses": m, "errors": e,
-                    "hit_ratio": h / (h + m) if h + m else 0.0, "cache": c.name}
+                    "hit_ratio": h / (h + m) if h + m else 0.0, "rejected": r, "cache": c.name}
 
         def cache_clear() -> None:
             """Empties the function's cache (all of it, if shared)."""

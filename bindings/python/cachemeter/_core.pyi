@@ -79,8 +79,12 @@ class CachedFunction:  # what @cached returns: a C callable that binds like a fu
 
 def cached_function(fn: Callable[..., Any], c: cm_cache, keep: tuple, tag_args: bytes, ttl_ms: int, local: int,
                     hit: Optional[cm_series], miss: Optional[cm_series], error: Optional[cm_series],
-                    slow_key: Callable[[tuple, Optional[dict]], bytes], dumps: Callable[[Any], Any],
-                    loads: Callable[[bytes], Any], codec: int, has_key_fn: int) -> CachedFunction: ...
+                    slow_key: Callable[[tuple, Optional[dict]], bytes], dumps: Optional[Callable[[Any], Any]],
+                    loads: Optional[Callable[[bytes], Any]], mode: int, has_key_fn: int,
+                    seal: Optional[Callable[[bytes, bytes], bytes]],
+                    unseal: Optional[Callable[[bytes, bytes], Optional[bytes]]],
+                    rejected_unverified: Optional[cm_series], rejected_undecodable: Optional[cm_series]
+                    ) -> CachedFunction: ...
 def codec_dumps(obj: Any) -> Optional[bytes]: ...
 def codec_loads(data: bytes) -> Any: ...
 
