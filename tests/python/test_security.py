@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -174,7 +175,39 @@ def test_a_result_the_default_serializer_does_not_take_is_a_type_error(registry)
         point(1)
     with pytest.raises(TypeError, match=r"type dict \(holding a set\).*serializer="):
         nested(1)
-    assert point.metrics()["errors"] == 1 and len(point.cache.stats()) and point.cache.stats()["entries"] == 0
+    assert point.metrics()["errors"] == 1 and point.cache.stats()["entries"] == 0  # nothing stored
+
+
+def test_threads_reading_one_refused_value_all_get_the_real_result(registry, tmp_path):
+    marker = tmp_path / "marker"
+
+    @cachemeter.cached(registry=registry, name="sec.threads")
+    def f(x):
+        return {"real": x}
+
+    errors, results = [], []
+
+    def reader():
+        try:
+            for _ in range(200):
+                results.append(f(1))
+        except BaseException as e:  # noqa: B902 - reported below
+            errors.append(e)
+
+    def writer():
+        for _ in range(200):
+            f.cache.set(key_of("sec.threads", 1), pickle.dumps(Evil(marker)))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(BOUND)
+    assert not errors and not marker.exists()
+    assert results == [{"real": 1}] * 800
+    m = f.metrics()
+    # every miss but (perhaps) the first call's was a refused value, recomputed
+    assert m["hits"] + m["misses"] == 800 and m["rejected"] in (m["misses"] - 1, m["misses"])
 
 
 # ---- serializer="pickle": signed values
