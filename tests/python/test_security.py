@@ -335,6 +335,10 @@ def test_pickle_without_a_secret_is_refused_at_decoration(registry, monkeypatch)
             cachemeter.cached(registry=registry, serializer=serializer)(lambda: 1)
     with pytest.raises(ValueError, match="at least 16 bytes"):
         cachemeter.cached(registry=registry, serializer="pickle", secret=b"short")(lambda: 1)
+    with pytest.raises(TypeError, match="secret= must be bytes or str"):
+        cachemeter.cached(registry=registry, serializer="pickle", secret=12345)(lambda: 1)
+    with pytest.raises(ValueError, match="secret= is empty"):
+        cachemeter.cached(registry=registry, serializer="pickle", secret=[])(lambda: 1)
     with pytest.raises(ValueError, match="unknown serializer"):
         cachemeter.cached(registry=registry, serializer="marshal")(lambda: 1)
     with pytest.raises(TypeError, match="dumps"):
@@ -354,8 +358,9 @@ def test_pickle_unsafe_is_for_memory_caches_only(registry, tmp_path, request):
         shared.append(f"redis+unix://{request.getfixturevalue('redis_socket')}")
     assert shared, "no shared backend built"
     for uri in shared:
-        with pytest.raises(ValueError, match=r'"pickle-unsafe" is for memory:// caches only'):
+        with pytest.raises(ValueError, match=r'"pickle-unsafe" is for memory:// caches only') as info:
             cachemeter.cached(cache=uri, registry=registry, serializer="pickle-unsafe")(lambda: 1)
+        assert str(tmp_path) not in str(info.value) and "sock" not in str(info.value)  # the scheme, not the URI
         with cachemeter.Cache(uri, "given", registry=registry) as c:  # a Cache object: the same rule
             with pytest.raises(ValueError, match="memory:// caches only"):
                 cachemeter.cached(cache=c, serializer="pickle-unsafe")(lambda: 1)

@@ -49,8 +49,8 @@ ran and returned) or ``error`` (it raised). ``fn.metrics()`` reads them.
 """
 from __future__ import annotations
 
+import collections.abc
 import functools
-import hashlib
 import hmac
 import inspect
 import marshal
@@ -139,7 +139,12 @@ def _secrets(secret: Union[Secret, Sequence[Secret], None], env: bool) -> Option
         where = "secret="
     if secret is None:
         return None
-    items = [secret] if isinstance(secret, (bytes, bytearray, str)) else list(secret)
+    if isinstance(secret, (bytes, bytearray, str)):
+        items = [secret]
+    elif isinstance(secret, collections.abc.Sequence):
+        items = list(secret)
+    else:
+        raise TypeError(f"@cached: {where} must be bytes or str (or a sequence of them), not {type(secret).__name__}")
     keys = []
     for s in items:
         if isinstance(s, str):
@@ -178,7 +183,8 @@ def _serializer(serializer: Any, secret: Any, local: bool, qualname: str, uri: s
                                   "use serializer=\"pickle\"")
         if not local:
             raise InvalidArgument(
-                f"@cached {qualname}: serializer=\"pickle-unsafe\" is for memory:// caches only, not {uri!r}: "
+                f"@cached {qualname}: serializer=\"pickle-unsafe\" is for memory:// caches only, not "
+                f"{uri.split(':', 1)[0]}: "
                 f"another process can write to this cache, and unpickling its value would run its code; use "
                 f"serializer=\"pickle\" with secret=")
         return _MODE_PICKLE, functools.partial(pickle.dumps, protocol=5), pickle.loads, None
