@@ -48,7 +48,9 @@
  * cannot be opened or written, CM_EUNAVAILABLE; a full disk, CM_EBACKEND.
  * redis://[user:password@]host:port/db?... or redis+unix:///path.sock?...
  * (builds with CM_WITH_REDIS) keeps entries in a Redis server that processes
- * and hosts share; Redis expires them itself:
+ * and hosts share; Redis expires them itself. An omitted host is 127.0.0.1
+ * and an omitted port 6379 (redis-cli's defaults: "redis://" is the local
+ * server), db 0:
  *   prefix=P           key prefix (default "cachemeter:<namespace>:", the
  *                      namespace being the cache's name unless namespace=).
  *   timeout_ms=N       per command (default 1000), then CM_ETIMEOUT.
@@ -151,7 +153,13 @@ CM_EXTERN int cm_cache_get_hit(cm_cache *c, const void *key, size_t klen, void *
  * < 0 = never expires, > 0 = expires after that many ms. val may be NULL
  * when vlen is 0. Returns CM_OK; CM_EINVAL (c or key NULL, klen 0, val NULL
  * with vlen > 0); CM_ELIMIT (klen + vlen > max_entry_bytes, or more than the
- * backend can ever hold); CM_ENOMEM; backend errors. */
+ * backend can ever hold); CM_ENOMEM; backend errors.
+ * CM_ETIMEOUT from a remote backend (redis) means the outcome is unknown:
+ * the command was sent and its reply did not come within timeout_ms, so the
+ * server may have stored the value all the same. It is counted as what it
+ * is, cache_errors_total{op="set",kind="timeout"}, not in cache_sets_total;
+ * a caller that must know reads the key back. Every other failure means
+ * nothing was stored. */
 CM_EXTERN int cm_cache_set(cm_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                            int64_t ttl_ms);
 

@@ -130,6 +130,20 @@ TEST_F(RedisBackendTest, DefaultPrefixFromNamespaceAndCountInterval) {
   EXPECT_EQ(b->entries(), 0u);  // the last count, until count_interval_ms passes
 }
 
+// An omitted host is 127.0.0.1 and an omitted port 6379 (cache.h): never an
+// empty host handed to the resolver.
+TEST(RedisUri, OmittedHostAndPortAreTheLocalDefaults) {
+  auto where = [](const char* uri) {
+    auto b = cm::make_backend(cm::Uri::parse(uri), nullptr);
+    return dynamic_cast<cm::RedisBackend&>(*b).options().where();
+  };
+  EXPECT_EQ(where("redis://"), "127.0.0.1:6379");
+  EXPECT_EQ(where("redis://?timeout_ms=10"), "127.0.0.1:6379");
+  EXPECT_EQ(where("redis://:6380"), "127.0.0.1:6380");
+  EXPECT_EQ(where("redis://:secret@/2"), "127.0.0.1:6379");
+  EXPECT_EQ(where("redis://cache.example"), "cache.example:6379");
+}
+
 TEST_F(RedisBackendTest, ForeignValueIsCorrupt) {
   auto& s = server();
   auto b = open(url(s.port(), "prefix=t:"));
