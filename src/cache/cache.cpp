@@ -587,16 +587,21 @@ int cache_clear(cm_cache& c) {
   return CM_OK;
 }
 
-namespace {
-
 // A lock token: 128 bits from a process-wide splitmix64 sequence seeded from
 // random_device and the pid. Not thread_local: the library's TLS block must
 // stay small, or dlopen (Python, ctypes) refuses an initial-exec library.
-std::string random_token() {
-  static std::atomic<uint64_t> state{[] {
+// Reseeded in a child of fork(): a child continuing its parent's sequence
+// would draw the very tokens the parent draws next, and could release a
+// lock the parent holds.
+std::string lock_token() {
+  static std::atomic<uint64_t> state{0};
+  static std::atomic<uint64_t> seeded_in{~uint64_t{0}};  // fork::generation() at the last seeding
+  if (const uint64_t gen = fork::generation(); seeded_in.load(std::memory_order_acquire) != gen) {
     std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid());
-  }()};
+    state.store((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid()),
+                std::memory_order_relaxed);
+    seeded_in.store(gen, std::memory_order_release);
+  }
   auto next = [] {
     uint64_t z = state.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -608,6 +613,8 @@ std::string random_token() {
                 static_cast<unsigned long long>(next()));
   return buf;
 }
+
+namespace {
 
 // Looks key up again (no hit or miss counted): true and *value filled when
 // the store holds it fresh now.
@@ -648,7 +655,7 @@ class DistLock {
       if (c_.extra.lock_wait)
         cm_histogram_observe(c_.extra.lock_wait, std::chrono::duration<double>(clock::now() - t0).count());
     };
-    token_ = random_token();
+    token_ = lock_token();
     auto backoff = std::chrono::milliseconds(1);
     for (;;) {
       bool got = false;

@@ -171,6 +171,10 @@ int cache_clear(cm_cache& c);
 int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void* ctx, int64_t ttl_ms, void** val,
                       size_t* vlen);
 std::string cache_stats_json(cm_cache& c);
+
+// A fresh random token for the cross-process load lock (thread-safe; never
+// the same in a parent and its fork() children).
+std::string lock_token();
 void cache_reset_stats(cm_cache& c);
 
 }  // namespace cm

@@ -121,6 +121,9 @@ void Enrolment::leave() {
   hooks_ = nullptr;
 }
 
-uint64_t generation() { return g_generation.load(std::memory_order_relaxed); }
+uint64_t generation() {
+  install();  // a caller that compares generations needs the child handler
+  return g_generation.load(std::memory_order_relaxed);
+}
 
 }  // namespace cm::fork

@@ -77,8 +77,8 @@ class Enrolment {
 };
 
 // How many fork() calls this process descends from since the library was
-// loaded (bumped in every child). An object that recorded it can tell it was
-// inherited.
+// loaded (bumped in every child, once the handlers are installed: the first
+// call installs them). An object that recorded it can tell it was inherited.
 uint64_t generation();
 
 }  // namespace cm::fork

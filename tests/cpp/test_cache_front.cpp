@@ -2,6 +2,9 @@
 // exact metric values. Thread tests: test_cache_concurrency.cpp.
 #include "cache_test_util.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 using namespace cmtest;
 
 TEST(CacheFront, TtlExpiresExactlyOnTheManualClock) {
@@ -86,4 +89,28 @@ TEST(CacheFront, SamplingTimesOneInN) {
   cm::CacheGroup* g = c.c->group.get();
   EXPECT_EQ(cm_series_value(g->misses), 1000);  // counts are never sampled
   EXPECT_EQ(cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]), 100);
+}
+
+// A child of fork() must not draw the parent's next load-lock tokens: with
+// the same token it could release a lock the parent holds.
+TEST(CacheFront, LockTokensDifferAcrossFork) {
+  (void)cm::lock_token();  // seeded before fork
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string t = cm::lock_token();
+    ::_exit(::write(fds[1], t.data(), t.size()) == static_cast<ssize_t>(t.size()) ? 0 : 1);
+  }
+  std::string mine = cm::lock_token();
+  char buf[64];
+  ssize_t n = ::read(fds[0], buf, sizeof buf);
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  ASSERT_EQ(n, 32);
+  EXPECT_EQ(mine.size(), 32u);
+  EXPECT_NE(std::string(buf, static_cast<size_t>(n)), mine);
 }
