@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
@@ -36,11 +38,61 @@ struct StmtFinalize {
 using Db = std::unique_ptr<sqlite3, DbClose>;
 using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
 
-// A damaged or foreign file reads as SQLITE_CORRUPT / SQLITE_NOTADB.
+// Bounds on what reading a metrics file may cost (docs/persistence.md,
+// "Hostile files"): the longest single value (SQLITE_LIMIT_LENGTH), the rows
+// and text bytes read in all, and the time every statement of the checks and
+// the restore may take together.
+constexpr int kMaxValueBytes = 16 << 20;
+constexpr int64_t kMaxRows = int64_t{1} << 20;
+constexpr int64_t kMaxTextBytes = int64_t{256} << 20;
+constexpr auto kReadDeadline = std::chrono::seconds(30);
+
+// A damaged or foreign file reads as SQLITE_CORRUPT / SQLITE_NOTADB; a value
+// past the length limit (SQLITE_TOOBIG) or a read stopped by the deadline
+// (SQLITE_INTERRUPT) are a hostile file's.
 [[noreturn]] void fail(sqlite3* db, int rc, const std::string& what) {
   int code = rc & 0xff;
-  int status = (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? CM_ECORRUPT : CM_EBACKEND;
-  throw Error(status, what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+  std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (code == SQLITE_TOOBIG)
+    why += " (a value longer than " + std::to_string(kMaxValueBytes >> 20) + " MiB: refused, not loaded)";
+  if (code == SQLITE_INTERRUPT)
+    why += " (reading took longer than " + std::to_string(kReadDeadline.count()) + " s: refused)";
+  int status = (code == SQLITE_CORRUPT || code == SQLITE_NOTADB || code == SQLITE_TOOBIG || code == SQLITE_INTERRUPT)
+                   ? CM_ECORRUPT
+                   : CM_EBACKEND;
+  throw Error(status, what + ": " + why);
+}
+
+// The progress handler's deadline: a statement running past it is
+// interrupted (SQLITE_INTERRUPT). Installed while a file is checked and read.
+struct Deadline {
+  std::chrono::steady_clock::time_point until = std::chrono::steady_clock::now() + kReadDeadline;
+  static int expired(void* self) {
+    return std::chrono::steady_clock::now() > static_cast<Deadline*>(self)->until ? 1 : 0;
+  }
+};
+
+// Every connection to a metrics file: nothing in the file can run code or
+// grow without bound. The schema is checked exactly (check_schema) before any
+// table is read; these are the second line: no triggers, no views, no
+// functions from the schema, no extensions, no writable schema, small limits.
+void harden(sqlite3* db, Deadline* deadline) {
+  sqlite3_limit(db, SQLITE_LIMIT_LENGTH, kMaxValueBytes);
+  sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, 100000);
+  sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 100);
+  sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 100);
+  sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, 4);
+  sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 8);
+  sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 100);
+  sqlite3_limit(db, SQLITE_LIMIT_TRIGGER_DEPTH, 1);
+  sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, nullptr);
+  sqlite3_progress_handler(db, deadline ? 10000 : 0, deadline ? &Deadline::expired : nullptr, deadline);
 }
 
 Stmt prepare(sqlite3* db, const char* sql) {
@@ -111,6 +163,80 @@ const char* const kSchema =
     "  created REAL NOT NULL,\n"
     "  updated REAL NOT NULL,\n"
     "  PRIMARY KEY (family_id, label_values)) WITHOUT ROWID;\n";
+
+// The objects of sqlite_schema (type, name, tbl_name, sql), sorted by name.
+using SchemaRows = std::vector<std::array<std::string, 4>>;
+
+SchemaRows schema_rows(sqlite3* db) {
+  SchemaRows out;
+  sqlite3_stmt* raw = nullptr;
+  const char* sql = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name, type";
+  int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
+  Stmt st(raw);
+  if (rc != SQLITE_OK) fail(db, rc, "reading sqlite_schema");
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    if (out.size() >= 64) throw Error(CM_ECORRUPT, "sqlite_schema holds too many objects");
+    std::array<std::string, 4> row;
+    for (int i = 0; i < 4; ++i) {
+      const unsigned char* p = sqlite3_column_text(st.get(), i);
+      row[i] = p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st.get(), i)))
+                 : std::string("NULL");
+    }
+    out.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) fail(db, rc, "reading sqlite_schema");
+  return out;
+}
+
+// What kSchema makes, read back from an in-memory database once: the exact
+// text SQLite stores for our statements, and the indexes it adds for them.
+const SchemaRows& expected_schema() {
+  static SchemaRows rows;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    sqlite3* raw = nullptr;
+    int rc = sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    Db db(raw);
+    if (rc != SQLITE_OK) fail(raw, rc, "opening an in-memory database");
+    rc = sqlite3_exec(db.get(), kSchema, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) fail(db.get(), rc, "creating the metrics schema in memory");
+    rows = schema_rows(db.get());
+  });
+  return rows;
+}
+
+// Only the schema we wrote is accepted: every object of sqlite_schema equals
+// one that kSchema creates (type, name, table and CREATE text, byte for
+// byte), none missing, nothing else: no view, trigger, extra table or index.
+void check_schema(sqlite3* db, const std::string& path) {
+  const SchemaRows& want = expected_schema();
+  SchemaRows got = schema_rows(db);
+  std::string why;
+  for (const auto& g : got) {
+    bool found = false;
+    for (const auto& w : want) found = found || w == g;
+    if (!found) {
+      bool same_name = false;
+      for (const auto& w : want) same_name = same_name || (w[1] == g[1] && w[0] == g[0]);
+      why = (same_name ? "the " + g[0] + " \"" + g[1] + "\" is not defined as cachemeter defines it"
+                       : "unexpected " + g[0] + " \"" + g[1] + "\"");
+      break;
+    }
+  }
+  if (why.empty()) {
+    for (const auto& w : want) {
+      bool found = false;
+      for (const auto& g : got) found = found || w == g;
+      if (!found) {
+        why = "the " + w[0] + " \"" + w[1] + "\" is missing";
+        break;
+      }
+    }
+  }
+  if (!why.empty())
+    throw Error(CM_ECORRUPT, "\"" + path + "\" is not a cachemeter metrics file as this library writes it (" + why +
+                                 "); refused, left untouched");
+}
 
 // ---- JSON arrays (label names and values, bounds, bucket counts) -------------
 
@@ -301,22 +427,45 @@ class JsonArray {
 // Opens path read-only and checks that it is a cachemeter metrics file in
 // good health, without writing a byte. Returns false when there is nothing
 // there yet (missing or empty). Throws Error.
-bool check_file(const std::string& path, bool must_exist) {
+struct Row {
+  int64_t ival = 0;
+  double dval = 0;
+  double sum = 0;
+  std::vector<uint64_t> counts;  // histograms: per bucket, +Inf last
+  double created = 0;
+};
+
+struct SavedFamily {
+  int64_t id = 0;
+  std::string kind, labels_json, bounds_json, help;
+  std::unordered_map<std::string, Row> rows;  // by label values (JSON)
+};
+using SavedMap = std::unordered_map<std::string, SavedFamily>;
+using ByName = std::unordered_map<std::string, std::vector<std::string>>;
+void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name);
+
+// Opens path read-only and checks, without writing a byte, that it is a
+// cachemeter metrics file in good health: ours (application_id, user_version,
+// exactly our schema), undamaged (quick_check), and every row readable within
+// the bounds (read into saved/by_name, one snapshot). Returns the connection,
+// or null when there is nothing there yet (missing or empty). Throws Error.
+Db check_file(const std::string& path, bool must_exist, Deadline& deadline, SavedMap& saved, ByName& by_name) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT && !must_exist) return false;
+    if (errno == ENOENT && !must_exist) return nullptr;
     throw Error(errno == ENOENT ? CM_EINVAL : CM_EBACKEND,
                 "cannot use \"" + path + "\": " + std::strerror(errno));
   }
   if (!S_ISREG(st.st_mode)) throw Error(CM_EINVAL, "\"" + path + "\" is not a regular file");
   if (st.st_size == 0) {
-    if (!must_exist) return false;
+    if (!must_exist) return nullptr;
     throw Error(CM_ECORRUPT, "\"" + path + "\" is empty: not a cachemeter metrics file");
   }
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
   Db db(raw);
   if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\" read-only");
+  harden(db.get(), &deadline);
   sqlite3_busy_timeout(db.get(), 5000);
   int64_t app = 0, version = 0;
   try {
@@ -333,6 +482,16 @@ bool check_file(const std::string& path, bool must_exist) {
   if (version < 1 || version > kSchemaVersion)
     throw Error(CM_ECORRUPT, "\"" + path + "\" has metrics schema version " + std::to_string(version) +
                                  ", this library reads 1.." + std::to_string(kSchemaVersion) + "; left untouched");
+  // Exactly our schema before anything else reads a table: nothing the file
+  // defines (a view, a trigger) runs, and every query below reads real tables.
+  try {
+    check_schema(db.get(), path);
+  } catch (const Error& e) {
+    if (e.status() != CM_ECORRUPT) throw;
+    std::string m = e.what();
+    if (m.find("untouched") == std::string::npos) m = "\"" + path + "\": " + m + "; left untouched";
+    throw Error(CM_ECORRUPT, m);
+  }
   Stmt qc = prepare(db.get(), "PRAGMA quick_check(1)");
   rc = sqlite3_step(qc.get());
   std::string verdict = rc == SQLITE_ROW ? column_text(qc.get(), 0) : std::string(sqlite3_errmsg(db.get()));
@@ -340,7 +499,16 @@ bool check_file(const std::string& path, bool must_exist) {
     if (c == '\n') c = ' ';
   if (verdict != "ok")
     throw Error(CM_ECORRUPT, "\"" + path + "\" is damaged (" + verdict + "); left untouched");
-  return true;
+  qc.reset();
+  try {
+    exec(db.get(), "BEGIN");  // one consistent snapshot while an owner writes
+    read_rows(db.get(), saved, by_name);
+    exec(db.get(), "COMMIT");
+  } catch (const Error& e) {
+    if (e.status() != CM_ECORRUPT) throw;
+    throw Error(CM_ECORRUPT, "\"" + path + "\" refused: " + e.what() + "; left untouched");
+  }
+  return db;
 }
 
 // One process owns a metrics file: an open-file-description lock on
@@ -415,28 +583,26 @@ std::string identity(const std::string& name, const std::string& kind, const std
   return id;
 }
 
-struct Row {
-  int64_t ival = 0;
-  double dval = 0;
-  double sum = 0;
-  std::vector<uint64_t> counts;  // histograms: per bucket, +Inf last
-  double created = 0;
-};
 
-struct SavedFamily {
-  int64_t id = 0;
-  std::string kind, labels_json, bounds_json, help;
-  std::unordered_map<std::string, Row> rows;  // by label values (JSON)
-};
-
-// Reads every family and series row of db.
-void read_rows(sqlite3* db, std::unordered_map<std::string, SavedFamily>& saved,
-               std::unordered_map<std::string, std::vector<std::string>>& by_name,
-               std::unordered_map<int64_t, SavedFamily*>* by_id_out = nullptr) {
+// Reads every family and series row of db, within the bounds (kMaxRows,
+// kMaxTextBytes; SQLITE_LIMIT_LENGTH per value). Throws Error.
+void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name) {
   std::unordered_map<int64_t, SavedFamily*> by_id;
+  // Bounds on what the file can make us hold (each value is bounded by
+  // SQLITE_LIMIT_LENGTH already): rows and text bytes in all.
+  int64_t nrows = 0, nbytes = 0;
+  auto budget = [&](sqlite3_stmt* st, int ncols) {
+    ++nrows;
+    for (int i = 0; i < ncols; ++i) nbytes += sqlite3_column_bytes(st, i);
+    if (nrows > kMaxRows)
+      throw Error(CM_ECORRUPT, "more than " + std::to_string(kMaxRows) + " rows: refused, not loaded");
+    if (nbytes > kMaxTextBytes)
+      throw Error(CM_ECORRUPT, "more than " + std::to_string(kMaxTextBytes >> 20) + " MiB of text: refused, not loaded");
+  };
   Stmt fs = prepare(db, "SELECT id, name, kind, label_names, bounds, help FROM cm_family");
   int rc;
   while ((rc = sqlite3_step(fs.get())) == SQLITE_ROW) {
+    budget(fs.get(), 6);
     SavedFamily f;
     f.id = sqlite3_column_int64(fs.get(), 0);
     std::string name = column_text(fs.get(), 1);
@@ -458,6 +624,7 @@ void read_rows(sqlite3* db, std::unordered_map<std::string, SavedFamily>& saved,
   Stmt ss = prepare(db,
                     "SELECT family_id, label_values, int_part, double_part, sum, buckets, created FROM cm_series");
   while ((rc = sqlite3_step(ss.get())) == SQLITE_ROW) {
+    budget(ss.get(), 7);
     auto it = by_id.find(sqlite3_column_int64(ss.get(), 0));
     if (it == by_id.end()) continue;  // a family row removed by hand: nothing to restore into
     SavedFamily& f = *it->second;
@@ -475,7 +642,6 @@ void read_rows(sqlite3* db, std::unordered_map<std::string, SavedFamily>& saved,
     f.rows.emplace(json_strings(parsed), std::move(row));
   }
   if (rc != SQLITE_DONE) fail(db, rc, "reading cm_series");
-  if (by_id_out) *by_id_out = std::move(by_id);
 }
 
 // The payload a row stands for, in the series' layout; false when the row
@@ -489,6 +655,17 @@ bool row_payload(const Row& row, const cm_series& s, std::vector<uint64_t>& out)
     out = {cells::to_bits(row.dval), static_cast<uint64_t>(row.ival)};
   }
   return true;
+}
+
+void write_owner(sqlite3* db) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  Stmt st = prepare(db, "INSERT OR REPLACE INTO cm_owner(id, pid, host, since) VALUES(1, ?1, ?2, ?3)");
+  sqlite3_bind_int64(st.get(), 1, ::getpid());
+  sqlite3_bind_text(st.get(), 2, host, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_double(st.get(), 3, unix_time_now());
+  int rc = sqlite3_step(st.get());
+  if (rc != SQLITE_DONE) fail(db, rc, "writing cm_owner");
 }
 
 // After fork() the file stays with the process that called
@@ -530,9 +707,33 @@ class Persister final : public PersistHook, private fork::Hooks {
     }
   }
 
-  // Reads the file's rows and registers the self-metrics (before install()).
-  void prepare_restore() {
-    read_rows(db_.get(), saved_, by_name_);
+  // Reads the file's rows (still untouched: a refusal leaves it as it was),
+  // then takes it over (WAL, the owner row) and registers the self-metrics
+  // (before install()). The read runs under deadline, removed afterwards.
+  void prepare_restore(Deadline& deadline) {
+    harden(db_.get(), &deadline);
+    check_schema(db_.get(), path_);  // again, on this connection: the file may have changed since
+    {
+      Tx tx(db_.get());
+      read_rows(db_.get(), saved_, by_name_);
+      tx.commit();
+    }
+    sqlite3_progress_handler(db_.get(), 0, nullptr, nullptr);
+    // WAL: a flush is one append, readers (cachemeter dump) never block it.
+    // synchronous=NORMAL: a process crash loses nothing committed; only a
+    // power loss can drop the last flushes, never corrupt the file
+    // (docs/persistence.md).
+    {
+      Stmt wal = prepare(db_.get(), "PRAGMA journal_mode = WAL");
+      int rc = sqlite3_step(wal.get());
+      if (rc != SQLITE_ROW) fail(db_.get(), rc, "PRAGMA journal_mode = WAL");
+    }
+    exec(db_.get(), "PRAGMA synchronous = NORMAL");
+    {
+      Tx tx(db_.get());
+      write_owner(db_.get());
+      tx.commit();
+    }
     upsert_ = prepare(db_.get(),
                       "INSERT INTO cm_series(family_id, label_values, value, int_part, double_part, sum, count, "
                       "buckets, created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
@@ -778,6 +979,7 @@ Db open_for_writing(const std::string& path, bool existed) {
                            nullptr);
   Db db(raw);
   if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\"");
+  harden(db.get(), nullptr);
   sqlite3_busy_timeout(db.get(), 5000);
   int64_t app = pragma_int(db.get(), "PRAGMA application_id");
   int64_t version = pragma_int(db.get(), "PRAGMA user_version");
@@ -795,26 +997,9 @@ Db open_for_writing(const std::string& path, bool existed) {
   } else {
     throw Error(CM_ECORRUPT, "\"" + path + "\" changed under us into something that is not a metrics file");
   }
-  // WAL: a flush is one append, readers (cachemeter dump) never block it.
-  // synchronous=NORMAL: a process crash loses nothing committed; only a power
-  // loss can drop the last flushes, never corrupt the file (docs/persistence.md).
-  Stmt wal = prepare(db.get(), "PRAGMA journal_mode = WAL");
-  rc = sqlite3_step(wal.get());
-  if (rc != SQLITE_ROW) fail(db.get(), rc, "PRAGMA journal_mode = WAL");
-  exec(db.get(), "PRAGMA synchronous = NORMAL");
   return db;
 }
 
-void write_owner(sqlite3* db) {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  Stmt st = prepare(db, "INSERT OR REPLACE INTO cm_owner(id, pid, host, since) VALUES(1, ?1, ?2, ?3)");
-  sqlite3_bind_int64(st.get(), 1, ::getpid());
-  sqlite3_bind_text(st.get(), 2, host, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_double(st.get(), 3, unix_time_now());
-  int rc = sqlite3_step(st.get());
-  if (rc != SQLITE_DONE) fail(db, rc, "writing cm_owner");
-}
 
 Persister& persister_of(cm_registry& r) {
   std::lock_guard<std::mutex> g(r.mu);
@@ -831,16 +1016,18 @@ void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
     if (r.persister) throw Error(CM_ESTATE, "this registry already persists");
   }
   enrol_sqlite_for_fork();
-  bool existed = check_file(path, false);  // before anything is written
+  Deadline deadline;
+  bool existed;
+  {
+    // Before anything is written: every check, and one full read of the rows.
+    SavedMap saved;
+    ByName by_name;
+    existed = check_file(path, false, deadline, saved, by_name) != nullptr;
+  }
   auto lock = std::make_unique<OwnerLock>(path);
   Db db = open_for_writing(path, existed);
-  {
-    Tx tx(db.get());
-    write_owner(db.get());
-    tx.commit();
-  }
   auto p = std::make_unique<Persister>(r, path, std::move(lock), std::move(db));
-  p->prepare_restore();
+  p->prepare_restore(deadline);
   Persister* raw = p.get();
   Persister::install(r, std::move(p));
   raw->start_thread(interval_ms);
@@ -850,19 +1037,11 @@ void flush(cm_registry& r) { persister_of(r).flush(); }
 
 void load(cm_registry& r, const std::string& path) {
   enrol_sqlite_for_fork();
-  check_file(path, true);
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  Db db(raw);
-  if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\" read-only");
-  sqlite3_busy_timeout(db.get(), 5000);
-  std::unordered_map<std::string, SavedFamily> saved;
-  std::unordered_map<std::string, std::vector<std::string>> by_name;
-  {
-    exec(db.get(), "BEGIN");  // one consistent snapshot while an owner writes
-    read_rows(db.get(), saved, by_name);
-    exec(db.get(), "COMMIT");
-  }
+  Deadline deadline;
+  SavedMap saved;
+  ByName by_name;
+  Db db = check_file(path, true, deadline, saved, by_name);
+  int rc;
   // Most recently written layout first: an older layout of the same name
   // (changed buckets) is the one skipped, and counted.
   Stmt order = prepare(db.get(),

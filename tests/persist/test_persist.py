@@ -509,3 +509,124 @@ def test_dump_refuses_foreign_file(db):
     out = dump(db, "prometheus")
     assert out.returncode == 1 and "CM_ECORRUPT" in out.stderr, out.stderr
     assert sha256(db) == before
+
+
+# ---- hostile -----------------------------------------------------------------------
+# A file that passes application_id, user_version and quick_check but whose
+# schema was rewritten: each must be refused with CM_ECORRUPT, within a bounded
+# time (HOSTILE_TIMEOUT: a hang fails the test instead of stalling the suite),
+# by cm_registry_persist and by `cachemeter dump --db`, the file unchanged.
+
+HOSTILE_TIMEOUT = 30  # seconds; the refusals take milliseconds
+
+# A view that never ends: a recursive CTE counting forever, with the columns
+# of cm_series so that every query we run against it would compile.
+ENDLESS_SERIES_VIEW = (
+    "CREATE VIEW cm_series(family_id, label_values, value, int_part, double_part, sum, count, buckets, "
+    "created, updated) AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+    "SELECT 1, '[\"' || i || '\"]', 1, 1, 0, 0, 0, '[]', 0, 0 FROM n")
+
+
+def hostile_view_replacing_family(con):
+    con.execute("ALTER TABLE cm_family RENAME TO real_family")
+    con.execute("CREATE VIEW cm_family AS SELECT * FROM real_family")
+
+
+def hostile_endless_view(con):
+    con.execute("DROP TABLE cm_series")
+    con.execute(ENDLESS_SERIES_VIEW)
+
+
+def hostile_trigger(con):
+    con.execute("CREATE TRIGGER wipe AFTER INSERT ON cm_series BEGIN DELETE FROM cm_family; END")
+
+
+def hostile_huge_blob(con):
+    # A 100 MB label_values in one row (zeroblob: cheap to write).
+    con.execute("INSERT INTO cm_series(family_id, label_values, value, int_part, double_part, created, updated) "
+                "SELECT id, zeroblob(100000000), 1, 1, 0, 0, 0 FROM cm_family LIMIT 1")
+
+
+def hostile_huge_name(con):
+    con.execute("UPDATE cm_family SET name = CAST(zeroblob(100000000) AS TEXT) WHERE id = "
+                "(SELECT min(id) FROM cm_family)")
+
+
+def hostile_extra_table(con):
+    con.execute("CREATE TABLE extra(x)")
+
+
+def hostile_extra_index(con):
+    con.execute("CREATE INDEX extra_idx ON cm_series(updated)")
+
+
+def hostile_changed_table_sql(con):
+    # Same table names, other definitions (a generated column that calls a
+    # function on every read).
+    con.execute("ALTER TABLE cm_owner ADD COLUMN note TEXT DEFAULT 'x'")
+
+
+HOSTILE = [hostile_view_replacing_family, hostile_endless_view, hostile_trigger, hostile_huge_blob,
+           hostile_huge_name, hostile_extra_table, hostile_extra_index, hostile_changed_table_sql]
+
+
+def make_hostile(procs, db, change):
+    p = procs()
+    p.cmd("persist %s 0" % db)
+    record_known(p)
+    p.quit()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+    con.execute("PRAGMA legacy_alter_table = ON")  # rename without rewriting the view
+    change(con)
+    con.commit()
+    con.close()
+    # What makes these hostile: everything the old checks looked at still passes.
+    assert rows(db, "PRAGMA application_id") == [(0x434D6574,)]
+    assert rows(db, "PRAGMA user_version") == [(1,)]
+    assert rows(db, "PRAGMA quick_check") == [("ok",)]
+
+
+@pytest.mark.parametrize("change", HOSTILE, ids=[h.__name__[len("hostile_"):] for h in HOSTILE])
+def test_hostile_file_refused_by_persist(procs, db, change):
+    make_hostile(procs, db, change)
+    before = sha256(db)
+    lock_before = sha256(db + "-lock")
+    p = procs()
+    p.send("persist %s 0" % db)
+    try:
+        line = p.lines.get(timeout=HOSTILE_TIMEOUT)
+    except queue.Empty:
+        pytest.fail("cm_registry_persist did not answer within %d s" % HOSTILE_TIMEOUT)
+    assert line.startswith("ERR CM_ECORRUPT") and "untouched" in line, line
+    assert p.value("counter fresh - 1") == [1]  # the registry still works
+    p.quit()
+    assert sha256(db) == before
+    assert sha256(db + "-lock") == lock_before  # refused before the owner lock: no pid written
+
+
+@pytest.mark.parametrize("change", HOSTILE, ids=[h.__name__[len("hostile_"):] for h in HOSTILE])
+def test_hostile_file_refused_by_dump(procs, db, change):
+    if not CACHEMETER:
+        pytest.skip("CM_CACHEMETER is not set")
+    make_hostile(procs, db, change)
+    before = sha256(db)
+    try:
+        out = subprocess.run([CACHEMETER, "dump", "--db", db], capture_output=True, text=True,
+                             timeout=HOSTILE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail("cachemeter dump --db did not finish within %d s" % HOSTILE_TIMEOUT)
+    assert out.returncode == 1 and "CM_ECORRUPT" in out.stderr, out.stderr
+    assert sha256(db) == before
+
+
+def test_hostile_untouched_own_file_still_accepted(procs, db):
+    # The exact-schema check accepts what we wrote, in both journal modes.
+    make_hostile(procs, db, lambda con: None)
+    p = procs()
+    p.cmd("persist %s 0" % db)
+    assert p.value("counter req a 0") == [3]
+    p.quit()
+    if CACHEMETER:
+        out = dump(db, "prometheus")
+        assert out.returncode == 0, out.stderr
