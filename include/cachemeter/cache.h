@@ -153,7 +153,9 @@ CM_EXTERN int cm_cache_get_hit(cm_cache *c, const void *key, size_t klen, void *
  * < 0 = never expires, > 0 = expires after that many ms. val may be NULL
  * when vlen is 0. Returns CM_OK; CM_EINVAL (c or key NULL, klen 0, val NULL
  * with vlen > 0); CM_ELIMIT (klen + vlen > max_entry_bytes, or more than the
- * backend can ever hold); CM_ENOMEM; backend errors.
+ * backend can ever hold; cm_errmsg() gives the key and value sizes as passed,
+ * even when their sum overflows a size_t: the value is not read then);
+ * CM_ENOMEM; backend errors.
  * CM_ETIMEOUT from a remote backend (redis) means the outcome is unknown:
  * the command was sent and its reply did not come within timeout_ms, so the
  * server may have stored the value all the same. It is counted as what it

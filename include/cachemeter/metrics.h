@@ -39,6 +39,9 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *                      (and '&' as %26).
  *   max_series=N       registry-wide cap on labelled series (default 10000,
  *                      1..100000000); cachemeter's own self-metrics do not count.
+ *   max_label_value_bytes=N  longest label value, in bytes, of a new series
+ *                      (default 2048, as Mimir and Loki; 1 B..1 MiB; a byte
+ *                      size: "4KiB"). A cache's name is a label value too.
  *   persist_gauges=B   true/false (default false): cm_registry_persist() also
  *                      saves and restores gauges. Counters and histograms
  *                      are always persisted.
@@ -109,30 +112,38 @@ CM_EXTERN int cm_histogram_new(cm_registry *reg, const char *name, const char *h
  *            values always give the same handle.
  * Looking up an existing series takes no lock. Returns CM_OK; CM_EINVAL (NULL
  * f or out, wrong count, NULL or invalid UTF-8 value); CM_ELIMIT when creating
- * the series would pass the registry's max_series (the refusal is counted in
- * PREFIXseries_rejected_total); CM_ENOMEM. Thread-safe. */
+ * the series would pass the registry's max_series, or one of the values is
+ * longer than its max_label_value_bytes (either refusal is counted in
+ * PREFIXseries_rejected_total; cm_errmsg() says which); CM_ENOMEM. Thread-safe. */
 CM_EXTERN int cm_family_series(cm_family *f, const char *const *values, size_t nvalues,
                                cm_series **out);
 
-/* Adds v to a counter series. v < 0, NaN, or a series that is not a counter:
- * ignored, counted in PREFIXinvalid_observations_total and reported through
- * cm_errmsg(). NULL s is a no-op.
+/* Adds v to a counter series. v < 0, NaN, +Inf (a counter at +Inf would stay
+ * there for good), or a series that is not a counter: ignored, counted in
+ * PREFIXinvalid_observations_total and reported through cm_errmsg(). -0.0 and
+ * every finite v >= 0 count (a sum past DBL_MAX is +Inf, as double arithmetic
+ * says). NULL s is a no-op.
  * Lock-free and allocation-free (after the calling thread's first update of
  * the series' cell block); never blocks. Thread-safe. */
 CM_EXTERN void cm_counter_add(cm_series *s, double v);
 
-/* Sets a gauge series to v (any double, NaN and infinities included). Takes a
+/* Sets a gauge series to v (any double, NaN and infinities included: a gauge
+ * shows what it was last set to, and the next set replaces it). Takes a
  * short process-wide lock (it must cancel other threads' pending deltas); use
  * cm_gauge_add() on hot paths. A non-gauge series: ignored and counted. */
 CM_EXTERN void cm_gauge_set(cm_series *s, double v);
 
 /* Adds v (may be negative) to a gauge series. Lock-free like cm_counter_add().
- * A non-gauge series: ignored and counted. */
+ * A NaN or infinite v (it would stick until the next cm_gauge_set), or a
+ * non-gauge series: ignored, counted in PREFIXinvalid_observations_total and
+ * reported through cm_errmsg(). */
 CM_EXTERN void cm_gauge_add(cm_series *s, double v);
 
 /* Records one observation in a histogram series: the first bucket whose upper
- * bound is >= v, the count and the sum. NaN, or a non-histogram series:
- * ignored and counted. Lock-free like cm_counter_add(). */
+ * bound is >= v, the count and the sum. NaN (it has no bucket), +Inf or -Inf
+ * (the sum would stay infinite for good), or a non-histogram series: ignored,
+ * counted in PREFIXinvalid_observations_total and reported through
+ * cm_errmsg(). Lock-free like cm_counter_add(). */
 CM_EXTERN void cm_histogram_observe(cm_series *s, double v);
 
 /* The current value of a counter or gauge, the observation count of a
@@ -192,7 +203,10 @@ CM_EXTERN int cm_registry_reset(cm_registry *reg);
  * directory); CM_ESTATE (reg already persists; another process, or another
  * registry of this one, owns the file: cm_errmsg() names its pid);
  * CM_ECORRUPT (the file is not a cachemeter metrics file, or is damaged, or
- * has a newer schema: it is left byte for byte untouched); CM_EBACKEND (the
+ * has a newer schema, or a schema other than exactly the one cachemeter
+ * writes (a view, a trigger, an extra table or index), or a value or row
+ * count past the bounds of docs/persistence.md "Hostile files", or its
+ * reading passed the deadline: it is left byte for byte untouched); CM_EBACKEND (the
  * file or its lock file cannot be created or opened: cm_errmsg() says why);
  * CM_EUNAVAILABLE (library built without SQLite); CM_ENOMEM. Thread-safe;
  * updates never wait for a flush. */
@@ -213,7 +227,8 @@ CM_EXTERN int cm_registry_flush(cm_registry *reg);
  * --db`. An older layout of a name registered with a newer one is skipped and
  * counted in PREFIXpersist_conflicts_total.
  * Returns CM_OK; CM_EINVAL (NULL reg or path, missing file); CM_ECORRUPT
- * (not a metrics file, or damaged); CM_EEXIST (reg already has one of the
+ * (not a metrics file, damaged, or hostile: the same checks and bounds as
+ * cm_registry_persist(); nothing is registered then); CM_EEXIST (reg already has one of the
  * file's names with another type, labels or buckets); CM_ELIMIT (more series
  * than reg's max_series); CM_EBACKEND; CM_EUNAVAILABLE; CM_ENOMEM. Thread-safe. */
 CM_EXTERN int cm_registry_load(cm_registry *reg, const char *path);

@@ -3,6 +3,7 @@
 #include <cachemeter/metrics.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "api/error.h"
@@ -90,6 +91,7 @@ namespace {
 [[gnu::noinline, gnu::cold]] void counter_add_rejected(cm_series* s, double v) {
   if (s->kind != cm::Kind::Counter) return cm::count_invalid(s, "cm_counter_add", "not a counter");
   if (!(v >= 0)) return cm::count_invalid(s, "cm_counter_add", "negative or NaN increment");
+  if (!(v <= DBL_MAX)) return cm::count_invalid(s, "cm_counter_add", "infinite increment");
 }
 [[gnu::noinline, gnu::cold]] void wrong_kind(cm_series* s, const char* api, const char* what) {
   cm::count_invalid(s, api, what);
@@ -98,13 +100,18 @@ namespace {
 
 CM_EXTERN void cm_counter_add(cm_series* s, double v) {
   if (!s) [[unlikely]] return;
-  if (s->kind != cm::Kind::Counter || !(v >= 0)) [[unlikely]] return counter_add_rejected(s, v);
+  // One rule: the increment is finite and not negative (-0.0 is fine). +Inf
+  // would leave the counter at +Inf for good, NaN poisons it.
+  if (s->kind != cm::Kind::Counter || !(v >= 0 && v <= DBL_MAX)) [[unlikely]] return counter_add_rejected(s, v);
   cm::cells::add_scalar(s->block, v);
 }
 
 CM_EXTERN void cm_gauge_add(cm_series* s, double v) {
   if (!s) [[unlikely]] return;
   if (s->kind != cm::Kind::Gauge) [[unlikely]] return wrong_kind(s, "cm_gauge_add", "not a gauge");
+  // A NaN or infinite delta would stick until the next cm_gauge_set().
+  if (!(v >= -DBL_MAX && v <= DBL_MAX)) [[unlikely]]
+    return wrong_kind(s, "cm_gauge_add", "NaN or infinite increment");
   cm::cells::add_scalar(s->block, v);
 }
 
@@ -122,8 +129,9 @@ CM_EXTERN void cm_histogram_observe(cm_series* s, double v) {
   if (!s) [[unlikely]] return;
   if (s->kind != cm::Kind::Histogram) [[unlikely]]
     return wrong_kind(s, "cm_histogram_observe", "not a histogram");
-  if (std::isnan(v)) [[unlikely]]
-    return wrong_kind(s, "cm_histogram_observe", "NaN observation");
+  // NaN has no bucket; an infinite value would stay in _sum for good.
+  if (!(v >= -DBL_MAX && v <= DBL_MAX)) [[unlikely]]
+    return wrong_kind(s, "cm_histogram_observe", "NaN or infinite observation");
   // First bucket whose bound is >= v; nbounds is the +Inf bucket.
   uint32_t i;
   if (s->nbounds <= 16) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <chrono>
@@ -561,9 +562,13 @@ int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool 
 int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms) {
   check_key(key);
   OpTimer t(c, Op::Set);
-  if (too_large(c, key, val))
-    throw Error(CM_ELIMIT, "entry of " + std::to_string(key.size() + val.size()) + " bytes exceeds max_entry_bytes=" +
-                               std::to_string(c.opt.max_entry_bytes));
+  if (too_large(c, key, val)) {
+    // The sizes as given: their sum may not fit a size_t (a bogus vlen).
+    const size_t k = key.size(), v = val.size();
+    const std::string total = v > SIZE_MAX - k ? "more than " + std::to_string(SIZE_MAX) : std::to_string(k + v);
+    throw Error(CM_ELIMIT, "entry of " + total + " bytes (key " + std::to_string(k) + " + value " + std::to_string(v) +
+                               ") exceeds max_entry_bytes=" + std::to_string(c.opt.max_entry_bytes));
+  }
   int64_t now = c.clock->coarse_ms();
   tick_window(c, now);
   store(c, key, val, ttl_ms, now);

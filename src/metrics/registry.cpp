@@ -166,12 +166,13 @@ static std::vector<std::string> sample_names_of(Kind kind, const std::string& na
 
 std::unique_ptr<cm_registry> make_registry(const char* options) {
   Options o = Options::parse(options, "registry options");
-  o.check_known({"prefix", "const_labels", "max_series", "persist_gauges"});
+  o.check_known({"prefix", "const_labels", "max_series", "max_label_value_bytes", "persist_gauges"});
   auto r = std::make_unique<cm_registry>();
   r->prefix = o.get("prefix", "cachemeter_");
   CM_REQUIRE(!r->prefix.empty() && valid_metric_name(r->prefix),
           "option \"prefix\": \"" + r->prefix + "\" is not a valid metric name prefix");
   r->max_series = static_cast<size_t>(o.get_int("max_series", 10000, 1, 100000000));
+  r->max_label_value_bytes = static_cast<size_t>(o.get_size("max_label_value_bytes", 2048, 1, 1 << 20));
   r->persist_gauges = o.get_bool("persist_gauges", false);
   // Split the raw text, so that percent-encoded ',' and ':' stay inside values.
   if (std::string raw = o.get_raw("const_labels"); !raw.empty()) {
@@ -189,7 +190,8 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
     }
   }
   cm_family* rej = register_family(*r, Kind::Counter, r->prefix + "series_rejected_total",
-                                   "Series creations refused because the registry reached max_series.",
+                                   "Series creations refused: the registry reached max_series, or a label "
+                                   "value was longer than max_label_value_bytes.",
                                    nullptr, 0, nullptr, 0, true);
   r->series_rejected = family_series(*rej, nullptr, 0);
   cm_family* inv = register_family(*r, Kind::Counter, r->prefix + "invalid_observations_total",
@@ -296,6 +298,15 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   cm_registry& r = *f.reg;
   std::lock_guard<std::mutex> g(r.mu);
   if (cm_series* s = f.index.find(h, values, n, lp)) return s;
+  for (size_t i = 0; i < n; ++i) {
+    size_t len = i < kMaxFastLabels && lp ? lp[i] : std::strlen(values[i]);
+    if (len > r.max_label_value_bytes) {
+      cells::add_count(r.series_rejected->block, 1, 1);
+      throw Error(CM_ELIMIT, "the value of label \"" + f.label_names[i] + "\" of \"" + f.name + "\" is " +
+                                 std::to_string(len) + " bytes, longer than max_label_value_bytes=" +
+                                 std::to_string(r.max_label_value_bytes) + "; no series created");
+    }
+  }
   std::vector<std::string> vals(values, values + n);
   for (size_t i = 0; i < n; ++i)
     CM_REQUIRE(valid_utf8(vals[i]), "value of label \"" + f.label_names[i] + "\" is not valid UTF-8");

@@ -104,6 +104,7 @@ struct cm_registry final : private cm::fork::Hooks {
   std::string prefix = "cachemeter_";
   std::vector<std::pair<std::string, std::string>> const_labels;
   size_t max_series = 10000;
+  size_t max_label_value_bytes = 2048;  // longer values: CM_ELIMIT, counted in series_rejected
   size_t nseries = 0;  // application series; registry mutex
   std::map<std::string, std::unique_ptr<cm_family>, std::less<>> families;
   std::unordered_map<std::string, cm_family*> sample_names;  // every sample name a family exposes

@@ -5,6 +5,7 @@
 #include "cmtest.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,15 @@ static void bad_arguments(void **state) {
   assert_status(cm_cache_set(c, K("0123456789"), K("012345"), 0), CM_OK);
   assert_double_exact(
       metric(reg, "cachemeter_cache_rejections_total", "x", "reason=\"too_large\""), 1);
+  /* A size whose sum with the key's overflows: reported as given, never as
+   * the wrapped sum ("entry of 0 bytes"). The value is never read. */
+  assert_status(cm_cache_set(c, K("k"), "v", SIZE_MAX, 0), CM_ELIMIT);
+  assert_contains(cm_errmsg(), "value 18446744073709551615");
+  assert_contains(cm_errmsg(), "entry of more than 18446744073709551615 bytes");
+  assert_status(cm_cache_set(c, K("k"), "v", SIZE_MAX - 1, 0), CM_ELIMIT);
+  assert_contains(cm_errmsg(), "entry of 18446744073709551615 bytes (key 1 + value 18446744073709551614)");
+  assert_double_exact(
+      metric(reg, "cachemeter_cache_rejections_total", "x", "reason=\"too_large\""), 3);
   /* delete, clear, stats, reset */
   assert_status(cm_cache_delete(NULL, K("k")), CM_EINVAL);
   assert_status(cm_cache_delete(c, NULL, 1), CM_EINVAL);

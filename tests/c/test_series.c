@@ -2,7 +2,9 @@
  * of series, including the inputs they ignore and count. */
 #include "cmtest.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const two_labels[] = {"method", "code"};
@@ -151,7 +153,7 @@ static void counter_updates(void **state) {
   assert_double_exact(invalid_observations(*state), 0);
 }
 
-/* Negative and NaN increments are ignored, counted and reported. */
+/* Negative, NaN and infinite increments are ignored, counted and reported. */
 static void counter_rejects_decrease_and_nan(void **state) {
   cm_series *s = series(family(*state, "counter", "c"), "GET", "200");
   cm_counter_add(s, 10);
@@ -161,10 +163,35 @@ static void counter_rejects_decrease_and_nan(void **state) {
   assert_reports(cm_counter_add(s, -INFINITY), "cm_counter_add");
   assert_double_exact(cm_series_value(s), 10);
   assert_double_exact(invalid_observations(*state), 4);
-  /* +Inf is not negative nor NaN: accepted. */
-  cm_counter_add(s, INFINITY);
-  assert_double_exact(cm_series_value(s), INFINITY);
-  assert_double_exact(invalid_observations(*state), 4);
+  /* +Inf would leave the counter at +Inf for good: refused like the others. */
+  assert_reports(cm_counter_add(s, INFINITY), "cm_counter_add");
+  assert_non_null(strstr(cm_errmsg(), "infinite"));
+  assert_double_exact(cm_series_value(s), 10);
+  assert_double_exact(invalid_observations(*state), 5);
+  cm_counter_add(s, DBL_MAX); /* finite increments still count */
+  cm_counter_add(s, -0.0);
+  assert_double_exact(cm_series_value(s), 10 + DBL_MAX);
+  assert_double_exact(invalid_observations(*state), 5);
+}
+
+/* A gauge is set to any double, but a NaN or infinite delta is refused (it
+ * would stick until the next set); so is a NaN or infinite observation. */
+static void non_finite_deltas_and_observations_refused(void **state) {
+  cm_series *g = series(family(*state, "gauge", "g"), "GET", "200");
+  cm_series *h = series(family(*state, "histogram", "h"), "GET", "200");
+  cm_gauge_set(g, 2);
+  assert_reports(cm_gauge_add(g, INFINITY), "cm_gauge_add");
+  assert_reports(cm_gauge_add(g, -INFINITY), "cm_gauge_add");
+  assert_reports(cm_gauge_add(g, NAN), "cm_gauge_add");
+  cm_gauge_add(g, -DBL_MAX);
+  cm_gauge_add(g, DBL_MAX);
+  assert_double_exact(cm_series_value(g), 2);
+  cm_histogram_observe(h, 1);
+  assert_reports(cm_histogram_observe(h, INFINITY), "cm_histogram_observe");
+  assert_reports(cm_histogram_observe(h, -INFINITY), "cm_histogram_observe");
+  assert_double_exact(cm_series_value(h), 1);
+  assert_double_exact(cm_histogram_sum(h), 1);
+  assert_double_exact(invalid_observations(*state), 5);
 }
 
 static void gauge_updates(void **state) {
@@ -251,6 +278,56 @@ static void null_series(void **state) {
   assert_double_exact(cmt_render_sample(NULL, "cachemeter_invalid_observations_total"), 0);
 }
 
+/* A label value longer than max_label_value_bytes (default 2048) creates no
+ * series: CM_ELIMIT, counted in series_rejected_total, the reason in
+ * cm_errmsg(). 100 values of 1 MB used to cost 190 MB and a 100 MB render. */
+static void label_value_size_limit(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry(NULL);
+  cm_family *c = family(reg, "counter", "c");
+  size_t big = (size_t)1 << 20;
+  char *huge = malloc(big + 1);
+  assert_non_null(huge);
+  memset(huge, 'x', big);
+  huge[big] = '\0';
+  cm_series *s = NULL;
+  for (int i = 0; i < 100; i++) {
+    huge[0] = (char)('A' + i % 26);
+    huge[1] = (char)('A' + i / 26);
+    const char *values[] = {huge, "200"};
+    cm_errclear();
+    assert_status(cm_family_series(c, values, 2, &s), CM_ELIMIT);
+    assert_null(s);
+    assert_contains(cm_errmsg(), "max_label_value_bytes=2048");
+    assert_contains(cm_errmsg(), "\"method\"");
+  }
+  assert_double_exact(cmt_render_sample(reg, "cachemeter_series_rejected_total"), 100);
+  /* Exactly at the limit: created. */
+  huge[2048] = '\0';
+  const char *at_limit[] = {"GET", huge};
+  assert_status(cm_family_series(c, at_limit, 2, &s), CM_OK);
+  assert_non_null(s);
+  char *text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
+  assert_true(strlen(text) < 16384); /* none of the refused values is rendered */
+  cm_free(text);
+  cm_registry_free(reg);
+
+  /* The option: a byte size, 1 B .. 1 MiB. */
+  reg = cmt_registry("max_label_value_bytes=4");
+  c = family(reg, "counter", "c");
+  const char *four[] = {"abcd", ""}, *five[] = {"abcde", ""};
+  assert_status(cm_family_series(c, four, 2, &s), CM_OK);
+  assert_status(cm_family_series(c, five, 2, &s), CM_ELIMIT);
+  cm_registry_free(reg);
+  reg = cmt_registry("max_label_value_bytes=1KiB");
+  cm_registry_free(reg);
+  reg = NULL;
+  assert_status(cm_registry_new(&reg, "max_label_value_bytes=0"), CM_EINVAL);
+  assert_status(cm_registry_new(&reg, "max_label_value_bytes=2MiB"), CM_EINVAL);
+  assert_contains(cm_errmsg(), "max_label_value_bytes");
+  free(huge);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, cmt_registry_setup, cmt_registry_teardown)
   const struct CMUnitTest tests[] = {
@@ -258,8 +335,10 @@ int main(void) {
       T(unlabelled_family),
       T(bad_arguments),
       cmocka_unit_test(series_limit),
+      cmocka_unit_test(label_value_size_limit),
       T(counter_updates),
       T(counter_rejects_decrease_and_nan),
+      T(non_finite_deltas_and_observations_refused),
       T(gauge_updates),
       T(histogram_updates),
       T(wrong_type_updates),

@@ -3,6 +3,7 @@
 #include "recorder.h"
 
 #include <chrono>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -200,7 +201,7 @@ Series& Recorder::series(Family& f, std::vector<std::string> values) {
 
 void Recorder::add(Series& s, double v) {
   cm_counter_add(s.handle, v);
-  if (s.family->type != "counter" || !(v >= 0))
+  if (s.family->type != "counter" || !(v >= 0 && v <= DBL_MAX))
     ++invalid_;
   else
     s.value += v;
@@ -216,7 +217,7 @@ void Recorder::set(Series& s, double v) {
 
 void Recorder::gauge_add(Series& s, double v) {
   cm_gauge_add(s.handle, v);
-  if (s.family->type != "gauge")
+  if (s.family->type != "gauge" || !std::isfinite(v))
     ++invalid_;
   else
     s.value += v;
@@ -224,7 +225,7 @@ void Recorder::gauge_add(Series& s, double v) {
 
 void Recorder::observe(Series& s, double v) {
   cm_histogram_observe(s.handle, v);
-  if (s.family->type != "histogram" || std::isnan(v)) {
+  if (s.family->type != "histogram" || !std::isfinite(v)) {
     ++invalid_;
     return;
   }
