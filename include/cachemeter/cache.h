@@ -120,7 +120,15 @@ CM_EXTERN int cm_cache_open(cm_cache **out, cm_registry *reg, const char *name, 
 CM_EXTERN int cm_cache_open_tiered(cm_cache **out, cm_registry *reg, const char *name, const char *l1_uri,
                                    const char *l2_uri);
 
-/* Closes the handle and frees its memory-backend entries. NULL: no-op. */
+/* Closes the handle and frees its memory-backend entries. NULL: no-op.
+ * When it is the last open handle of its name (and backend) on its registry,
+ * the cache's series (docs/metrics.md) leave the registry: they no longer
+ * render nor count against max_series, so opening and closing caches of ever
+ * new names never exhausts it. A persisted registry writes their last values
+ * at its next flush and keeps them in the file. A cache reopened later under
+ * the name starts its series at zero (a counter reset to Prometheus). A
+ * series the application looked up itself with cm_family_series() stays
+ * (its handle remains valid). */
 CM_EXTERN void cm_cache_close(cm_cache *c);
 
 /* Looks key up. On CM_OK *val is a new buffer of *vlen bytes (plus a NUL

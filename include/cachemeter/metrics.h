@@ -4,7 +4,10 @@
  * Objects: a cm_registry owns cm_family objects (a named metric with its label
  * names); a family owns cm_series (one labelled child, the hot-path handle).
  * Families and series live until their registry is freed; the pointers the
- * library hands out stay valid (and stable) until then. Nothing here is freed
+ * library hands out stay valid (and stable) until then. The one exception is
+ * the series a cache makes for itself, which leave the registry when the
+ * cache's last handle closes (cm_cache_close in cache.h), unless the
+ * application obtained them with cm_family_series(). Nothing here is freed
  * by the caller except registries and rendered output.
  *
  * Thread-safety: every function may be called from any thread at any time,
@@ -39,6 +42,8 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *                      (and '&' as %26).
  *   max_series=N       registry-wide cap on labelled series (default 10000,
  *                      1..100000000); cachemeter's own self-metrics do not count.
+ *                      A closed cache's series leave the registry (see
+ *                      cm_cache_close in cache.h), so they do not use it up.
  *   max_label_value_bytes=N  longest label value, in bytes, of a new series
  *                      (default 2048, as Mimir and Loki; 1 B..1 MiB; a byte
  *                      size: "4KiB"). A cache's name is a label value too.

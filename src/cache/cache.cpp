@@ -45,7 +45,13 @@ const char* op_name(Op op) {
 static const double kDurationBounds[] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3,
                                          5e-3, 1e-2, 5e-2, 0.1,  0.5,  1,    5};
 
-CacheGroup::~CacheGroup() { remove_collector(*reg, this); }
+CacheGroup::~CacheGroup() {
+  remove_collector(*reg, this);  // no collector runs with this group from here on
+  std::vector<cm_series*> v = all();
+  v.push_back(entries);
+  v.push_back(bytes);
+  release_series(*reg, v.data(), v.size());
+}
 
 namespace {
 
@@ -70,7 +76,7 @@ cm_series* series_of(cm_registry& r, Kind kind, const std::string& name, const c
                      std::vector<const char*> labels, std::vector<const char*> values, bool histogram = false) {
   cm_family* f = register_family(r, kind, name, help, labels.data(), labels.size(), histogram ? kDurationBounds : nullptr,
                                  histogram ? std::size(kDurationBounds) : 0, false);
-  return family_series(*f, values.data(), values.size());
+  return hold_series(*f, values.data(), values.size());
 }
 
 std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, std::string_view kind) {
@@ -280,11 +286,15 @@ void count_error(cm_cache& c, Op op, ErrorKind k) {
     const std::string kind(c.backend->kind());
     const char* values[] = {c.name.c_str(), kind.c_str(), op_name(op), error_kind_name(k)};
     try {
-      s = family_series(*c.group->errors, values, 4);
+      s = hold_series(*c.group->errors, values, 4);
     } catch (...) {
       return;
     }
-    slot.store(s, std::memory_order_release);
+    cm_series* expected = nullptr;
+    if (!slot.compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
+      release_series(*c.reg, &s, 1);  // another thread made it first: one hold per group
+      s = expected;
+    }
   }
   inc(s);
 }
@@ -522,13 +532,22 @@ cm_cache::~cm_cache() {
     reg->health.erase(this);
   }
   if (group) {
-    {
-      std::lock_guard<std::mutex> lk(group->members_mu);
-      std::erase(group->members, this);
-    }
+    std::lock_guard<std::mutex> lk(group->members_mu);
+    std::erase(group->members, this);
+  }
+  const std::string kind = backend ? std::string(backend->kind()) : std::string();
+  // The backend's threads (a tiered cache's invalidation listener) report
+  // into this handle's series: stop them before the series can go.
+  backend.reset();
+  if (reg) {
+    std::vector<cm_series*> x = extra.all();
+    cm::release_series(*reg, x.data(), x.size());
+    extra = cm::ExtraSeries{};
+  }
+  if (group) {
     std::lock_guard<std::mutex> lk(cm::g_groups_mu);
-    cm::GroupKey key{reg, name, std::string(backend->kind())};
-    group.reset();
+    cm::GroupKey key{reg, name, kind};
+    group.reset();  // the last handle of the name: ~CacheGroup removes the series
     auto it = cm::groups().find(key);
     if (it != cm::groups().end() && it->second.expired()) cm::groups().erase(it);
   }

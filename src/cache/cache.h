@@ -49,7 +49,9 @@ struct WindowRing {
 };
 
 // The series of one (registry, cache name, backend kind), shared by every
-// handle opened with that name, plus its hit-ratio windows.
+// handle opened with that name, plus its hit-ratio windows. The group holds
+// its series (hold_series): the last handle's close removes them from the
+// registry (docs/metrics.md).
 struct CacheGroup final : private fork::Hooks {
   cm_registry* reg = nullptr;
   cm_series* hits = nullptr;
@@ -109,6 +111,13 @@ struct ExtraSeries {
   cm_series* lock_acquisitions = nullptr;
   cm_series* lock_timeouts = nullptr;
   cm_series* lock_wait = nullptr;
+
+  std::vector<cm_series*> all() const {
+    std::vector<cm_series*> v = {breaker_state, breaker_opens, breaker_closes, l1_flushes,   invalidations,
+                                 lock_acquisitions, lock_timeouts, lock_wait};
+    for (int t = 0; t < kTiers; ++t) v.insert(v.end(), {tier_hits[t], tier_misses[t], tier_duration[t]});
+    return v;
+  }
 };
 
 struct Flight {

@@ -280,11 +280,30 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
   return out;
 }
 
-cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
+// The key of a held series in cm_family::held: each value's length, then its bytes.
+static std::string held_key(const char* const* values, size_t n) {
+  std::string k;
+  for (size_t i = 0; i < n; ++i) {
+    size_t len = std::strlen(values[i]);
+    k.append(reinterpret_cast<const char*>(&len), sizeof len);
+    k.append(values[i], len);
+  }
+  return k;
+}
+
+static void check_values(const cm_family& f, const char* const* values, size_t n) {
   CM_REQUIRE(n == f.label_names.size(), "\"" + f.name + "\" has " + std::to_string(f.label_names.size()) +
                                          " labels, got " + std::to_string(n) + " values");
   CM_REQUIRE(n == 0 || values, "values is NULL");
   for (size_t i = 0; i < n; ++i) CM_REQUIRE(values[i] != nullptr, "values[" + std::to_string(i) + "] is NULL");
+}
+
+// Creates the series (not yet indexed): the checks, the limits, the cells and
+// the restore. Registry mutex.
+static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h, const size_t* lp);
+
+cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
+  check_values(f, values, n);
   size_t lens[kMaxFastLabels];
   uint64_t h;
   if (n <= kMaxFastLabels) {
@@ -298,6 +317,71 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   cm_registry& r = *f.reg;
   std::lock_guard<std::mutex> g(r.mu);
   if (cm_series* s = f.index.find(h, values, n, lp)) return s;
+  if (!f.held.empty()) {
+    if (auto it = f.held.find(held_key(values, n)); it != f.held.end()) {
+      // Handed out now: it joins the index and stays for good.
+      cm_series* s = it->second;
+      f.held.erase(it);
+      s->held = false;
+      f.index.insert(s);
+      return s;
+    }
+  }
+  cm_series* out = create_series(f, values, n, h, lp);
+  f.index.insert(out);
+  return out;
+}
+
+cm_series* hold_series(cm_family& f, const char* const* values, size_t n) {
+  check_values(f, values, n);
+  size_t lens[kMaxFastLabels];
+  uint64_t h = n <= kMaxFastLabels ? hash_values(values, n, lens) : hash_values(values, n);
+  const size_t* lp = n <= kMaxFastLabels ? lens : nullptr;
+  cm_registry& r = *f.reg;
+  std::lock_guard<std::mutex> g(r.mu);
+  if (cm_series* s = f.index.find(h, values, n, lp)) return s;  // published: never removed
+  std::string key = held_key(values, n);
+  if (auto it = f.held.find(key); it != f.held.end()) {
+    ++it->second->holds;
+    return it->second;
+  }
+  f.held.reserve(f.held.size() + 1);  // the insert below cannot throw after create_series
+  cm_series* out = create_series(f, values, n, h, lp);
+  out->held = true;
+  out->holds = 1;
+  f.held.emplace(std::move(key), out);
+  return out;
+}
+
+void release_series(cm_registry& r, cm_series* const* series, size_t n) noexcept {
+  std::lock_guard<std::mutex> g(r.mu);
+  cells::Space& space = cells::Space::get();
+  for (size_t i = 0; i < n; ++i) {
+    cm_series* s = series[i];
+    if (!s || !s->held || --s->holds > 0) continue;
+    cm_family& f = *s->family;
+    std::vector<const char*> vp;
+    try {
+      vp.reserve(s->values.size());
+    } catch (...) {
+      continue;  // out of memory: the series stays (as it did before removal existed)
+    }
+    for (const auto& v : s->values) vp.push_back(v.c_str());
+    try {
+      f.held.erase(held_key(vp.data(), vp.size()));
+    } catch (...) {
+      continue;
+    }
+    if (r.persister) r.persister->series_removed(*s);
+    space.detach(s->block);
+    if (!f.internal) --r.nseries;
+    auto it = std::find_if(f.series.begin(), f.series.end(), [s](const auto& p) { return p.get() == s; });
+    if (it != f.series.end()) f.series.erase(it);  // frees s; order is kept
+  }
+}
+
+static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h, const size_t* lp) {
+  cm_registry& r = *f.reg;
   for (size_t i = 0; i < n; ++i) {
     size_t len = i < kMaxFastLabels && lp ? lp[i] : std::strlen(values[i]);
     if (len > r.max_label_value_bytes) {
@@ -335,7 +419,6 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   f.series.push_back(std::move(s));
   // Restore before publishing: no thread can update the series yet.
   if (r.persister) r.persister->series_created(*out);
-  f.index.insert(out);
   if (!f.internal) ++r.nseries;
   return out;
 }

@@ -62,6 +62,8 @@ class PersistHook {
   virtual ~PersistHook() = default;
   virtual void family_registered(cm_family& f) noexcept = 0;
   virtual void series_created(cm_series& s) noexcept = 0;
+  // s is about to be removed (release_series): its values are still readable.
+  virtual void series_removed(cm_series& s) noexcept = 0;
 };
 
 }  // namespace cm
@@ -74,6 +76,10 @@ struct cm_series {
   uint64_t hash = 0;
   std::vector<std::string> values;
   double created = 0;             // unix seconds; guarded by the registry mutex
+  // Held series (hold_series): not in the family's lock-free index, removed
+  // when the last hold is released. Registry mutex.
+  bool held = false;
+  uint32_t holds = 0;
   cm::cells::Block block;
 };
 
@@ -92,6 +98,9 @@ struct cm_family {
   // Registry mutex.
   std::vector<std::unique_ptr<cm_series>> series;
   bool series_sorted = true;
+  // The held series (see cm_series::held), by their label values (held_key).
+  // Registry mutex.
+  std::unordered_map<std::string, cm_series*> held;
 
   // The OpenMetrics family name: a counter's name without "_total".
   std::string_view om_name() const;
@@ -154,8 +163,24 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name, con
                            const char* const* label_names, size_t nlabels, const double* bounds,
                            size_t nbounds, bool internal);
 
-// Finds or creates a series; throws Error.
+// Finds or creates a series; throws Error. A held series it finds is
+// published: it joins the index and is never removed from then on (the
+// caller may keep the pointer for the registry's lifetime).
 cm_series* family_series(cm_family& f, const char* const* values, size_t n);
+
+// Series whose life a component manages (a cache's series, while one of its
+// handles is open): hold_series() finds or creates the series like
+// family_series() and takes a hold on it; release_series() drops one hold
+// each and removes a series when its last hold goes, unless it was published
+// meanwhile (found through family_series / cm_family_series, or existing
+// before the first hold): removed series leave the render, max_series and
+// the cell space (their slots are reused), and persistence writes their last
+// value (docs/metrics.md). Pointers to a removed series dangle: only the
+// holder may keep them. A held series is created and found under the
+// registry mutex only, never through the lock-free index, so removing it
+// races no lookup. Both throw Error / never throw respectively.
+cm_series* hold_series(cm_family& f, const char* const* values, size_t n);
+void release_series(cm_registry& r, cm_series* const* series, size_t n) noexcept;
 
 // Counts one rejected update (wrong type, NaN, negative counter increment)
 // and records why in cm_errmsg().

@@ -674,6 +674,28 @@ void write_owner(sqlite3* db) {
 // parent's flusher thread (which the child does not have) and never closes
 // the inherited SQLite connection (SQLite forbids using one across fork).
 class Persister final : public PersistHook, private fork::Hooks {
+ private:
+  struct FamInfo {
+    bool persisted = false;
+    std::string identity, labels_json, bounds_json;
+    int64_t id = 0;  // cm_family.id once known; set under r.mu before any flush sees it, then flush_mu_
+  };
+  struct SeriesState;
+  // A row to write. Shared state: a series removed meanwhile
+  // (series_removed) leaves its state to the flush that writes it.
+  struct Pending {
+    const cm_family* f;
+    FamInfo* fi;
+    std::shared_ptr<SeriesState> st;
+    std::vector<uint64_t> payload;
+    double created;
+  };
+  struct SeriesState {
+    std::string values_json;
+    std::vector<uint64_t> last;  // the payload the file holds
+    double created = NAN;
+  };
+
  public:
   Persister(cm_registry& r, std::string path, std::unique_ptr<OwnerLock> lock, Db db)
       : r_(r), path_(std::move(path)), lock_(std::move(lock)), db_(std::move(db)) {
@@ -809,7 +831,9 @@ class Persister final : public PersistHook, private fork::Hooks {
     try {
       auto fit = fams_.find(s.family);
       if (fit == fams_.end() || !fit->second.persisted) return;
-      SeriesState& st = states_[&s];
+      auto& slot = states_[&s];
+      if (!slot) slot = std::make_shared<SeriesState>();
+      SeriesState& st = *slot;
       st.values_json = json_strings(s.values);
       auto sf = saved_.find(fit->second.identity);
       if (sf == saved_.end()) return;
@@ -841,16 +865,15 @@ class Persister final : public PersistHook, private fork::Hooks {
       throw Error(CM_ESTATE, "\"" + path_ + "\" is persisted by the process that called cm_registry_persist "
                              "before fork(); this child does not write it (persist after fork, to another file)");
     std::lock_guard<std::mutex> fl(flush_mu_);
-    struct Pending {
-      const cm_family* f;
-      FamInfo* fi;
-      SeriesState* st;
-      std::vector<uint64_t> payload;
-      double created;
-    };
     std::vector<Pending> batch;
+    size_t nretired = 0;
     {
       std::lock_guard<std::mutex> g(r_.mu);
+      // Removed series first: a live series of the same labels (a cache
+      // reopened under its name) is written after, and wins.
+      batch = std::move(retired_);
+      retired_.clear();
+      nretired = batch.size();
       cells::Space& space = cells::Space::get();
       std::vector<uint64_t> buf;
       for (auto& [name, f] : r_.families) {
@@ -862,13 +885,54 @@ class Persister final : public PersistHook, private fork::Hooks {
           if (sit == states_.end()) continue;
           buf.resize(s->block.width - 1);
           space.read(s->block, buf.data(), lk);
-          SeriesState& st = sit->second;
+          SeriesState& st = *sit->second;
           if (buf != st.last || !(st.created == s->created))
-            batch.push_back({f.get(), &fit->second, &st, buf, s->created});
+            batch.push_back({f.get(), &fit->second, sit->second, buf, s->created});
         }
       }
     }
     if (batch.empty()) return;
+    try {
+      write(batch);
+    } catch (...) {
+      // The removed series' last values stay pending for the next flush.
+      std::lock_guard<std::mutex> g(r_.mu);
+      retired_.insert(retired_.begin(), std::make_move_iterator(batch.begin()),
+                      std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(nretired)));
+      throw;
+    }
+    std::lock_guard<std::mutex> g(r_.mu);
+    for (Pending& p : batch) {
+      p.st->last = std::move(p.payload);
+      p.st->created = p.created;
+    }
+  }
+
+  // The series is going away: its last value (when the file does not hold it
+  // yet) is written by the next flush, then forgotten. Registry mutex.
+  void series_removed(cm_series& s) noexcept override {
+    try {
+      auto sit = states_.find(&s);
+      if (sit == states_.end()) return;
+      std::shared_ptr<SeriesState> st = std::move(sit->second);
+      states_.erase(sit);
+      auto fit = fams_.find(s.family);
+      if (fit == fams_.end()) return;
+      cells::Space& space = cells::Space::get();
+      std::vector<uint64_t> buf(s.block.width - 1);
+      {
+        auto lk = space.lock();
+        space.read(s.block, buf.data(), lk);
+      }
+      if (buf != st->last || !(st->created == s.created))
+        retired_.push_back({s.family, &fit->second, std::move(st), std::move(buf), s.created});
+    } catch (...) {
+      // Out of memory: the last value since the previous flush is not written.
+    }
+  }
+
+ private:
+  void write(std::vector<Pending>& batch) {
     double now = unix_time_now();
     sqlite3* db = db_.get();
     sqlite3_stmt* up = upsert_.get();
@@ -899,24 +963,8 @@ class Persister final : public PersistHook, private fork::Hooks {
     }
     sqlite3_reset(up);
     tx.commit();
-    std::lock_guard<std::mutex> g(r_.mu);
-    for (Pending& p : batch) {
-      p.st->last = std::move(p.payload);
-      p.st->created = p.created;
-    }
   }
 
- private:
-  struct FamInfo {
-    bool persisted = false;
-    std::string identity, labels_json, bounds_json;
-    int64_t id = 0;  // cm_family.id once known; set under r.mu before any flush sees it, then flush_mu_
-  };
-  struct SeriesState {
-    std::string values_json;
-    std::vector<uint64_t> last;  // the payload the file holds
-    double created = NAN;
-  };
 
   int64_t insert_family(const cm_family& f, const FamInfo& fi) {
     sqlite3_stmt* st = family_insert_.get();
@@ -960,7 +1008,8 @@ class Persister final : public PersistHook, private fork::Hooks {
   std::unordered_map<std::string, SavedFamily> saved_;  // rows not yet owned by a live series
   std::unordered_map<std::string, std::vector<std::string>> by_name_;
   std::unordered_map<const cm_family*, FamInfo> fams_;
-  std::unordered_map<const cm_series*, SeriesState> states_;
+  std::unordered_map<const cm_series*, std::shared_ptr<SeriesState>> states_;
+  std::vector<Pending> retired_;  // last values of removed series, for the next flush
   cm_series* conflicts_ = nullptr;
   cm_series* failures_ = nullptr;
   // The background flusher.

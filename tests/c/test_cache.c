@@ -646,17 +646,120 @@ static void prefix_and_default_registry(void **state) {
   cm_cache_close(d);
 }
 
-/* Opening caches past the registry's max_series is refused with CM_ELIMIT. */
+/* Opening caches past the registry's max_series is refused with CM_ELIMIT;
+ * closing a cache gives its series back (every one of them: per-tier,
+ * breaker and lock series too, and error series made on first use). */
 static void series_cap(void **state) {
   (void)state;
   /* Room for one cache's series but not two's (a tiered cache has more:
    * per-tier, breaker and lock series). */
   cm_registry *reg = cmt_registry(backend_is("tiered") ? "max_series=45" : "max_series=30");
-  cm_cache *c = NULL;
+  cm_cache *c = NULL, *d = NULL;
   assert_status(open_uri(&c, reg, "one", "memory://"), CM_OK);
+  assert_status(open_uri(&d, reg, "two", "memory://"), CM_ELIMIT);
+  assert_null(d);
   cm_cache_close(c);
-  assert_status(open_uri(&c, reg, "two", "memory://"), CM_ELIMIT);
-  assert_null(c);
+  for (int i = 0; i < 20; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "next-%d", i);
+    c = NULL;
+    assert_status(open_uri(&c, reg, name, "memory://"), CM_OK);
+    assert_status(cm_cache_set(c, K("k"), K("v"), 0), CM_OK);
+    cm_cache_close(c);
+  }
+  char *text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
+  assert_not_contains(text, "cache=\"one\"");
+  assert_not_contains(text, "cache=\"next-");
+  cm_free(text);
+  cm_registry_free(reg);
+}
+
+static long resident_kib(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return -1;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+  fclose(f);
+  return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* 10k caches of distinct names opened, used and closed: the series they made
+ * leave the registry with them, so the registry's series (its render) and
+ * the process's memory stay flat, and the application still gets series
+ * under a max_series that a leak would have exhausted after a few caches. */
+static void closed_caches_free_their_series(void **state) {
+  (void)state;
+  if (!backend_is("memory")) skip(); /* a file or a namespace per open elsewhere */
+  cm_registry *reg = cmt_registry("max_series=100");
+  cm_family *app = NULL;
+  assert_status(cm_counter_new(reg, "app_requests", NULL, (const char *const[]){"n"}, 1, &app), CM_OK);
+  size_t first_len = 0;
+  long rss_warm = 0;
+  for (int i = 0; i < 10000; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "cycle-%05d", i);
+    cm_cache *c = NULL;
+    assert_status(cm_cache_open(&c, reg, name, "memory://"), CM_OK);
+    assert_status(cm_cache_set(c, K("k"), K("v"), 0), CM_OK);
+    void *v = NULL;
+    size_t n = 0;
+    assert_status(cm_cache_get(c, K("k"), &v, &n), CM_OK);
+    cm_free(v);
+    assert_status(cm_cache_get(c, K("nope"), &v, &n), CM_MISS);
+    cm_cache_close(c);
+    if (i == 0 || i == 9999) {
+      size_t len = 0;
+      char *text = NULL;
+      assert_status(cm_registry_render(reg, CM_FORMAT_PROMETHEUS, &text, &len), CM_OK);
+      assert_not_contains(text, "cache=\"cycle-");
+      if (i == 0) first_len = len;
+      else assert_int_equal(len, first_len); /* the same series, no more */
+      cm_free(text);
+    }
+    if (i == 999) rss_warm = resident_kib();
+  }
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* their allocators keep freed memory */
+  long rss_end = resident_kib();
+  if (rss_warm > 0 && rss_end > 0) assert_true(rss_end - rss_warm < 4096);
+#else
+  (void)rss_warm;
+#endif
+  /* The application's own series are still created. */
+  cm_series *s = NULL;
+  for (int i = 0; i < 50; i++) {
+    char value[16];
+    snprintf(value, sizeof value, "%d", i);
+    const char *values[] = {value};
+    assert_status(cm_family_series(app, values, 1, &s), CM_OK);
+  }
+  assert_double_exact(cmt_render_sample(reg, "cachemeter_series_rejected_total"), 0);
+  cm_registry_free(reg);
+}
+
+/* A series the application looked up through cm_family_series is its for
+ * good: closing the cache does not remove it (the handle stays valid). */
+static void looked_up_cache_series_stays(void **state) {
+  (void)state;
+  if (!backend_is("memory")) skip();
+  cm_registry *reg = cmt_registry(NULL);
+  cm_cache *c = open_ok(reg, "kept", "memory://");
+  assert_status(cm_cache_get(c, K("k"), &(void *){NULL}, &(size_t){0}), CM_MISS);
+  cm_family *misses = NULL;
+  assert_status(cm_counter_new(reg, "cachemeter_cache_misses_total", "Cache lookups that found no fresh entry.",
+                               (const char *const[]){"cache", "backend"}, 2, &misses),
+                CM_OK);
+  cm_series *s = NULL;
+  assert_status(cm_family_series(misses, (const char *const[]){"kept", "memory"}, 2, &s), CM_OK);
+  assert_double_exact(cm_series_value(s), 1);
+  cm_cache_close(c);
+  cm_counter_add(s, 1); /* still valid */
+  assert_double_exact(cm_series_value(s), 2);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "kept", NULL), 2);
+  /* Reopened, the cache counts into the same series. */
+  c = open_ok(reg, "kept", "memory://");
+  assert_status(cm_cache_get(c, K("k"), &(void *){NULL}, &(size_t){0}), CM_MISS);
+  cm_cache_close(c);
+  assert_double_exact(cm_series_value(s), 3);
   cm_registry_free(reg);
 }
 
@@ -736,6 +839,8 @@ int main(void) {
       T(shared_names_and_metrics_off),
       T(prefix_and_default_registry),
       T(series_cap),
+      T(closed_caches_free_their_series),
+      T(looked_up_cache_series_stays),
       T(redis_name_is_the_namespace),
   };
 #undef T

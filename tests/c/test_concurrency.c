@@ -232,7 +232,103 @@ static void hammer(void **state) {
   cm_registry_free(sh.reg);
 }
 
+/* Caches of distinct names opened, used and closed by several threads (their
+ * series created and removed, their cell slots reused) while another thread
+ * renders in every format and looks up series of the same families. Each
+ * cycler also counts its cycles in an application counter from its own
+ * thread (its cells folded at exit): the total is exact, and no series of a
+ * closed cache is left. */
+enum { CYCLERS = 3, CYCLES = 300 };
+
+struct cycler {
+  cm_registry *reg;
+  cm_series *cycles;
+  int id, failures;
+  atomic_int *done;
+};
+
+static void *cycle(void *arg) {
+  struct cycler *c = arg;
+  for (int i = 0; i < CYCLES; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "c%d-%d", c->id, i);
+    cm_cache *cache = NULL;
+    if (cm_cache_open(&cache, c->reg, name, "memory://?sample=1") != CM_OK) {
+      c->failures++;
+      continue;
+    }
+    void *v = NULL;
+    size_t n = 0;
+    if (cm_cache_set(cache, "k", 1, "v", 1, 0) != CM_OK) c->failures++;
+    if (cm_cache_get(cache, "k", 1, &v, &n) != CM_OK) c->failures++;
+    cm_free(v);
+    if (cm_cache_get(cache, "x", 1, &v, &n) != CM_MISS) c->failures++;
+    cm_cache_close(cache);
+    cm_counter_add(c->cycles, 1);
+  }
+  atomic_fetch_add(c->done, 1);
+  return NULL;
+}
+
+struct watcher {
+  cm_registry *reg;
+  atomic_int *done;
+  int renders, failures;
+};
+
+static void *watch(void *arg) {
+  struct watcher *w = arg;
+  cm_family *hits = NULL;
+  if (cm_counter_new(w->reg, "cachemeter_cache_hits_total", NULL, (const char *const[]){"cache", "backend"}, 2,
+                     &hits) != CM_OK)
+    w->failures++;
+  while (atomic_load(w->done) < CYCLERS || w->renders < 3) {
+    for (int f = CM_FORMAT_PROMETHEUS; f <= CM_FORMAT_JSON; f++) {
+      char *text = NULL;
+      if (cm_registry_render(w->reg, f, &text, NULL) != CM_OK) w->failures++;
+      cm_free(text);
+    }
+    cm_series *s = NULL; /* a lookup in a family whose other series come and go */
+    if (hits && cm_family_series(hits, (const char *const[]){"steady", "memory"}, 2, &s) != CM_OK) w->failures++;
+    w->renders++;
+  }
+  return NULL;
+}
+
+static void caches_closing_while_rendering(void **state) {
+  (void)state;
+  cm_registry *reg = cmt_registry("max_series=200"); /* a leak would run out after a few caches */
+  cm_family *cycles = NULL;
+  assert_status(cm_counter_new(reg, "cycles", NULL, NULL, 0, &cycles), CM_OK);
+  cm_series *cycles_s = NULL;
+  assert_status(cm_family_series(cycles, NULL, 0, &cycles_s), CM_OK);
+  cm_cache *steady = NULL;
+  assert_status(cm_cache_open(&steady, reg, "steady", "memory://"), CM_OK);
+  atomic_int done;
+  atomic_init(&done, 0);
+  struct cycler c[CYCLERS];
+  pthread_t threads[CYCLERS], wt;
+  struct watcher w = {.reg = reg, .done = &done};
+  for (int i = 0; i < CYCLERS; i++) {
+    c[i] = (struct cycler){.reg = reg, .cycles = cycles_s, .id = i, .done = &done};
+    assert_int_equal(pthread_create(&threads[i], NULL, cycle, &c[i]), 0);
+  }
+  assert_int_equal(pthread_create(&wt, NULL, watch, &w), 0);
+  for (int i = 0; i < CYCLERS; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+  assert_int_equal(pthread_join(wt, NULL), 0);
+  for (int i = 0; i < CYCLERS; i++) assert_int_equal(c[i].failures, 0);
+  assert_int_equal(w.failures, 0);
+  assert_double_exact(cm_series_value(cycles_s), CYCLERS * CYCLES);
+  char *text = cmt_render(reg, CM_FORMAT_PROMETHEUS);
+  assert_null(strstr(text, "cache=\"c"));
+  assert_non_null(strstr(text, "cache=\"steady\""));
+  assert_double_exact(cmt_sample(text, "cachemeter_series_rejected_total"), 0);
+  cm_free(text);
+  cm_cache_close(steady);
+  cm_registry_free(reg);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(hammer)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(hammer), cmocka_unit_test(caches_closing_while_rendering)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
