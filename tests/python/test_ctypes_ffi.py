@@ -101,20 +101,26 @@ def check_everything(lib):
                 assert string_at(val, n.value) == b"loaded:lazy"
                 lib.cm_free(val)
             assert calls == [b"loaded:lazy"]  # the second call was a hit
+            assert 'ffi_cache_hits_total{' in render(lib, reg)  # the cache's metrics, under the registry's prefix
         finally:
             lib.cm_cache_close(cache)
 
-        text, length = c_void_p(), c_size_t()
-        assert lib.cm_registry_render(reg, CM_FORMAT_PROMETHEUS, byref(text), byref(length)) == CM_OK
-        body = string_at(text, length.value).decode()
-        lib.cm_free(text)
+        body = render(lib, reg)
         assert 'requests_total{via="ctypes",code="200"} 3' in body, body
-        assert 'ffi_cache_hits_total{' in body  # the cache's metrics, under the registry's prefix
+        assert 'ffi_cache_hits_total{' not in body  # a closed cache's series leave the registry
     finally:
         lib.cm_registry_free(reg)
     lib.cm_registry_free(None)  # NULL is a no-op
     lib.cm_cache_close(None)
     lib.cm_free(None)
+
+
+def render(lib, reg):
+    text, length = c_void_p(), c_size_t()
+    assert lib.cm_registry_render(reg, CM_FORMAT_PROMETHEUS, byref(text), byref(length)) == CM_OK
+    body = string_at(text, length.value).decode()
+    lib.cm_free(text)
+    return body
 
 
 def test_ctypes_only():
