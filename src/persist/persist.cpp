@@ -46,6 +46,10 @@ constexpr int kMaxValueBytes = 16 << 20;
 constexpr int64_t kMaxRows = int64_t{1} << 20;
 constexpr int64_t kMaxTextBytes = int64_t{256} << 20;
 constexpr auto kReadDeadline = std::chrono::seconds(30);
+// Items of one JSON array in a row: label names or values (no API limit, but
+// thousands of labels is no metric), bounds (CM_HISTOGRAM_MAX_BOUNDS) and
+// bucket counts (one more).
+constexpr size_t kMaxJsonItems = 10000;
 
 // A damaged or foreign file reads as SQLITE_CORRUPT / SQLITE_NOTADB; a value
 // past the length limit (SQLITE_TOOBIG) or a read stopped by the deadline
@@ -295,7 +299,9 @@ void put_utf8(std::string& out, uint32_t cp) {
 // typed in the sqlite3 shell): strings or numbers, nothing nested.
 class JsonArray {
  public:
-  explicit JsonArray(std::string_view t) : t_(t) {}
+  // max_items: more is a parse failure (bounds what a hostile row can make
+  // us allocate, whatever its length).
+  explicit JsonArray(std::string_view t, size_t max_items = kMaxJsonItems) : t_(t), max_items_(max_items) {}
 
   bool strings(std::vector<std::string>& out) {
     return items([&] {
@@ -344,8 +350,9 @@ class JsonArray {
   bool items(Item item) {
     if (!eat('[')) return false;
     if (eat(']')) return end();
+    size_t n = 0;
     do {
-      if (!item()) return false;
+      if (++n > max_items_ || !item()) return false;
     } while (eat(','));
     return eat(']') && end();
   }
@@ -420,6 +427,7 @@ class JsonArray {
 
   std::string_view t_;
   size_t i_ = 0;
+  size_t max_items_;
 };
 
 // ---- the file: checks, owner lock --------------------------------------------
@@ -609,9 +617,12 @@ void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name) {
     f.kind = column_text(fs.get(), 2);
     std::vector<std::string> labels;
     std::vector<double> bounds;
-    if (!JsonArray(column_text(fs.get(), 3)).strings(labels) || !JsonArray(column_text(fs.get(), 4)).doubles(bounds))
+    if (!JsonArray(column_text(fs.get(), 3)).strings(labels) ||
+        !JsonArray(column_text(fs.get(), 4), CM_HISTOGRAM_MAX_BOUNDS).doubles(bounds))
       throw Error(CM_ECORRUPT, "family row " + std::to_string(f.id) + " (\"" + name +
-                                   "\"): label_names or bounds is not a JSON array");
+                                   "\"): label_names or bounds is not a JSON array (of at most " +
+                                   std::to_string(kMaxJsonItems) + " names, " +
+                                   std::to_string(CM_HISTOGRAM_MAX_BOUNDS) + " bounds)");
     f.labels_json = json_strings(labels);  // normalised: compared byte for byte
     f.bounds_json = json_doubles(bounds);
     f.help = column_text(fs.get(), 5);
@@ -637,8 +648,9 @@ void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name) {
     std::vector<std::string> parsed;
     if (!JsonArray(values).strings(parsed))
       throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": label_values is not a JSON array");
-    if (f.kind == "histogram" && !JsonArray(column_text(ss.get(), 5)).counts(row.counts))
-      throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": buckets is not a JSON array");
+    if (f.kind == "histogram" && !JsonArray(column_text(ss.get(), 5), CM_HISTOGRAM_MAX_BOUNDS + 1).counts(row.counts))
+      throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": buckets is not a JSON array (of at most " +
+                                   std::to_string(CM_HISTOGRAM_MAX_BOUNDS + 1) + " counts)");
     f.rows.emplace(json_strings(parsed), std::move(row));
   }
   if (rc != SQLITE_DONE) fail(db, rc, "reading cm_series");

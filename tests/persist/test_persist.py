@@ -552,6 +552,12 @@ def hostile_huge_name(con):
                 "(SELECT min(id) FROM cm_family)")
 
 
+def hostile_many_bounds(con):
+    # A short value that parses into many items: 200000 bounds in 400 kB.
+    con.execute("UPDATE cm_family SET bounds = ? WHERE kind = 'histogram'",
+                ("[" + ",".join(["1"] * 200000) + "]",))
+
+
 def hostile_extra_table(con):
     con.execute("CREATE TABLE extra(x)")
 
@@ -567,7 +573,7 @@ def hostile_changed_table_sql(con):
 
 
 HOSTILE = [hostile_view_replacing_family, hostile_endless_view, hostile_trigger, hostile_huge_blob,
-           hostile_huge_name, hostile_extra_table, hostile_extra_index, hostile_changed_table_sql]
+           hostile_huge_name, hostile_many_bounds, hostile_extra_table, hostile_extra_index, hostile_changed_table_sql]
 
 
 def make_hostile(procs, db, change):
