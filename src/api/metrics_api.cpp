@@ -3,6 +3,7 @@
 #include <cachemeter/metrics.h>
 
 #include <algorithm>
+#include <bit>
 #include <cfloat>
 #include <cmath>
 
@@ -90,6 +91,7 @@ CM_EXTERN int cm_family_series(cm_family* f, const char* const* values, size_t n
 namespace {
 [[gnu::noinline, gnu::cold]] void counter_add_rejected(cm_series* s, double v) {
   if (s->kind != cm::Kind::Counter) return cm::count_invalid(s, "cm_counter_add", "not a counter");
+  if (v == 0) return cm::cells::add_scalar(s->block, v);  // -0.0: a valid increment of nothing
   if (!(v >= 0)) return cm::count_invalid(s, "cm_counter_add", "negative or NaN increment");
   if (!(v <= DBL_MAX)) return cm::count_invalid(s, "cm_counter_add", "infinite increment");
 }
@@ -100,9 +102,12 @@ namespace {
 
 CM_EXTERN void cm_counter_add(cm_series* s, double v) {
   if (!s) [[unlikely]] return;
-  // One rule: the increment is finite and not negative (-0.0 is fine). +Inf
-  // would leave the counter at +Inf for good, NaN poisons it.
-  if (s->kind != cm::Kind::Counter || !(v >= 0 && v <= DBL_MAX)) [[unlikely]] return counter_add_rejected(s, v);
+  // One rule: the increment is finite and not negative. +Inf would leave the
+  // counter at +Inf for good, NaN poisons it. One unsigned compare of the
+  // bits: +0.0 .. DBL_MAX are exactly the patterns below +Inf's; the rest
+  // (negative, -0.0 which is fine, infinities, NaNs) take the cold path.
+  if (s->kind != cm::Kind::Counter || std::bit_cast<uint64_t>(v) >= 0x7FF0000000000000ull) [[unlikely]]
+    return counter_add_rejected(s, v);
   cm::cells::add_scalar(s->block, v);
 }
 

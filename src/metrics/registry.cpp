@@ -300,7 +300,7 @@ static void check_values(const cm_family& f, const char* const* values, size_t n
 
 // Creates the series (not yet indexed): the checks, the limits, the cells and
 // the restore. Registry mutex.
-static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h, const size_t* lp);
+static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h);
 
 cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   check_values(f, values, n);
@@ -327,7 +327,7 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
       return s;
     }
   }
-  cm_series* out = create_series(f, values, n, h, lp);
+  cm_series* out = create_series(f, values, n, h);
   f.index.insert(out);
   return out;
 }
@@ -346,7 +346,7 @@ cm_series* hold_series(cm_family& f, const char* const* values, size_t n) {
     return it->second;
   }
   f.held.reserve(f.held.size() + 1);  // the insert below cannot throw after create_series
-  cm_series* out = create_series(f, values, n, h, lp);
+  cm_series* out = create_series(f, values, n, h);
   out->held = true;
   out->holds = 1;
   f.held.emplace(std::move(key), out);
@@ -380,10 +380,10 @@ void release_series(cm_registry& r, cm_series* const* series, size_t n) noexcept
   }
 }
 
-static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h, const size_t* lp) {
+static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h) {
   cm_registry& r = *f.reg;
   for (size_t i = 0; i < n; ++i) {
-    size_t len = i < kMaxFastLabels && lp ? lp[i] : std::strlen(values[i]);
+    size_t len = std::strlen(values[i]);
     if (len > r.max_label_value_bytes) {
       cells::add_count(r.series_rejected->block, 1, 1);
       throw Error(CM_ELIMIT, "the value of label \"" + f.label_names[i] + "\" of \"" + f.name + "\" is " +
