@@ -17,8 +17,10 @@ constexpr int kApplicationId = 0x434D6574;
 // holds into r (now and for families registered later) and flushes every
 // interval_ms from a background thread (0: none). Throws Error: CM_ESTATE when
 // r already persists or another process owns the file, CM_ECORRUPT for a
-// foreign or damaged file (left untouched), CM_EBACKEND when it cannot be
-// created or opened.
+// foreign, damaged or hostile file (a schema other than exactly ours, a value
+// or row count past the bounds, a read past the deadline: see
+// docs/persistence.md "Hostile files"; left untouched), CM_EBACKEND when it
+// cannot be created or opened.
 void start(cm_registry& r, const std::string& path, unsigned interval_ms);
 
 // Writes every series changed since the last flush, in one transaction.
@@ -26,7 +28,9 @@ void start(cm_registry& r, const std::string& path, unsigned interval_ms);
 void flush(cm_registry& r);
 
 // Reads a metrics file read-only into r, taking no ownership: every family it
-// holds is registered and its series set to their saved values. Throws Error.
+// holds is registered and its series set to their saved values. The file is
+// checked and read in full, within the same bounds, before anything is
+// registered. Throws Error.
 void load(cm_registry& r, const std::string& path);
 
 }  // namespace cm::persist
