@@ -593,8 +593,18 @@ def make_hostile(procs, db, change):
     assert rows(db, "PRAGMA quick_check") == [("ok",)]
 
 
+@pytest.fixture
+def hostile_db(db):
+    """db, removed afterwards: some hostile files are 100 MB."""
+    yield db
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+
+
 @pytest.mark.parametrize("change", HOSTILE, ids=[h.__name__[len("hostile_"):] for h in HOSTILE])
-def test_hostile_file_refused_by_persist(procs, db, change):
+def test_hostile_file_refused_by_persist(procs, hostile_db, change):
+    db = hostile_db
     make_hostile(procs, db, change)
     before = sha256(db)
     lock_before = sha256(db + "-lock")
@@ -612,7 +622,8 @@ def test_hostile_file_refused_by_persist(procs, db, change):
 
 
 @pytest.mark.parametrize("change", HOSTILE, ids=[h.__name__[len("hostile_"):] for h in HOSTILE])
-def test_hostile_file_refused_by_dump(procs, db, change):
+def test_hostile_file_refused_by_dump(procs, hostile_db, change):
+    db = hostile_db
     if not CACHEMETER:
         pytest.skip("CM_CACHEMETER is not set")
     make_hostile(procs, db, change)
