@@ -430,9 +430,8 @@ std::unique_ptr<Backend> make_store(cm_cache& c, const Uri& u) {
 // Registers the health check and joins (or makes) the group of series.
 void finish_open(cm_cache& c, Backend* l1, Backend* l2) {
   {
-    std::lock_guard<std::mutex> lk(c.reg->health_mu);
     Backend* b = c.backend.get();
-    c.reg->health[&c] = cm_registry::HealthCheck{c.name, std::string(b->kind()), [b] { return b->health(); }};
+    add_health_check(*c.reg, &c, c.name, std::string(b->kind()), [b] { return b->health(); });
   }
   if (!c.opt.metrics) return;
   GroupKey key{c.reg, c.name, std::string(c.backend->kind())};
@@ -527,10 +526,9 @@ void cm_cache::on_l1_flush() { cm::inc(extra.l1_flushes); }
 void cm_cache::on_invalidation() { cm::inc(extra.invalidations); }
 
 cm_cache::~cm_cache() {
-  if (reg && backend) {
-    std::lock_guard<std::mutex> lk(reg->health_mu);
-    reg->health.erase(this);
-  }
+  // Waits for a /health check of this cache in flight (bounded by the
+  // backend's timeout): the check uses the backend freed below.
+  if (reg && backend) cm::remove_health_check(*reg, this);
   if (group) {
     std::lock_guard<std::mutex> lk(group->members_mu);
     std::erase(group->members, this);

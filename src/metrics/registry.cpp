@@ -483,6 +483,55 @@ std::unique_ptr<std::unordered_set<const cm_family*>> select_families(const cm_r
   return keep;
 }
 
+void add_health_check(cm_registry& r, const void* owner, std::string cache, std::string backend,
+                      std::function<int()> check) {
+  auto h = std::make_shared<cm_registry::HealthCheck>();
+  h->cache = std::move(cache);
+  h->backend = std::move(backend);
+  h->check = std::move(check);
+  std::lock_guard<std::mutex> g(r.health_mu);
+  r.health[owner] = std::move(h);
+  ++r.health_gen;
+}
+
+void remove_health_check(cm_registry& r, const void* owner) {
+  std::shared_ptr<cm_registry::HealthCheck> h;
+  {
+    std::lock_guard<std::mutex> g(r.health_mu);
+    auto it = r.health.find(owner);
+    if (it == r.health.end()) return;
+    h = std::move(it->second);
+    r.health.erase(it);
+    ++r.health_gen;
+  }
+  std::unique_lock<std::mutex> lk(h->run_mu);
+  h->removed = true;
+  h->run_cv.wait(lk, [&] { return !h->running; });
+}
+
+bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err) {
+  {
+    std::lock_guard<std::mutex> lk(h.run_mu);
+    if (h.removed) return false;
+    h.running = true;
+  }
+  cm_errclear();
+  int status = CM_EBACKEND;
+  try {
+    status = h.check();
+  } catch (...) {
+    set_error(CM_EBACKEND, "health check failed");
+  }
+  *rc = status;
+  *err = status == CM_OK ? std::string() : std::string(cm_errmsg());
+  {
+    std::lock_guard<std::mutex> lk(h.run_mu);
+    h.running = false;
+  }
+  h.run_cv.notify_all();
+  return true;
+}
+
 void run_collectors(cm_registry& r) {
   std::lock_guard<std::mutex> g(r.collectors_mu);
   for (auto& [owner, fn] : r.collectors) fn();

@@ -5,6 +5,7 @@
 #include <cachemeter/metrics.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -128,13 +129,24 @@ struct cm_registry final : private cm::fork::Hooks {
   std::mutex collectors_mu;
   std::map<const void*, std::function<void()>> collectors;
   // Health of what reports into this registry (each open cache's backend),
-  // for the HTTP endpoint's /health. Keyed by their owner.
+  // for the HTTP endpoint's /health. Keyed by their owner. health_mu guards
+  // the map and health_gen only, never a check's run: a checker copies the
+  // shared entries under it and runs them without it (run_health_check), so
+  // a check blocked on a dead backend holds up neither the map nor
+  // cm_cache_open. Use add/remove_health_check.
   struct HealthCheck {
     std::string cache, backend;
     std::function<int()> check;  // CM_OK when healthy
+    // In-flight guard: remove_health_check marks the entry removed and waits
+    // for a run in progress, so what `check` points to (the cache's backend)
+    // is never freed under a running check.
+    std::mutex run_mu;
+    std::condition_variable run_cv;
+    bool running = false, removed = false;
   };
   std::mutex health_mu;
-  std::map<const void*, HealthCheck> health;
+  std::map<const void*, std::shared_ptr<HealthCheck>> health;
+  uint64_t health_gen = 0;  // bumped by every add and remove; health_mu
   // Persistence (cm_registry_persist): gauges too when the registry was made
   // with persist_gauges=true. `persister` is set once, under `mu`; the
   // destructor drops it first (its last flush still sees every series).
@@ -193,6 +205,16 @@ void reset_series(cm_registry& r, cm_series* const* series, size_t n);
 void add_collector(cm_registry& r, const void* owner, std::function<void()> fn);
 void remove_collector(cm_registry& r, const void* owner);
 void run_collectors(cm_registry& r);
+// Health checks (see cm_registry::health). remove_health_check returns once
+// no run of the owner's check is in progress (a run is bounded by the
+// backend's own timeout) and none will start.
+void add_health_check(cm_registry& r, const void* owner, std::string cache, std::string backend,
+                      std::function<int()> check);
+void remove_health_check(cm_registry& r, const void* owner);
+// Runs h's check on the calling thread, holding no lock across it. Returns
+// false (and runs nothing) once h was removed; else *rc is the check's status
+// and *err its message (empty when healthy).
+bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err);
 
 // Readers (render, value): the payload of s, folded. Requires the cell lock.
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk);

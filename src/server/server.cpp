@@ -4,19 +4,25 @@
 #include "server/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 #include "api/error.h"
 #include "metrics/registry.h"
@@ -74,12 +80,40 @@ ListenAddr parse_listen(const char* listen) {
   return a;
 }
 
-std::string read_file(const std::string& path, const char* option) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(CM_EINVAL, std::string("option \"") + option + "\": cannot read \"" + path + "\"");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+constexpr off_t kMaxPemBytes = 1 << 20;
+
+// A TLS certificate or key file: a regular file of at most kMaxPemBytes,
+// read without blocking (a FIFO, a device, a directory or anything that is
+// not a regular file is refused before a byte is read; /dev/zero would read
+// forever, a FIFO without a writer would block forever).
+std::string read_pem_file(const std::string& path, const char* option) {
+  auto refuse = [&](const std::string& why) {
+    return Error(CM_EINVAL, std::string("option \"") + option + "\": \"" + path + "\": " + why);
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw refuse(std::string("cannot open: ") + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw refuse(std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw refuse("not a regular file");
+  if (st.st_size > kMaxPemBytes)
+    throw refuse("larger than " + std::to_string(kMaxPemBytes) + " bytes (" + std::to_string(st.st_size) + ")");
+  std::string out(static_cast<size_t>(kMaxPemBytes) + 1, '\0');
+  size_t got = 0;
+  while (got < out.size()) {  // the size may change under us: the cap holds anyway
+    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw refuse(std::string("cannot read: ") + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got > static_cast<size_t>(kMaxPemBytes))
+    throw refuse("larger than " + std::to_string(kMaxPemBytes) + " bytes");
+  out.resize(got);
+  return out;
 }
 
 // ---- negotiation ------------------------------------------------------------
@@ -244,10 +278,225 @@ void mhd_logger(void*, const char* fmt, va_list ap) {
 }
 
 }  // namespace
+
+// ---- request deadlines and the health checker -------------------------------
+
+// How long a /health request waits (suspended, off the polling thread) for a
+// refresh in flight before it is answered from what is known.
+constexpr auto kHealthWait = std::chrono::milliseconds(1000);
+
+// State beside the MHD daemon, shared by its callbacks and two threads:
+//  - the housekeeper closes connections whose request did not arrive within
+//    request_timeout_ms (MHD's own timeout is an idle timeout that every byte
+//    resets, so a client trickling a header line every few seconds would
+//    hold its slot forever), and resumes /health requests whose wait ran out;
+//  - the checker (started on the first /health) runs the registry's health
+//    checks, holding no lock across them, at most every health_interval_ms.
+// One mutex guards it all; no backend I/O and no MHD call that can call back
+// into us happens under it (MHD_suspend/resume_connection only flag the
+// connection and wake MHD's thread).
+class ServerAux {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct HealthEntry {
+    std::string cache, backend;
+    int rc = CM_OK;
+    std::string err;
+  };
+  struct HealthView {
+    bool have = false;        // a refresh has completed
+    bool refreshing = false;  // one is in flight now
+    int64_t age_ms = 0;       // since the last refresh completed
+    std::vector<HealthEntry> entries;
+  };
+
+  ServerAux(cm_registry& reg, std::chrono::milliseconds request_timeout, std::chrono::milliseconds health_interval)
+      : reg_(reg), request_timeout_(request_timeout), health_interval_(health_interval) {
+    house_ = std::thread([this] { housekeep(); });
+  }
+  ServerAux(const ServerAux&) = delete;
+  ServerAux& operator=(const ServerAux&) = delete;
+  ~ServerAux() {
+    begin_stop();
+    if (house_.joinable()) house_.join();
+    if (checker_.joinable()) checker_.join();
+  }
+
+  // Before MHD_stop_daemon: no /health request waits any more (MHD refuses
+  // to stop with a suspended connection) and none will start waiting.
+  void begin_stop() {
+    std::lock_guard<std::mutex> lk(mu_);
+    stopping_ = true;
+    for (auto& w : waiters_) MHD_resume_connection(w.first);
+    waiters_.clear();
+    house_cv_.notify_all();
+    check_cv_.notify_all();
+  }
+
+  // MHD_OPTION_NOTIFY_CONNECTION.
+  void conn_started(MHD_Connection* c) {
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info) return;
+    std::lock_guard<std::mutex> lk(mu_);
+    arm(conns_[c] = Conn{info->connect_fd, {}, false});
+  }
+  void conn_closed(MHD_Connection* c) {
+    // MHD closes the socket after this returns: holding mu_ here is what
+    // keeps the housekeeper from shutting down a reused descriptor.
+    std::lock_guard<std::mutex> lk(mu_);
+    conns_.erase(c);
+  }
+  // The request was answered (or parked): its deadline no longer runs.
+  void request_answered(MHD_Connection* c) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = conns_.find(c);
+    if (it != conns_.end()) it->second.armed = false;
+  }
+  // MHD_OPTION_NOTIFY_COMPLETED: the next request on a kept-alive connection
+  // must arrive within request_timeout_ms too.
+  void request_completed(MHD_Connection* c) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = conns_.find(c);
+    if (it != conns_.end()) arm(it->second);
+  }
+
+  // For the /health handler, on MHD's thread. Fresh results (younger than
+  // health_interval_ms, taken with the current set of checks): true, *out
+  // filled. Otherwise a refresh is requested; when `may_wait`, the request
+  // is suspended (false returned) until the refresh completes or kHealthWait
+  // passes, then the handler runs again with may_wait false and is answered
+  // from what is known then.
+  bool health(MHD_Connection* c, bool may_wait, HealthView* out) {
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> g(reg_.health_mu);
+      gen = reg_.health_gen;
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    auto now = Clock::now();
+    bool fresh = have_ && result_gen_ == gen && now - completed_ < health_interval_;
+    if (!fresh && !stopping_) {
+      if (!refreshing_) {
+        requested_ = true;
+        if (!checker_.joinable()) checker_ = std::thread([this] { check_loop(); });
+        check_cv_.notify_one();
+      }
+      if (may_wait) {
+        auto it = conns_.find(c);
+        if (it != conns_.end()) it->second.armed = false;
+        MHD_suspend_connection(c);
+        waiters_.emplace_back(c, now + kHealthWait);
+        house_cv_.notify_one();
+        return false;
+      }
+    }
+    out->have = have_;
+    out->refreshing = refreshing_ || requested_;
+    out->age_ms = have_ ? std::chrono::duration_cast<std::chrono::milliseconds>(now - completed_).count() : 0;
+    out->entries = results_;
+    return true;
+  }
+
+ private:
+  struct Conn {
+    int fd = -1;
+    Clock::time_point deadline;
+    bool armed = false;
+  };
+
+  void arm(Conn& c) {  // mu_ held
+    c.deadline = Clock::now() + request_timeout_;
+    c.armed = true;
+    if (c.deadline < next_wake_) house_cv_.notify_one();
+  }
+
+  void housekeep() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!stopping_) {
+      auto now = Clock::now();
+      auto next = now + std::chrono::hours(1);
+      for (auto& [conn, st] : conns_) {
+        if (!st.armed) continue;
+        if (st.deadline <= now) {
+          // Wakes MHD's thread on the connection, which then sees the end
+          // of the stream and closes it as it would any other.
+          ::shutdown(st.fd, SHUT_RDWR);
+          st.armed = false;
+        } else {
+          next = std::min(next, st.deadline);
+        }
+      }
+      for (size_t i = 0; i < waiters_.size();) {
+        if (waiters_[i].second <= now) {
+          MHD_resume_connection(waiters_[i].first);
+          waiters_[i] = waiters_.back();
+          waiters_.pop_back();
+        } else {
+          next = std::min(next, waiters_[i].second);
+          ++i;
+        }
+      }
+      next_wake_ = next;
+      house_cv_.wait_until(lk, next);
+      next_wake_ = Clock::time_point::min();  // awake: arm() need not notify
+    }
+  }
+
+  void check_loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      check_cv_.wait(lk, [&] { return stopping_ || requested_; });
+      if (stopping_) return;
+      requested_ = false;
+      refreshing_ = true;
+      lk.unlock();
+      // Copy the checks under the registry's lock, run them without it.
+      std::vector<std::shared_ptr<cm_registry::HealthCheck>> checks;
+      uint64_t gen;
+      {
+        std::lock_guard<std::mutex> g(reg_.health_mu);
+        gen = reg_.health_gen;
+        checks.reserve(reg_.health.size());
+        for (auto& [owner, h] : reg_.health) checks.push_back(h);
+      }
+      std::vector<HealthEntry> results;
+      for (auto& h : checks) {
+        HealthEntry e{h->cache, h->backend, CM_OK, {}};
+        if (run_health_check(*h, &e.rc, &e.err)) results.push_back(std::move(e));
+      }
+      checks.clear();  // before the lock: the last reference may go here
+      lk.lock();
+      results_ = std::move(results);
+      result_gen_ = gen;
+      completed_ = Clock::now();
+      have_ = true;
+      refreshing_ = false;
+      for (auto& w : waiters_) MHD_resume_connection(w.first);
+      waiters_.clear();
+    }
+  }
+
+  cm_registry& reg_;
+  const std::chrono::milliseconds request_timeout_, health_interval_;
+  std::mutex mu_;
+  std::condition_variable house_cv_, check_cv_;
+  bool stopping_ = false;
+  Clock::time_point next_wake_ = Clock::time_point::min();
+  std::unordered_map<MHD_Connection*, Conn> conns_;
+  std::vector<std::pair<MHD_Connection*, Clock::time_point>> waiters_;  // suspended /health requests
+  bool have_ = false, refreshing_ = false, requested_ = false;
+  uint64_t result_gen_ = 0;
+  Clock::time_point completed_;
+  std::vector<HealthEntry> results_;
+  std::thread house_, checker_;
+};
+
 }  // namespace cm
 
 cm_server::~cm_server() {
+  if (aux) aux->begin_stop();
   if (daemon) MHD_stop_daemon(daemon);
+  aux.reset();  // after the daemon: its close notifications still arrive
 }
 
 namespace cm {
@@ -259,6 +508,7 @@ struct Reply {
   size_t len = 0;
   const char* type = "text/plain; charset=utf-8";
   std::vector<std::pair<std::string, std::string>> headers;
+  bool suspended = false;  // parked (MHD_suspend_connection): no response yet
 };
 
 void set_body(Reply& r, std::string_view text) {
@@ -293,43 +543,43 @@ MHD_Result collect_names(void* cls, MHD_ValueKind, const char* key, const char* 
   return MHD_YES;
 }
 
-std::string health_json(cm_server& s, bool* healthy) {
-  *healthy = true;
+// /health's body: 200 "ok" when every check passed, 503 "unhealthy" when
+// one failed, 503 "pending" before the first refresh has completed.
+std::string health_json(cm_server& s, const ServerAux::HealthView& v, unsigned* code) {
+  bool healthy = v.have;
+  for (auto& e : v.entries)
+    if (e.rc != CM_OK) healthy = false;
+  *code = healthy ? 200 : 503;
   OutBuf out;
-  std::vector<std::tuple<std::string, std::string, int, std::string>> results;
-  {
-    std::lock_guard<std::mutex> lk(s.reg->health_mu);
-    for (auto& [owner, h] : s.reg->health) {
-      cm_errclear();
-      int rc = h.check();
-      results.emplace_back(h.cache, h.backend, rc, rc == CM_OK ? "" : cm_errmsg());
-    }
-  }
-  for (auto& r : results)
-    if (std::get<2>(r) != CM_OK) *healthy = false;
   double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started).count();
   out.append("{\"status\":");
-  out.append(*healthy ? "\"ok\"" : "\"unhealthy\"");
+  out.append(!v.have ? "\"pending\"" : healthy ? "\"ok\"" : "\"unhealthy\"");
   out.append(",\"uptime_seconds\":");
   out.append_double(up);
   out.append(",\"version\":");
   append_json_string(out, CM_VERSION_STRING);
+  if (v.have) {
+    out.append(",\"age_ms\":");
+    out.append(std::to_string(v.age_ms));
+  }
+  out.append(",\"refreshing\":");
+  out.append(v.refreshing ? "true" : "false");
   out.append(",\"caches\":[");
   bool first = true;
-  for (auto& [cache, backend, rc, err] : results) {
+  for (auto& e : v.entries) {
     if (!first) out.push(',');
     first = false;
     out.append("{\"cache\":");
-    append_json_string(out, cache);
+    append_json_string(out, e.cache);
     out.append(",\"backend\":");
-    append_json_string(out, backend);
+    append_json_string(out, e.backend);
     out.append(",\"healthy\":");
-    out.append(rc == CM_OK ? "true" : "false");
-    if (rc != CM_OK) {
+    out.append(e.rc == CM_OK ? "true" : "false");
+    if (e.rc != CM_OK) {
       out.append(",\"status\":");
-      append_json_string(out, cm_status_name(rc));
+      append_json_string(out, cm_status_name(e.rc));
       out.append(",\"error\":");
-      append_json_string(out, err);
+      append_json_string(out, e.err);
     }
     out.push('}');
   }
@@ -345,7 +595,8 @@ const char* kIndex =
     "<li><a href=\"health\">/health</a> backend health</li>\n"
     "</ul></body></html>\n";
 
-Reply route(cm_server& s, MHD_Connection* conn, std::string_view url, std::string_view method) {
+// resumed: the request was parked by /health and is answered now.
+Reply route(cm_server& s, MHD_Connection* conn, std::string_view url, std::string_view method, bool resumed) {
   Reply r;
   if (method != "GET" && method != "HEAD") {
     r.code = 405;
@@ -390,11 +641,15 @@ Reply route(cm_server& s, MHD_Connection* conn, std::string_view url, std::strin
     return r;
   }
   if (url == "/health") {
-    bool healthy = true;
-    set_body(r, health_json(s, &healthy));
-    r.code = healthy ? 200 : 503;
+    ServerAux::HealthView v;
+    if (!s.aux->health(conn, !resumed, &v)) {
+      r.suspended = true;
+      return r;
+    }
+    set_body(r, health_json(s, v, &r.code));
     r.type = "application/json";
     r.headers.emplace_back("Cache-Control", "no-store");
+    if (!v.have) r.headers.emplace_back("Retry-After", "1");
     return r;
   }
   if (url == "/") {
@@ -422,7 +677,7 @@ void record(cm_server& s, const char* path, unsigned code, double seconds) {
 
 MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* method, const char*,
                   const char*, size_t* upload_size, void** con_cls) {
-  static int first_call_marker;
+  static int first_call_marker, parked_marker;
   if (*con_cls == nullptr) {  // headers received; the body (if any) follows
     *con_cls = &first_call_marker;
     return MHD_YES;
@@ -432,11 +687,13 @@ MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* 
     return MHD_YES;
   }
   cm_server& s = *static_cast<cm_server*>(cls);
+  const bool resumed = *con_cls == &parked_marker;
+  s.aux->request_answered(conn);
   auto t0 = std::chrono::steady_clock::now();
   std::string_view u = url ? url : "";
   Reply r;
   try {
-    r = route(s, conn, u, method ? method : "");
+    r = route(s, conn, u, method ? method : "", resumed);
   } catch (...) {
     std::free(r.body);
     r = Reply{};
@@ -447,6 +704,10 @@ MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* 
       std::memcpy(r.body, msg, std::strlen(msg));
       r.len = std::strlen(msg);
     }
+  }
+  if (r.suspended) {
+    *con_cls = &parked_marker;
+    return MHD_YES;
   }
   MHD_Response* resp = MHD_create_response_from_buffer(r.len, r.body ? r.body : const_cast<char*>(""),
                                                        r.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -462,6 +723,18 @@ MHD_Result handle(void* cls, MHD_Connection* conn, const char* url, const char* 
   return rc;
 }
 
+void notify_connection(void* cls, MHD_Connection* conn, void**, MHD_ConnectionNotificationCode code) {
+  cm_server& s = *static_cast<cm_server*>(cls);
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    s.aux->conn_started(conn);
+  else
+    s.aux->conn_closed(conn);
+}
+
+void notify_completed(void* cls, MHD_Connection* conn, void**, MHD_RequestTerminationCode) {
+  static_cast<cm_server*>(cls)->aux->request_completed(conn);
+}
+
 }  // namespace
 
 std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, const char* options) {
@@ -469,7 +742,8 @@ std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, co
   CM_REQUIRE(reg != nullptr, "no default registry");
   ListenAddr addr = parse_listen(listen);
   Options o = Options::parse(options, "server options");
-  o.check_known({"token", "basic_auth", "tls_cert", "tls_key", "max_conns", "timeout_s", "threads"});
+  o.check_known({"token", "basic_auth", "tls_cert", "tls_key", "max_conns", "timeout_s", "threads", "max_conns_per_ip",
+                 "request_timeout_ms", "health_interval_ms"});
   auto s = std::make_unique<cm_server>();
   s->reg = reg;
   s->token = o.get("token", "");
@@ -483,12 +757,15 @@ std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, co
   }
   CM_REQUIRE(o.has("tls_cert") == o.has("tls_key"), "options \"tls_cert\" and \"tls_key\" go together");
   if (o.has("tls_cert")) {
-    s->tls_cert = read_file(o.get("tls_cert", ""), "tls_cert");
-    s->tls_key = read_file(o.get("tls_key", ""), "tls_key");
+    s->tls_cert = read_pem_file(o.get("tls_cert", ""), "tls_cert");
+    s->tls_key = read_pem_file(o.get("tls_key", ""), "tls_key");
   }
   unsigned max_conns = static_cast<unsigned>(o.get_int("max_conns", 256, 1, 100000));
   unsigned timeout_s = static_cast<unsigned>(o.get_int("timeout_s", 10, 1, 3600));
   unsigned threads = static_cast<unsigned>(o.get_int("threads", 1, 1, 64));
+  unsigned per_ip = static_cast<unsigned>(o.get_int("max_conns_per_ip", 32, 0, 100000));
+  auto request_timeout = std::chrono::milliseconds(o.get_int("request_timeout_ms", 5000, 10, 3600000));
+  auto health_interval = std::chrono::milliseconds(o.get_int("health_interval_ms", 5000, 0, 86400000));
 
   const std::string p = reg->prefix;
   const char* req_labels[] = {"path", "code"};
@@ -502,7 +779,8 @@ std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, co
 
   // MHD_USE_AUTO: epoll on Linux, so neither slow clients nor many
   // connections cost a thread or a select() scan each.
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+  // Suspend/resume: a /health request waits for the checker off MHD's thread.
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
   if (addr.v6) flags |= MHD_USE_IPv6;
   if (!s->tls_cert.empty()) flags |= MHD_USE_TLS;
   std::vector<MHD_OptionItem> opts;
@@ -511,6 +789,9 @@ std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, co
   opts.push_back({MHD_OPTION_CONNECTION_TIMEOUT, static_cast<intptr_t>(timeout_s), nullptr});
   opts.push_back({MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(64 * 1024), nullptr});
   opts.push_back({MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&mhd_logger), nullptr});
+  if (per_ip > 0) opts.push_back({MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<intptr_t>(per_ip), nullptr});
+  opts.push_back({MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&notify_connection), s.get()});
+  opts.push_back({MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&notify_completed), s.get()});
   if (threads > 1) opts.push_back({MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(threads), nullptr});
   if (!s->tls_cert.empty()) {
     opts.push_back({MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(s->tls_cert.c_str())});
@@ -518,6 +799,7 @@ std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, co
   }
   opts.push_back({MHD_OPTION_END, 0, nullptr});
 
+  s->aux = std::make_unique<ServerAux>(*reg, request_timeout, health_interval);
   t_mhd_log.clear();
   uint16_t port = ntohs(addr.v6 ? reinterpret_cast<sockaddr_in6*>(&addr.ss)->sin6_port
                                 : reinterpret_cast<sockaddr_in*>(&addr.ss)->sin_port);

@@ -8,6 +8,9 @@
 #include <string>
 
 struct MHD_Daemon;
+namespace cm {
+class ServerAux;  // request deadlines and the /health checker (server.cpp)
+}
 
 struct cm_server {
   cm_registry* reg = nullptr;
@@ -18,11 +21,15 @@ struct cm_server {
   std::string tls_cert, tls_key;  // PEM, kept for the daemon's lifetime
   cm_family* requests = nullptr;
   cm_family* durations = nullptr;
+  std::unique_ptr<cm::ServerAux> aux;
 
   cm_server() = default;
   cm_server(const cm_server&) = delete;
   cm_server& operator=(const cm_server&) = delete;
-  ~cm_server();  // stops the daemon: closes every connection, joins its threads
+  // Stops the daemon: resumes every /health request waiting for a refresh,
+  // closes every connection, joins the threads (the health checker's after
+  // its check in flight, if any, returns: bounded by that backend's timeout).
+  ~cm_server();
 };
 
 namespace cm {

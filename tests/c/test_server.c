@@ -7,8 +7,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static cm_server *start_ok(cm_registry *reg, const char *listen, const char *options) {
@@ -117,6 +119,77 @@ static void bad_arguments(void **state) {
   cm_server_stop(NULL); /* no-op */
 }
 
+/* The new limits' options are checked like the others. */
+static void bad_limit_options(void **state) {
+  cm_server *s = NULL;
+  const char *bad[][2] = {{"max_conns_per_ip=-1", "max_conns_per_ip"},
+                          {"max_conns_per_ip=lots", "max_conns_per_ip"},
+                          {"request_timeout_ms=0", "request_timeout_ms"},
+                          {"request_timeout_ms=3600001", "request_timeout_ms"},
+                          {"health_interval_ms=-5", "health_interval_ms"},
+                          {"health_interval_ms=soon", "health_interval_ms"}};
+  for (size_t i = 0; i < CMT_COUNT(bad); ++i) {
+    assert_status(cm_server_start(&s, *state, ":0", bad[i][0]), CM_EINVAL);
+    assert_null(s);
+    assert_contains(cm_errmsg(), bad[i][1]);
+  }
+  s = start_ok(*state, "127.0.0.1:0", "max_conns_per_ip=0&request_timeout_ms=10&health_interval_ms=0");
+  cm_server_stop(s);
+}
+
+/* Expects a start with these TLS files to fail with CM_EINVAL, before
+ * reading anything it should not: the message names the option and path. */
+static void refused_tls(cm_registry *reg, const char *cert, const char *key, const char *option, const char *path,
+                        const char *why) {
+  char opts[1024];
+  snprintf(opts, sizeof opts, "tls_cert=%s&tls_key=%s", cert, key);
+  cm_server *s = (cm_server *)1;
+  assert_status(cm_server_start(&s, reg, "127.0.0.1:0", opts), CM_EINVAL);
+  assert_null(s);
+  assert_contains(cm_errmsg(), option);
+  assert_contains(cm_errmsg(), path);
+  assert_contains(cm_errmsg(), why);
+}
+
+/* tls_cert= and tls_key= accept regular files of at most 1 MiB only:
+ * /dev/zero used to be read until memory ran out, a FIFO without a writer
+ * blocked cm_server_start forever. */
+static void tls_files_must_be_regular(void **state) {
+  cm_registry *reg = *state;
+  char dir[] = "/tmp/cm_tls_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char small[256], fifo[256], sub[256], big[256];
+  snprintf(small, sizeof small, "%s/small.pem", dir);
+  snprintf(fifo, sizeof fifo, "%s/fifo.pem", dir);
+  snprintf(sub, sizeof sub, "%s/dir.pem", dir);
+  snprintf(big, sizeof big, "%s/big.pem", dir);
+  FILE *f = fopen(small, "w");
+  assert_non_null(f);
+  fputs("not a certificate\n", f);
+  fclose(f);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  f = fopen(big, "w");
+  assert_non_null(f);
+  assert_int_equal(ftruncate(fileno(f), (1 << 20) + 1), 0); /* sparse: costs no disk */
+  fclose(f);
+
+  refused_tls(reg, "/dev/zero", small, "tls_cert", "/dev/zero", "not a regular file");
+  refused_tls(reg, small, "/dev/zero", "tls_key", "/dev/zero", "not a regular file");
+  refused_tls(reg, fifo, small, "tls_cert", fifo, "not a regular file");
+  refused_tls(reg, small, fifo, "tls_key", fifo, "not a regular file");
+  refused_tls(reg, sub, small, "tls_cert", sub, "not a regular file");
+  refused_tls(reg, big, small, "tls_cert", big, "larger than 1048576 bytes");
+  refused_tls(reg, small, big, "tls_key", big, "larger than 1048576 bytes");
+  refused_tls(reg, "/nonexistent.pem", small, "tls_cert", "/nonexistent.pem", "cannot open");
+
+  unlink(small);
+  unlink(fifo);
+  rmdir(sub);
+  unlink(big);
+  rmdir(dir);
+}
+
 /* A NULL registry serves the default one. */
 static void default_registry(void **state) {
   (void)state;
@@ -132,6 +205,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, cmt_registry_setup, cmt_registry_teardown)
   const struct CMUnitTest tests[] = {
       T(serves_a_registry), T(listen_forms), T(port_in_use), T(bad_arguments), T(default_registry),
+      T(bad_limit_options), T(tls_files_must_be_regular),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

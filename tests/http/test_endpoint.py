@@ -943,7 +943,9 @@ def test_pipelined_and_keepalive(server):
 
 
 def test_500_held_connections(start):
-    fx = start("max_conns=1000")
+    # Every client here is 127.0.0.1: no per-IP cap, and no request deadline
+    # to race with (both are tested on their own below).
+    fx = start("max_conns=1000&max_conns_per_ip=0&request_timeout_ms=600000")
     fx.cmd("add get 9")
     idle = []
     try:
@@ -1063,7 +1065,8 @@ def test_idle_timeout(start):
 # ---- stopping -----------------------------------------------------------------
 
 def test_stop_is_prompt_with_open_connections(start):
-    fx = start("timeout_s=60")  # idle connections would outlive any wait for them
+    # Idle connections would outlive any wait for them (all from 127.0.0.1).
+    fx = start("timeout_s=60&request_timeout_ms=600000&max_conns_per_ip=100")
     socks = open_held(fx.port, 25, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     socks += open_held(fx.port, 25)
     try:
