@@ -466,13 +466,24 @@ void reset_series(cm_registry& r, cm_series* const* series, size_t n) {
 }
 
 void add_collector(cm_registry& r, const void* owner, std::function<void()> fn) {
+  auto c = std::make_shared<cm_registry::Collector>();
+  c->fn = std::move(fn);
   std::lock_guard<std::mutex> g(r.collectors_mu);
-  r.collectors[owner] = std::move(fn);
+  r.collectors[owner] = std::move(c);
 }
 
 void remove_collector(cm_registry& r, const void* owner) {
-  std::lock_guard<std::mutex> g(r.collectors_mu);
-  r.collectors.erase(owner);
+  std::shared_ptr<cm_registry::Collector> c;
+  {
+    std::lock_guard<std::mutex> g(r.collectors_mu);
+    auto it = r.collectors.find(owner);
+    if (it == r.collectors.end()) return;
+    c = std::move(it->second);
+    r.collectors.erase(it);
+  }
+  std::unique_lock<std::mutex> lk(c->run_mu);
+  c->removed = true;
+  c->run_cv.wait(lk, [&] { return c->running == 0; });
 }
 
 std::unique_ptr<std::unordered_set<const cm_family*>> select_families(const cm_registry& r, const NameFilter* names) {
@@ -533,8 +544,29 @@ bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err) {
 }
 
 void run_collectors(cm_registry& r) {
-  std::lock_guard<std::mutex> g(r.collectors_mu);
-  for (auto& [owner, fn] : r.collectors) fn();
+  std::vector<std::shared_ptr<cm_registry::Collector>> todo;
+  {
+    std::lock_guard<std::mutex> g(r.collectors_mu);
+    todo.reserve(r.collectors.size());
+    for (auto& [owner, c] : r.collectors) todo.push_back(c);
+  }
+  for (auto& c : todo) {
+    {
+      std::lock_guard<std::mutex> lk(c->run_mu);
+      if (c->removed) continue;
+      ++c->running;
+    }
+    try {
+      c->fn();
+    } catch (...) {
+      // A collector only refreshes gauges: the render goes on without it.
+    }
+    {
+      std::lock_guard<std::mutex> lk(c->run_mu);
+      --c->running;
+    }
+    c->run_cv.notify_all();
+  }
 }
 
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk) {

@@ -125,9 +125,21 @@ struct cm_registry final : private cm::fork::Hooks {
   // next render reserves a little more up front. Registry mutex.
   size_t last_render_bytes[3] = {0, 0, 0};
   // Run before every render, outside `mu`: refresh gauges that mirror state
-  // held elsewhere (a cache's entries and bytes). Keyed by their owner.
+  // held elsewhere (a cache's entries and bytes, which for redis is backend
+  // I/O). Keyed by their owner. collectors_mu guards the map only: run_
+  // collectors copies the entries under it and runs them without it, so a
+  // collector blocked on a dead backend holds up no add or remove of others.
+  struct Collector {
+    std::function<void()> fn;
+    // In-flight guard, as for health checks: remove_collector waits for runs
+    // in progress (several renders may run one at once).
+    std::mutex run_mu;
+    std::condition_variable run_cv;
+    int running = 0;
+    bool removed = false;
+  };
   std::mutex collectors_mu;
-  std::map<const void*, std::function<void()>> collectors;
+  std::map<const void*, std::shared_ptr<Collector>> collectors;
   // Health of what reports into this registry (each open cache's backend),
   // for the HTTP endpoint's /health. Keyed by their owner. health_mu guards
   // the map and health_gen only, never a check's run: a checker copies the
@@ -201,7 +213,8 @@ void count_invalid(cm_series* s, const char* api, const char* why);
 void reset_registry(cm_registry& r);
 // Zeroes the given series (Prometheus reads it as a counter reset).
 void reset_series(cm_registry& r, cm_series* const* series, size_t n);
-// Collectors (see cm_registry::collectors).
+// Collectors (see cm_registry::collectors). remove_collector returns once no
+// run of the owner's collector is in progress and none will start.
 void add_collector(cm_registry& r, const void* owner, std::function<void()> fn);
 void remove_collector(cm_registry& r, const void* owner);
 void run_collectors(cm_registry& r);
@@ -223,8 +236,11 @@ void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& l
 // names: when not null and not empty, only the families one of whose exposed
 // names (family name, OpenMetrics name, any sample name) is listed.
 using NameFilter = std::vector<std::string>;
-void render_text(cm_registry& r, OutBuf& out, bool openmetrics, const NameFilter* names = nullptr);
-void render_json(cm_registry& r, OutBuf& out, const NameFilter* names = nullptr);
+// collect: run the collectors first (the HTTP endpoint runs them on its own
+// thread instead: they may do backend I/O).
+void render_text(cm_registry& r, OutBuf& out, bool openmetrics, const NameFilter* names = nullptr,
+                 bool collect = true);
+void render_json(cm_registry& r, OutBuf& out, const NameFilter* names = nullptr, bool collect = true);
 // The families a filter selects (nullptr: all). Requires the registry mutex.
 std::unique_ptr<std::unordered_set<const cm_family*>> select_families(const cm_registry& r, const NameFilter* names);
 

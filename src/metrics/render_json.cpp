@@ -46,8 +46,8 @@ double histogram_quantile(double q, const std::vector<double>& bounds, const uin
   return lower + (upper - lower) * ((rank - static_cast<double>(below)) / static_cast<double>(in));
 }
 
-void render_json(cm_registry& r, OutBuf& out, const NameFilter* names) {
-  run_collectors(r);
+void render_json(cm_registry& r, OutBuf& out, const NameFilter* names, bool collect) {
+  if (collect) run_collectors(r);
   std::lock_guard<std::mutex> g(r.mu);
   size_t& hint = r.last_render_bytes[2];
   out.reserve(out.size() + hint + hint / 8);

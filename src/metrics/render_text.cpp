@@ -85,8 +85,8 @@ void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf
 
 }  // namespace
 
-void render_text(cm_registry& r, OutBuf& out, bool om, const NameFilter* names) {
-  run_collectors(r);
+void render_text(cm_registry& r, OutBuf& out, bool om, const NameFilter* names, bool collect) {
+  if (collect) run_collectors(r);
   std::lock_guard<std::mutex> g(r.mu);
   size_t& hint = r.last_render_bytes[om ? 1 : 0];
   out.reserve(out.size() + hint + hint / 8);

@@ -281,9 +281,13 @@ void mhd_logger(void*, const char* fmt, va_list ap) {
 
 // ---- request deadlines and the health checker -------------------------------
 
-// How long a /health request waits (suspended, off the polling thread) for a
-// refresh in flight before it is answered from what is known.
-constexpr auto kHealthWait = std::chrono::milliseconds(1000);
+// How long a /health or /metrics request waits (suspended, off the polling
+// thread) for the health refresh or collection it started before it is
+// answered from what is known.
+constexpr auto kParkedWait = std::chrono::milliseconds(1000);
+// A collection running for longer than this is presumed stuck on a backend:
+// scrapes render at once with the gauges' last values instead of waiting.
+constexpr auto kCollectStuck = std::chrono::milliseconds(100);
 
 // State beside the MHD daemon, shared by its callbacks and two threads:
 //  - the housekeeper closes connections whose request did not arrive within
@@ -291,7 +295,10 @@ constexpr auto kHealthWait = std::chrono::milliseconds(1000);
 //    resets, so a client trickling a header line every few seconds would
 //    hold its slot forever), and resumes /health requests whose wait ran out;
 //  - the checker (started on the first /health) runs the registry's health
-//    checks, holding no lock across them, at most every health_interval_ms.
+//    checks, holding no lock across them, at most every health_interval_ms;
+//  - the collector (started on the first scrape) runs the registry's
+//    collectors (the gauges that mirror a cache's size: a redis DBSIZE) for
+//    the scrapes, which render without running them.
 // One mutex guards it all; no backend I/O and no MHD call that can call back
 // into us happens under it (MHD_suspend/resume_connection only flag the
 // connection and wake MHD's thread).
@@ -320,6 +327,7 @@ class ServerAux {
     begin_stop();
     if (house_.joinable()) house_.join();
     if (checker_.joinable()) checker_.join();
+    if (collector_.joinable()) collector_.join();
   }
 
   // Before MHD_stop_daemon: no /health request waits any more (MHD refuses
@@ -327,10 +335,11 @@ class ServerAux {
   void begin_stop() {
     std::lock_guard<std::mutex> lk(mu_);
     stopping_ = true;
-    for (auto& w : waiters_) MHD_resume_connection(w.first);
+    for (auto& w : waiters_) MHD_resume_connection(w.conn);
     waiters_.clear();
     house_cv_.notify_all();
     check_cv_.notify_all();
+    collect_cv_.notify_all();
   }
 
   // MHD_OPTION_NOTIFY_CONNECTION.
@@ -362,10 +371,10 @@ class ServerAux {
 
   // For the /health handler, on MHD's thread. Fresh results (younger than
   // health_interval_ms, taken with the current set of checks): true, *out
-  // filled. Otherwise a refresh is requested; when `may_wait`, the request
-  // is suspended (false returned) until the refresh completes or kHealthWait
-  // passes, then the handler runs again with may_wait false and is answered
-  // from what is known then.
+  // filled. Otherwise (and when `may_wait`: not a resumed request) a refresh
+  // is requested unless one is in flight, and the request is suspended (false
+  // returned) until the refresh completes or kParkedWait passes; the handler
+  // then runs again with may_wait false and answers from what is known.
   bool health(MHD_Connection* c, bool may_wait, HealthView* out) {
     uint64_t gen;
     {
@@ -375,20 +384,14 @@ class ServerAux {
     std::lock_guard<std::mutex> lk(mu_);
     auto now = Clock::now();
     bool fresh = have_ && result_gen_ == gen && now - completed_ < health_interval_;
-    if (!fresh && !stopping_) {
+    if (!fresh && !stopping_ && may_wait) {  // (a resumed request had its refresh)
       if (!refreshing_) {
         requested_ = true;
         if (!checker_.joinable()) checker_ = std::thread([this] { check_loop(); });
         check_cv_.notify_one();
       }
-      if (may_wait) {
-        auto it = conns_.find(c);
-        if (it != conns_.end()) it->second.armed = false;
-        MHD_suspend_connection(c);
-        waiters_.emplace_back(c, now + kHealthWait);
-        house_cv_.notify_one();
-        return false;
-      }
+      park(c, Job::Health, now);
+      return false;
     }
     out->have = have_;
     out->refreshing = refreshing_ || requested_;
@@ -397,12 +400,73 @@ class ServerAux {
     return true;
   }
 
+  // For /metrics and /metrics.json, on MHD's thread: true when the request
+  // renders now (with the gauges as last collected), false after suspending
+  // it until a collection it started (or one just started) completes or
+  // kParkedWait passes.
+  bool collected(MHD_Connection* c, bool may_wait) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_ || !may_wait) return true;
+    auto now = Clock::now();
+    if (collect_requested_ || collect_running_) {
+      if (now - collect_started_ > kCollectStuck) return true;
+    } else {
+      collect_requested_ = true;
+      collect_started_ = now;
+      if (!collector_.joinable()) collector_ = std::thread([this] { collect_loop(); });
+      collect_cv_.notify_one();
+    }
+    park(c, Job::Collect, now);
+    return false;
+  }
+
  private:
   struct Conn {
     int fd = -1;
     Clock::time_point deadline;
     bool armed = false;
   };
+  enum class Job { Health, Collect };
+  struct Waiter {
+    MHD_Connection* conn;
+    Job job;
+    Clock::time_point deadline;
+  };
+
+  void park(MHD_Connection* c, Job job, Clock::time_point now) {  // mu_ held
+    auto it = conns_.find(c);
+    if (it != conns_.end()) it->second.armed = false;
+    MHD_suspend_connection(c);
+    waiters_.push_back(Waiter{c, job, now + kParkedWait});
+    house_cv_.notify_one();
+  }
+
+  void resume(Job job) {  // mu_ held
+    for (size_t i = 0; i < waiters_.size();) {
+      if (waiters_[i].job == job) {
+        MHD_resume_connection(waiters_[i].conn);
+        waiters_[i] = waiters_.back();
+        waiters_.pop_back();
+      } else {
+        ++i;
+      }
+    }
+  }
+
+  void collect_loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      collect_cv_.wait(lk, [&] { return stopping_ || collect_requested_; });
+      if (stopping_) return;
+      collect_requested_ = false;
+      collect_running_ = true;
+      lk.unlock();
+      run_collectors(reg_);
+      lk.lock();
+      collect_running_ = false;
+      resume(Job::Collect);
+    }
+  }
 
   void arm(Conn& c) {  // mu_ held
     c.deadline = Clock::now() + request_timeout_;
@@ -427,12 +491,12 @@ class ServerAux {
         }
       }
       for (size_t i = 0; i < waiters_.size();) {
-        if (waiters_[i].second <= now) {
-          MHD_resume_connection(waiters_[i].first);
+        if (waiters_[i].deadline <= now) {
+          MHD_resume_connection(waiters_[i].conn);
           waiters_[i] = waiters_.back();
           waiters_.pop_back();
         } else {
-          next = std::min(next, waiters_[i].second);
+          next = std::min(next, waiters_[i].deadline);
           ++i;
         }
       }
@@ -471,24 +535,25 @@ class ServerAux {
       completed_ = Clock::now();
       have_ = true;
       refreshing_ = false;
-      for (auto& w : waiters_) MHD_resume_connection(w.first);
-      waiters_.clear();
+      resume(Job::Health);
     }
   }
 
   cm_registry& reg_;
   const std::chrono::milliseconds request_timeout_, health_interval_;
   std::mutex mu_;
-  std::condition_variable house_cv_, check_cv_;
+  std::condition_variable house_cv_, check_cv_, collect_cv_;
   bool stopping_ = false;
   Clock::time_point next_wake_ = Clock::time_point::min();
   std::unordered_map<MHD_Connection*, Conn> conns_;
-  std::vector<std::pair<MHD_Connection*, Clock::time_point>> waiters_;  // suspended /health requests
+  std::vector<Waiter> waiters_;  // suspended requests
   bool have_ = false, refreshing_ = false, requested_ = false;
   uint64_t result_gen_ = 0;
   Clock::time_point completed_;
   std::vector<HealthEntry> results_;
-  std::thread house_, checker_;
+  bool collect_requested_ = false, collect_running_ = false;
+  Clock::time_point collect_started_;
+  std::thread house_, checker_, collector_;
 };
 
 }  // namespace cm
@@ -611,12 +676,16 @@ Reply route(cm_server& s, MHD_Connection* conn, std::string_view url, std::strin
     set_body(r, "unauthorized\n");
     return r;
   }
+  if ((url == "/metrics" || url == "/metrics.json") && !s.aux->collected(conn, !resumed)) {
+    r.suspended = true;
+    return r;
+  }
   if (url == "/metrics") {
     NameFilter names;
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_names, &names);
     bool om = wants_openmetrics(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
     OutBuf out;
-    render_text(*s.reg, out, om, &names);
+    render_text(*s.reg, out, om, &names, false);
     set_body(r, out);
     r.type = om ? kOpenMetricsType : kTextType;
     r.headers.emplace_back("Vary", "Accept, Accept-Encoding");
@@ -635,7 +704,7 @@ Reply route(cm_server& s, MHD_Connection* conn, std::string_view url, std::strin
     NameFilter names;
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_names, &names);
     OutBuf out;
-    render_json(*s.reg, out, &names);
+    render_json(*s.reg, out, &names, false);
     set_body(r, out);
     r.type = "application/json";
     return r;

@@ -14,6 +14,8 @@
  *   observe <v>          fixture_latency_seconds observes v
  *   cache_get <key>      a get on the memory cache "fixture" (a hit or a miss)
  *   cache_set <key> <v>  a set on that cache
+ *   open <name> <uri>    cm_cache_open another cache (at most 16 at once)
+ *   close <name>         cm_cache_close it
  *   quit                 stop the server and exit 0 (so does end of input)
  * Values are parsed with strtod. Exit 2 on bad arguments, 1 if serving fails. */
 #define _POSIX_C_SOURCE 200809L
@@ -25,6 +27,10 @@
 #include <string.h>
 
 static cm_series **bulk;
+static struct {
+  char name[64];
+  cm_cache *cache;
+} opened[16];
 static long nbulk;
 static volatile int stopping;
 
@@ -122,6 +128,26 @@ int main(int argc, char **argv) {
       if (rc == CM_MISS) rc = CM_OK;
     } else if (strcmp(cmd, "cache_set") == 0 && n == 3) {
       rc = cm_cache_set(cache, a, strlen(a), b, strlen(b), 0);
+    } else if (strcmp(cmd, "open") == 0 && n == 3 && strlen(a) < sizeof opened[0].name) {
+      size_t i = 0;
+      while (i < sizeof opened / sizeof opened[0] && opened[i].cache) ++i;
+      if (i == sizeof opened / sizeof opened[0]) {
+        printf("ERR too many caches\n");
+        fflush(stdout);
+        continue;
+      }
+      rc = cm_cache_open(&opened[i].cache, reg, a, b);
+      if (rc == CM_OK) strcpy(opened[i].name, a);
+    } else if (strcmp(cmd, "close") == 0 && n == 2) {
+      size_t i = 0;
+      while (i < sizeof opened / sizeof opened[0] && !(opened[i].cache && strcmp(opened[i].name, a) == 0)) ++i;
+      if (i == sizeof opened / sizeof opened[0]) {
+        printf("ERR no such cache: %s\n", a);
+        fflush(stdout);
+        continue;
+      }
+      cm_cache_close(opened[i].cache);
+      opened[i].cache = NULL;
     } else {
       printf("ERR unknown command: %s", line);
       fflush(stdout);
@@ -137,6 +163,7 @@ int main(int argc, char **argv) {
   for (long t = 0; t < writers; ++t) pthread_join(threads[t], NULL);
   cm_server_stop(srv);
   cm_cache_close(cache);
+  for (size_t i = 0; i < sizeof opened / sizeof opened[0]; ++i) cm_cache_close(opened[i].cache);
   cm_registry_free(reg);
   free(threads);
   free(bulk);

@@ -14,6 +14,8 @@ import http.client
 import json
 import os
 import queue
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -1086,3 +1088,239 @@ def test_end_of_input_stops(start):
     assert fx.wait_exit() == 0
     with pytest.raises(ConnectionError):
         request(fx.port)
+
+
+# ---- /health off the polling thread (issue 13, item 3) -------------------------
+
+@pytest.fixture
+def redis_sock(tmp_path):
+    """A private redis-server on a unix socket; stopped (and resumed first,
+    should a test leave it SIGSTOPped) at teardown."""
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(server):
+        pytest.fail("redis-server is not installed (scripts/setup.sh installs it)")
+    sock = str(tmp_path / "redis.sock")
+    proc = subprocess.Popen([server, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + BOUND
+        while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None and os.path.exists(sock), "redis-server did not start"
+        yield proc, sock
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.terminate()
+        try:
+            proc.wait(timeout=BOUND)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def health(port, **kw):
+    r = request(port, "/health", **kw)
+    return r.status, json.loads(r.body)
+
+
+def poll_health(port, want):
+    """Polls /health until want(status, doc) holds (generous bound)."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        status, doc = health(port)
+        if want(status, doc):
+            return status, doc
+        assert time.monotonic() < deadline, f"/health never got there: {status} {doc}"
+        time.sleep(0.02)
+
+
+def test_health_check_blocked_by_a_stopped_redis_blocks_nothing_else(start, redis_sock):
+    """A SIGSTOPped redis-server accepts connections and never answers: the
+    health check's PING hangs for the whole timeout_ms (30 s here, far past
+    every bound below). Scrapes and cm_cache_open go on meanwhile, and the
+    check provably has not finished while they do: redis is still stopped
+    and /health still says it is refreshing afterwards."""
+    proc, sock = redis_sock
+    fx = start()
+    fx.cmd(f"open remote redis+unix://{sock}?timeout_ms=30000&breaker_failures=0")
+    os.kill(proc.pid, signal.SIGSTOP)
+    # The first /health starts the check, waits for it a bounded time, then
+    # says "pending" (nothing is known yet) instead of hanging.
+    status, doc = health(fx.port)
+    assert status == 503 and doc["status"] == "pending" and doc["refreshing"] is True, doc
+    assert doc["caches"] == []
+    # While the check is blocked: scrapes are served, caches open and close.
+    fx.cmd("add get 3")
+    r = get_ok(fx.port)
+    assert samples(r.text)[("fixture_requests_total", (("method", "get"),))] == 3
+    get_ok(fx.port, "/metrics.json")
+    fx.cmd("open other memory://")
+    fx.cmd("cache_set k v")
+    # ... and the check is still the one in flight (redis never answered).
+    status, doc = health(fx.port)
+    assert status == 503 and doc["status"] == "pending" and doc["refreshing"] is True, doc
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGCONT)
+    status, doc = poll_health(fx.port, lambda st, d: st == 200 and len(d["caches"]) == 3)
+    assert doc["status"] == "ok" and doc["refreshing"] is False and doc["age_ms"] >= 0
+    assert {(c["cache"], c["backend"], c["healthy"]) for c in doc["caches"]} == {
+        ("fixture", "memory", True), ("other", "memory", True), ("remote", "redis", True)}
+
+
+def test_closing_a_cache_whose_check_is_running(start, redis_sock):
+    """cm_cache_close of a cache whose health check is blocked waits for that
+    check (it uses the backend being freed) and returns once it ends; the
+    server meanwhile answers from the last results, with their age. The ASan
+    run of this suite catches a check that outlives its cache."""
+    proc, sock = redis_sock
+    fx = start("health_interval_ms=0")  # every /health refreshes
+    fx.cmd(f"open remote redis+unix://{sock}?timeout_ms=30000&breaker_failures=0")
+    status, doc = poll_health(fx.port, lambda st, d: st == 200 and len(d["caches"]) == 2)
+    os.kill(proc.pid, signal.SIGSTOP)
+    status, doc = health(fx.port)  # a refresh starts and blocks; the last results answer
+    assert status == 200 and doc["refreshing"] is True and len(doc["caches"]) == 2, doc
+    assert isinstance(doc["age_ms"], int) and doc["age_ms"] >= 0
+    fx.proc.stdin.write("close remote\n")
+    fx.proc.stdin.flush()
+    with pytest.raises(queue.Empty):  # the close waits for the check: redis is stopped
+        fx._lines.get(timeout=0.5)
+    get_ok(fx.port)  # not the server, though
+    os.kill(proc.pid, signal.SIGCONT)
+    assert fx.line() == "OK"
+    status, doc = poll_health(fx.port, lambda st, d: st == 200 and not d["refreshing"] and len(d["caches"]) == 1)
+    assert doc["caches"] == [{"cache": "fixture", "backend": "memory", "healthy": True}]
+
+
+def test_health_unhealthy_backend_and_age(start, redis_sock):
+    proc, sock = redis_sock
+    fx = start("health_interval_ms=60000")
+    fx.cmd(f"open remote redis+unix://{sock}?timeout_ms=2000&breaker_failures=0")
+    status, doc = poll_health(fx.port, lambda st, d: st == 200 and len(d["caches"]) == 2)
+    # Within health_interval_ms the same results answer (no backend I/O), older each time.
+    proc.terminate()
+    proc.wait(timeout=BOUND)
+    status2, doc2 = health(fx.port)
+    assert status2 == 200 and doc2["age_ms"] >= doc["age_ms"] and doc2["refreshing"] is False
+    # A change in the set of caches refreshes them at once: redis is gone now.
+    fx.cmd("open other memory://")
+    status, doc = poll_health(fx.port, lambda st, d: len(d["caches"]) == 3 and not d["refreshing"])
+    assert status == 503 and doc["status"] == "unhealthy"
+    bad = [c for c in doc["caches"] if not c["healthy"]]
+    assert len(bad) == 1 and bad[0]["cache"] == "remote" and bad[0]["status"].startswith("CM_E") and bad[0]["error"]
+
+
+# ---- slow clients (issue 13, item 4) --------------------------------------------
+
+def connect_from(port, src, timeout=BOUND):
+    """A connection to 127.0.0.1:port from source address src (any 127/8
+    address is local on Linux: distinct client IPs without a network)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(src, 0))
+
+
+def test_request_deadline_closes_a_trickling_client(start):
+    """A client that keeps sending header lines but never ends its request
+    head is closed after request_timeout_ms, although it is never idle for
+    timeout_s; an answered keep-alive connection must send its next request
+    within the deadline too."""
+    fx = start("request_timeout_ms=1000&timeout_s=60")
+    s = socket.create_connection(("127.0.0.1", fx.port), timeout=BOUND)
+    kept = socket.create_connection(("127.0.0.1", fx.port), timeout=BOUND)
+    try:
+        kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_head(kept).startswith(b"HTTP/1.1 200")
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        deadline = time.monotonic() + BOUND
+        lines = 0
+        closed = False
+        while time.monotonic() < deadline and not closed:
+            try:
+                s.sendall(b"X-Trickle-%d: y\r\n" % lines)
+                lines += 1
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            closed = closed_within(s, 0.2)  # one header line every 200 ms: never idle
+        assert closed, f"a client trickling headers for {BOUND} s was never closed"
+        assert lines >= 2  # it was trickling, not idle
+        assert closed_within(kept, BOUND), "an idle keep-alive connection outlived request_timeout_ms"
+    finally:
+        s.close()
+        kept.close()
+    assert_serving(fx.port)
+
+
+def test_slowloris_from_several_addresses_leaves_scrapes_working(start):
+    """Four attacking addresses each keep 12 connections trickling a header
+    line every 0.3 s and reconnect whenever closed: 48 connections against
+    max_conns=40, which used to fail every scrape. The per-IP cap (8) keeps
+    them to 32 and the request deadline recycles them; a scraper from a fifth
+    address succeeds every time, and the attackers see their connections
+    closed: past the cap at once, the others at the deadline."""
+    fx = start("max_conns=40&max_conns_per_ip=8&request_timeout_ms=1500&timeout_s=60")
+    stop = threading.Event()
+    closed = {}  # source -> connections the server closed
+    errors = []
+
+    def attacker(src):
+        socks = []
+        closed[src] = 0
+        try:
+            while not stop.is_set():
+                while len(socks) < 12 and not stop.is_set():
+                    try:
+                        c = connect_from(fx.port, src, timeout=2)
+                        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                        socks.append(c)
+                    except OSError:
+                        closed[src] += 1
+                        break
+                if stop.wait(0.3):
+                    break
+                for c in list(socks):
+                    try:
+                        c.sendall(b"X-Slow: 1\r\n")
+                        c.setblocking(False)
+                        try:
+                            gone = c.recv(4096) == b""
+                        except BlockingIOError:
+                            gone = False
+                        c.setblocking(True)
+                    except OSError:
+                        gone = True
+                    if gone:
+                        closed[src] += 1
+                        socks.remove(c)
+                        c.close()
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+        finally:
+            close_all(socks)
+
+    attackers = [threading.Thread(target=attacker, args=(f"127.0.0.{i}",)) for i in range(2, 6)]
+    for t in attackers:
+        t.start()
+    try:
+        time.sleep(0.5)  # let the attack fill what it can (pressure only: nothing asserted on it)
+        fx.cmd("add get 5")
+        t_end = time.monotonic() + 4.0  # past two request deadlines
+        scrapes = 0
+        while time.monotonic() < t_end:
+            conn = http.client.HTTPConnection("127.0.0.1", fx.port, timeout=BOUND, source_address=("127.0.0.9", 0))
+            try:
+                conn.request("GET", "/metrics")
+                resp = conn.getresponse()
+                assert resp.status == 200
+                assert samples(resp.read().decode())[("fixture_requests_total", (("method", "get"),))] == 5
+            finally:
+                conn.close()
+            scrapes += 1
+            time.sleep(0.1)
+        assert scrapes >= 5
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(BOUND)
+    assert not errors, errors
+    assert all(n > 0 for n in closed.values()), closed
+    assert_serving(fx.port)
