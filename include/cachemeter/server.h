@@ -9,13 +9,49 @@
  *                  name[]=NAME query parameters keep only the families one of
  *                  whose exposed names is listed.
  *   /metrics.json  the JSON rendering (schema: docs/exposition.md).
- *   /health        {"status","uptime_seconds","caches":[...]} with each open
- *                  cache's backend health; 200 when all are healthy, else 503.
+ *   /health        {"status","uptime_seconds","version","age_ms","refreshing",
+ *                  "caches":[...]} with each open cache's backend health:
+ *                  200 "ok" when all are healthy, 503 "unhealthy" when one is
+ *                  not, 503 "pending" (with Retry-After: 1, no age_ms) before
+ *                  the first check has completed. See "Health" below.
  *   /              a small HTML index.
  * Every request is counted in PREFIXhttp_requests_total{path,code} and timed
  * in PREFIXhttp_request_duration_seconds{path} (PREFIX: the registry's prefix)
  * once it is answered, so a scrape shows the requests before it. path is one
  * of the paths above or "other" (the label set stays bounded).
+ *
+ * Health. No request handler does backend I/O on the server's polling
+ * thread. The checks (a redis PING, a sqlite file check) run on a checker
+ * thread the server starts on the first /health, one after another, each
+ * bounded by its backend's own timeout (redis timeout_ms), holding no lock:
+ * a dead backend delays neither scrapes nor cm_cache_open/close of other
+ * caches. A /health request answers from the last results when they are
+ * younger than health_interval_ms and no cache was opened or closed since;
+ * otherwise it starts a refresh (unless one is running) and waits for it,
+ * off the polling thread, at most 1 s; then it answers from the last
+ * completed results (age_ms: their age; "refreshing": a refresh is still in
+ * flight) or, if there are none yet, 503 "pending". So checks run at most
+ * every health_interval_ms (plus once per change in the set of caches) and
+ * only while /health is asked. cm_cache_close of a cache whose check is
+ * running waits for that check (at most the backend's timeout).
+ *
+ * Scrapes. The gauges that mirror state held elsewhere (a cache's entries
+ * and bytes: a key count on a redis server) are refreshed by the server's
+ * collector thread, not by the polling thread: a scrape waits for the
+ * refresh it starts at most 1 s, and when a refresh has been stuck (on a
+ * dead backend) for more than 100 ms the scrape renders at once with the
+ * gauges' last values.
+ *
+ * Slow clients. A connection must deliver a whole request (head and any
+ * body) within request_timeout_ms of being accepted, and each further
+ * request on a kept-alive connection within request_timeout_ms of the
+ * previous response; otherwise the server shuts the connection down
+ * (trickling a header line every few seconds does not extend it, unlike
+ * timeout_s, an idle timeout that every byte resets). A /health or /metrics
+ * request waiting for its refresh is not subject to it. One client address
+ * holds at most max_conns_per_ip connections; the ones past it are closed
+ * on accept. Behind a reverse proxy every client has the proxy's address:
+ * raise max_conns_per_ip or set it to 0 there.
  *
  * Built when CMake's CM_WITH_HTTP is ON (the default). Without it these
  * functions exist but cm_server_start returns CM_EUNAVAILABLE. */
@@ -42,13 +78,25 @@ typedef struct cm_server cm_server;
  *   basic_auth=U:P   require HTTP Basic authentication as U with password P.
  *                    (With both, either credential is accepted.)
  *   tls_cert=FILE    PEM certificate chain: serve HTTPS (needs tls_key).
- *   tls_key=FILE     PEM private key (needs tls_cert).
+ *   tls_key=FILE     PEM private key (needs tls_cert). Both must be regular
+ *                    files of at most 1 MiB (a FIFO, device or directory is
+ *                    refused without reading from it).
  *   max_conns=N      concurrent connections (default 256; 1..100000).
+ *   max_conns_per_ip=N  concurrent connections from one client address
+ *                    (default 32; 0..100000, 0: no per-address cap).
  *   timeout_s=N      idle connection timeout in seconds (default 10; 1..3600).
+ *   request_timeout_ms=N  deadline for a whole request to arrive, from the
+ *                    connection's start or the previous response (default
+ *                    5000; 10..3600000). See "Slow clients" above.
+ *   health_interval_ms=N  /health reuses check results younger than this
+ *                    (default 5000; 0..86400000, 0: every /health refreshes,
+ *                    still one refresh at a time). See "Health" above.
  *   threads=N        server threads (default 1; 1..64).
  * On success *out is a running server the caller stops with cm_server_stop().
  * Returns CM_OK; CM_EINVAL (out NULL, bad listen address, unknown option,
- * bad value, unreadable certificate or key: cm_errmsg() names it);
+ * bad value, a certificate or key that is unreadable, not a regular file,
+ * larger than 1 MiB or rejected by TLS: cm_errmsg() names the option and
+ * the path);
  * CM_EUNAVAILABLE (the address is in use or cannot be bound, or the library
  * was built without HTTP support); CM_ENOMEM. */
 CM_EXTERN int cm_server_start(cm_server **out, cm_registry *reg, const char *listen, const char *options);
@@ -58,8 +106,10 @@ CM_EXTERN int cm_server_start(cm_server **out, cm_registry *reg, const char *lis
 CM_EXTERN int cm_server_port(const cm_server *s);
 
 /* Stops the server: closes the listening socket and every open connection,
- * joins its threads, frees it. Returns promptly even with clients connected.
- * NULL: no-op. Must not race other calls on the same server. */
+ * joins its threads, frees it. Returns promptly even with clients connected;
+ * a health check or collection in flight is waited for (each is bounded by
+ * its backend's timeout). NULL: no-op. Must not race other calls on the
+ * same server. */
 CM_EXTERN void cm_server_stop(cm_server *s);
 
 #ifdef __cplusplus

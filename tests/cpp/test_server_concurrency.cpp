@@ -10,10 +10,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cerrno>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <cachemeter/cache.h>
 
 #include "server/server.h"
 #include "metrics/registry.h"
@@ -127,5 +132,107 @@ TEST(ServerConcurrency, StopReturnsWithClientsConnected) {
         << "connection not closed by the server (read " << n << ", errno " << errno << ")";
     close(fd);
   }
+  cm_registry_free(reg);
+}
+
+// A health check that blocks (a backend that never answers) holds up neither
+// scrapes nor the opening and closing of other caches; /health answers
+// "pending" instead of hanging; removing the blocked check waits for it to
+// return, and only for that (issue 13, item 3).
+TEST(ServerConcurrency, BlockedHealthCheckBlocksNothingElse) {
+  cm_registry* reg = nullptr;
+  ASSERT_EQ(cm_registry_new(&reg, nullptr), CM_OK);
+  std::unique_ptr<cm_server> srv = cm::start_server(reg, "127.0.0.1:0", "health_interval_ms=0");
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  int owner = 0;
+  cm::add_health_check(*reg, &owner, "stuck", "fake", [&] {
+    std::unique_lock<std::mutex> lk(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return released; });
+    return CM_OK;
+  });
+  std::string h = get(srv->port, "/health");  // starts the check, waits for it at most 1 s
+  EXPECT_NE(h.find("HTTP/1.1 503"), std::string::npos) << h;
+  EXPECT_NE(h.find("\"status\":\"pending\""), std::string::npos) << h;
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(30), [&] { return entered; }));
+  }
+  // The check is blocked now and cannot return until `released`.
+  EXPECT_NE(get(srv->port, "/metrics").find("HTTP/1.1 200"), std::string::npos);
+  EXPECT_NE(get(srv->port, "/metrics.json").find("HTTP/1.1 200"), std::string::npos);
+  for (int i = 0; i < 20; ++i) {
+    cm_cache* c = nullptr;
+    ASSERT_EQ(cm_cache_open(&c, reg, ("other" + std::to_string(i % 3)).c_str(), "memory://"), CM_OK);
+    cm_cache_close(c);
+  }
+  EXPECT_NE(get(srv->port, "/health").find("\"refreshing\":true"), std::string::npos);
+  std::atomic<bool> removed{false};
+  std::thread remover([&] {
+    cm::remove_health_check(*reg, &owner);  // must wait for the running check
+    std::lock_guard<std::mutex> lk(mu);
+    EXPECT_TRUE(released) << "a running health check was removed (its owner freed) under it";
+    removed = true;
+  });
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    released = true;
+  }
+  cv.notify_all();
+  remover.join();
+  EXPECT_TRUE(removed.load());
+  std::string last;
+  for (int i = 0; i < 1000; ++i) {  // the next refresh no longer has it
+    last = get(srv->port, "/health");
+    if (last.find("HTTP/1.1 200") != std::string::npos && last.find("stuck") == std::string::npos) break;
+  }
+  EXPECT_NE(last.find("HTTP/1.1 200"), std::string::npos) << last;
+  EXPECT_EQ(last.find("stuck"), std::string::npos) << last;
+  srv.reset();
+  cm_registry_free(reg);
+}
+
+// /health, /metrics and cm_registry_render race with caches opening and
+// closing (their health checks and collectors come and go while the
+// server's checker and collector threads run them). TSan checks the guards.
+TEST(ServerConcurrency, HealthAndScrapesWhileCachesComeAndGo) {
+  cm_registry* reg = nullptr;
+  ASSERT_EQ(cm_registry_new(&reg, nullptr), CM_OK);
+  std::unique_ptr<cm_server> srv = cm::start_server(reg, "127.0.0.1:0", "health_interval_ms=0&threads=2");
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0}, answered{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 2; ++t)
+    ts.emplace_back([&, t] {
+      while (!done.load()) {
+        std::string r = get(srv->port, t ? "/health" : "/metrics");
+        if (r.find("HTTP/1.1 200") == std::string::npos && r.find("HTTP/1.1 503") == std::string::npos) ++bad;
+        ++answered;
+      }
+    });
+  ts.emplace_back([&] {
+    while (!done.load()) {
+      char* out = nullptr;
+      size_t len = 0;
+      if (cm_registry_render(reg, CM_FORMAT_PROMETHEUS, &out, &len) != CM_OK) ++bad;
+      cm_free(out);
+    }
+  });
+  // At least 300 cycles, and on until the clients have had answers while
+  // caches came and went.
+  for (int i = 0; i < 300 || (answered.load() < 50 && i < 1000000); ++i) {
+    cm_cache* c = nullptr;
+    ASSERT_EQ(cm_cache_open(&c, reg, ("c" + std::to_string(i % 7)).c_str(), "memory://"), CM_OK);
+    cm_cache_set(c, "k", 1, "v", 1, 0);
+    cm_cache_close(c);
+  }
+  done = true;
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GE(answered.load(), 50);
+  srv.reset();
   cm_registry_free(reg);
 }
