@@ -28,7 +28,9 @@ class Server:
     other keyword options map to ``cm_server_start``'s option string:
     ``basic_auth="user:password"`` (or a (user, password) tuple),
     ``tls_cert=``/``tls_key=`` (HTTPS), ``max_conns=``, ``timeout_s=``,
-    ``threads=``. Unknown options raise ``InvalidArgument``; an address in
+    ``threads=``, ``max_conns_per_ip=``, ``request_timeout_ms=``,
+    ``health_interval_ms=`` (include/cachemeter/server.h says what each
+    does). Unknown options raise ``InvalidArgument``; an address in
     use raises ``Unavailable``. Start and stop release the GIL.
     """
 
