@@ -36,11 +36,12 @@
  * running waits for that check (at most the backend's timeout).
  *
  * Scrapes. The gauges that mirror state held elsewhere (a cache's entries
- * and bytes: a key count on a redis server) are refreshed by the server's
- * collector thread, not by the polling thread: a scrape waits for the
- * refresh it starts at most 1 s, and when a refresh has been stuck (on a
- * dead backend) for more than 100 ms the scrape renders at once with the
- * gauges' last values.
+ * and bytes) are refreshed before a scrape renders: a memory cache's on the
+ * polling thread, a redis or sqlite cache's (a key count on the server) on
+ * the server's collector thread. A scrape uses the values of a refresh
+ * completed within the last second, or starts one and waits for it at most
+ * 1 s; when a refresh has been stuck (on a dead backend) for more than
+ * 100 ms the scrape renders at once with the gauges' last values.
  *
  * Slow clients. A connection must deliver a whole request (head and any
  * body) within request_timeout_ms of being accepted, and each further

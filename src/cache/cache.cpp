@@ -142,7 +142,7 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
     cm_gauge_set(raw->bytes, b);
     // Handles of one name share the gauge: it shows the worst circuit.
     if (state_series) cm_gauge_set(state_series, state);
-  });
+  }, k != "memory" /* counting a redis or sqlite store is backend I/O */);
   return g;
 }
 

@@ -465,11 +465,20 @@ void reset_series(cm_registry& r, cm_series* const* series, size_t n) {
   }
 }
 
-void add_collector(cm_registry& r, const void* owner, std::function<void()> fn) {
+void add_collector(cm_registry& r, const void* owner, std::function<void()> fn, bool may_block) {
   auto c = std::make_shared<cm_registry::Collector>();
   c->fn = std::move(fn);
+  c->may_block = may_block;
   std::lock_guard<std::mutex> g(r.collectors_mu);
-  r.collectors[owner] = std::move(c);
+  std::shared_ptr<cm_registry::Collector>& slot = r.collectors[owner];
+  if (slot && slot->may_block) --r.blocking_collectors;
+  if (may_block) ++r.blocking_collectors;
+  slot = std::move(c);
+}
+
+bool has_blocking_collectors(cm_registry& r) {
+  std::lock_guard<std::mutex> g(r.collectors_mu);
+  return r.blocking_collectors > 0;
 }
 
 void remove_collector(cm_registry& r, const void* owner) {
@@ -480,6 +489,7 @@ void remove_collector(cm_registry& r, const void* owner) {
     if (it == r.collectors.end()) return;
     c = std::move(it->second);
     r.collectors.erase(it);
+    if (c->may_block) --r.blocking_collectors;
   }
   std::unique_lock<std::mutex> lk(c->run_mu);
   c->removed = true;
@@ -543,12 +553,13 @@ bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err) {
   return true;
 }
 
-void run_collectors(cm_registry& r) {
+void run_collectors(cm_registry& r, Collectors which) {
   std::vector<std::shared_ptr<cm_registry::Collector>> todo;
   {
     std::lock_guard<std::mutex> g(r.collectors_mu);
     todo.reserve(r.collectors.size());
-    for (auto& [owner, c] : r.collectors) todo.push_back(c);
+    for (auto& [owner, c] : r.collectors)
+      if (which == Collectors::All || c->may_block == (which == Collectors::Blocking)) todo.push_back(c);
   }
   for (auto& c : todo) {
     {

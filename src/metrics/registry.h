@@ -131,6 +131,7 @@ struct cm_registry final : private cm::fork::Hooks {
   // collector blocked on a dead backend holds up no add or remove of others.
   struct Collector {
     std::function<void()> fn;
+    bool may_block = false;  // does backend I/O (a redis key count)
     // In-flight guard, as for health checks: remove_collector waits for runs
     // in progress (several renders may run one at once).
     std::mutex run_mu;
@@ -140,6 +141,7 @@ struct cm_registry final : private cm::fork::Hooks {
   };
   std::mutex collectors_mu;
   std::map<const void*, std::shared_ptr<Collector>> collectors;
+  size_t blocking_collectors = 0;  // how many have may_block; collectors_mu
   // Health of what reports into this registry (each open cache's backend),
   // for the HTTP endpoint's /health. Keyed by their owner. health_mu guards
   // the map and health_gen only, never a check's run: a checker copies the
@@ -215,9 +217,13 @@ void reset_registry(cm_registry& r);
 void reset_series(cm_registry& r, cm_series* const* series, size_t n);
 // Collectors (see cm_registry::collectors). remove_collector returns once no
 // run of the owner's collector is in progress and none will start.
-void add_collector(cm_registry& r, const void* owner, std::function<void()> fn);
+// may_block: the collector may do backend I/O (the HTTP endpoint runs those
+// off its polling thread).
+void add_collector(cm_registry& r, const void* owner, std::function<void()> fn, bool may_block = false);
 void remove_collector(cm_registry& r, const void* owner);
-void run_collectors(cm_registry& r);
+enum class Collectors { All, NonBlocking, Blocking };
+void run_collectors(cm_registry& r, Collectors which = Collectors::All);
+bool has_blocking_collectors(cm_registry& r);
 // Health checks (see cm_registry::health). remove_health_check returns once
 // no run of the owner's check is in progress (a run is bounded by the
 // backend's own timeout) and none will start.

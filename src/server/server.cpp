@@ -288,6 +288,9 @@ constexpr auto kParkedWait = std::chrono::milliseconds(1000);
 // A collection running for longer than this is presumed stuck on a backend:
 // scrapes render at once with the gauges' last values instead of waiting.
 constexpr auto kCollectStuck = std::chrono::milliseconds(100);
+// Scrapes within this long of a completed collection use its values: under
+// a scrape storm the blocking collectors run about once a second.
+constexpr auto kCollectFresh = std::chrono::milliseconds(1000);
 
 // State beside the MHD daemon, shared by its callbacks and two threads:
 //  - the housekeeper closes connections whose request did not arrive within
@@ -400,17 +403,23 @@ class ServerAux {
     return true;
   }
 
-  // For /metrics and /metrics.json, on MHD's thread: true when the request
-  // renders now (with the gauges as last collected), false after suspending
-  // it until a collection it started (or one just started) completes or
-  // kParkedWait passes.
+  // For /metrics and /metrics.json, on MHD's thread. Runs the collectors
+  // that do no I/O (a memory cache's size) here; the others (a redis key
+  // count) run on the collector thread. True when the request renders now:
+  // no such collectors, a collection completed within kCollectFresh, one
+  // stuck for more than kCollectStuck, or a resumed request. False after
+  // suspending it until a collection (started now, or just before)
+  // completes or kParkedWait passes.
   bool collected(MHD_Connection* c, bool may_wait) {
+    run_collectors(reg_, Collectors::NonBlocking);
+    if (!has_blocking_collectors(reg_)) return true;
     std::lock_guard<std::mutex> lk(mu_);
     if (stopping_ || !may_wait) return true;
     auto now = Clock::now();
     if (collect_requested_ || collect_running_) {
       if (now - collect_started_ > kCollectStuck) return true;
     } else {
+      if (collected_once_ && now - collect_done_ < kCollectFresh) return true;
       collect_requested_ = true;
       collect_started_ = now;
       if (!collector_.joinable()) collector_ = std::thread([this] { collect_loop(); });
@@ -461,9 +470,11 @@ class ServerAux {
       collect_requested_ = false;
       collect_running_ = true;
       lk.unlock();
-      run_collectors(reg_);
+      run_collectors(reg_, Collectors::Blocking);
       lk.lock();
       collect_running_ = false;
+      collected_once_ = true;
+      collect_done_ = Clock::now();
       resume(Job::Collect);
     }
   }
@@ -551,8 +562,8 @@ class ServerAux {
   uint64_t result_gen_ = 0;
   Clock::time_point completed_;
   std::vector<HealthEntry> results_;
-  bool collect_requested_ = false, collect_running_ = false;
-  Clock::time_point collect_started_;
+  bool collect_requested_ = false, collect_running_ = false, collected_once_ = false;
+  Clock::time_point collect_started_, collect_done_;
   std::thread house_, checker_, collector_;
 };
 
