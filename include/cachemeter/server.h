@@ -79,9 +79,9 @@ typedef struct cm_server cm_server;
  *   basic_auth=U:P   require HTTP Basic authentication as U with password P.
  *                    (With both, either credential is accepted.)
  *   tls_cert=FILE    PEM certificate chain: serve HTTPS (needs tls_key).
- *   tls_key=FILE     PEM private key (needs tls_cert). Both must be regular
- *                    files of at most 1 MiB (a FIFO, device or directory is
- *                    refused without reading from it).
+ *   tls_key=FILE     PEM private key (needs tls_cert). Both must be
+ *                    non-empty regular files of at most 1 MiB (a FIFO,
+ *                    device or directory is refused without reading it).
  *   max_conns=N      concurrent connections (default 256; 1..100000).
  *   max_conns_per_ip=N  concurrent connections from one client address
  *                    (default 32; 0..100000, 0: no per-address cap).
@@ -96,8 +96,8 @@ typedef struct cm_server cm_server;
  * On success *out is a running server the caller stops with cm_server_stop().
  * Returns CM_OK; CM_EINVAL (out NULL, bad listen address, unknown option,
  * bad value, a certificate or key that is unreadable, not a regular file,
- * larger than 1 MiB or rejected by TLS: cm_errmsg() names the option and
- * the path);
+ * empty, larger than 1 MiB or rejected by TLS: cm_errmsg() names the
+ * option and the path);
  * CM_EUNAVAILABLE (the address is in use or cannot be bound, or the library
  * was built without HTTP support); CM_ENOMEM. */
 CM_EXTERN int cm_server_start(cm_server **out, cm_registry *reg, const char *listen, const char *options);

@@ -112,6 +112,8 @@ std::string read_pem_file(const std::string& path, const char* option) {
   }
   if (got > static_cast<size_t>(kMaxPemBytes))
     throw refuse("larger than " + std::to_string(kMaxPemBytes) + " bytes");
+  // Empty would have meant "no TLS" below: plain HTTP where HTTPS was asked.
+  if (got == 0) throw refuse("empty");
   out.resize(got);
   return out;
 }

@@ -151,9 +151,10 @@ static void refused_tls(cm_registry *reg, const char *cert, const char *key, con
   assert_contains(cm_errmsg(), why);
 }
 
-/* tls_cert= and tls_key= accept regular files of at most 1 MiB only:
- * /dev/zero used to be read until memory ran out, a FIFO without a writer
- * blocked cm_server_start forever. */
+/* tls_cert= and tls_key= accept non-empty regular files of at most 1 MiB
+ * only: /dev/zero used to be read until memory ran out, a FIFO without a
+ * writer blocked cm_server_start forever, and a directory or an empty file
+ * started a plain-HTTP server. */
 static void tls_files_must_be_regular(void **state) {
   cm_registry *reg = *state;
   char dir[] = "/tmp/cm_tls_XXXXXX";
@@ -182,6 +183,15 @@ static void tls_files_must_be_regular(void **state) {
   refused_tls(reg, big, small, "tls_cert", big, "larger than 1048576 bytes");
   refused_tls(reg, small, big, "tls_key", big, "larger than 1048576 bytes");
   refused_tls(reg, "/nonexistent.pem", small, "tls_cert", "/nonexistent.pem", "cannot open");
+  /* Empty (as a directory read used to be): it served plain HTTP. */
+  char empty[256];
+  snprintf(empty, sizeof empty, "%s/empty.pem", dir);
+  f = fopen(empty, "w");
+  assert_non_null(f);
+  fclose(f);
+  refused_tls(reg, empty, small, "tls_cert", empty, "empty");
+  refused_tls(reg, small, empty, "tls_key", empty, "empty");
+  unlink(empty);
 
   unlink(small);
   unlink(fifo);
