@@ -1,6 +1,8 @@
 // Registry, families and series: registration rules, lookup, reset.
 #include "metrics/registry.h"
 
+#include <new>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -145,6 +147,23 @@ cm_registry::~cm_registry() {
   persister.reset();  // stops the flusher and writes the last flush
   for (auto& [name, f] : families)
     for (auto& s : f->series) cm::cells::Space::get().detach(s->block);
+}
+
+// With every lock held, in the only thread of a child of fork(). A run that
+// the endpoint's checker or collector thread (the parent's) had in progress
+// will never end here: closing its cache must not wait for it. Their guards
+// start afresh (a parent thread may have held one).
+void cm_registry::fork_child() {
+  for (auto& [owner, h] : health) {
+    ::new (&h->run_mu) std::mutex();
+    ::new (&h->run_cv) std::condition_variable();
+    h->running = false;
+  }
+  for (auto& [owner, c] : collectors) {
+    ::new (&c->run_mu) std::mutex();
+    ::new (&c->run_cv) std::condition_variable();
+    c->running = 0;
+  }
 }
 
 namespace cm {

@@ -176,6 +176,9 @@ struct cm_registry final : private cm::fork::Hooks {
     out.push_back(cm::fork::lock_of(collectors_mu));
     out.push_back(cm::fork::lock_of(health_mu));
   }
+  // In a child: forgets the health-check and collector runs that the
+  // parent's endpoint threads had in flight (they never end here).
+  void fork_child() override;
   cm::fork::Enrolment fork_enrolment{this};  // last
 };
 

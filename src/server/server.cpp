@@ -572,6 +572,13 @@ class ServerAux {
 }  // namespace cm
 
 cm_server::~cm_server() {
+  if (fork_generation != cm::fork::generation()) {
+    // The parent's server, inherited through fork(): its threads (MHD's and
+    // ours) do not exist here, so nothing can be stopped or joined. Left as
+    // it is; the listening socket stays the parent's.
+    static_cast<void>(aux.release());
+    return;
+  }
   if (aux) aux->begin_stop();
   if (daemon) MHD_stop_daemon(daemon);
   aux.reset();  // after the daemon: its close notifications still arrive

@@ -4,8 +4,11 @@
 #include <cachemeter/server.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+
+#include "util/fork.h"
 
 struct MHD_Daemon;
 namespace cm {
@@ -22,6 +25,9 @@ struct cm_server {
   cm_family* requests = nullptr;
   cm_family* durations = nullptr;
   std::unique_ptr<cm::ServerAux> aux;
+  // fork(): a server is not inherited (its threads are the parent's); a
+  // child's cm_server_stop leaves it alone (docs/threading.md, "fork()").
+  uint64_t fork_generation = cm::fork::generation();
 
   cm_server() = default;
   cm_server(const cm_server&) = delete;

@@ -355,6 +355,31 @@ static void persistence_stays_with_parent(void **state) {
   cm_registry_free(back);
 }
 
+/* ---- the HTTP server is not inherited ------------------------------------------ */
+
+/* A child may close caches and call cm_server_stop on the parent's server:
+ * both return (nothing of the parent's threads is waited for), and the
+ * parent's server keeps serving. */
+static void server_not_inherited(void **state) {
+  cm_server *srv;
+  assert_status(cm_server_start(&srv, *state, "127.0.0.1:0", "health_interval_ms=0"), CM_OK);
+  char uri[200];
+  redis_uri(uri, sizeof uri, "fork_server", NULL);
+  cm_cache *c;
+  assert_status(cm_cache_open(&c, *state, "fork_server", uri), CM_OK);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    cm_cache_close(c);
+    cm_server_stop(srv);
+    _exit(0);
+  }
+  assert_int_equal(wait_child(pid, 30), 0);
+  assert_true(cm_server_port(srv) > 0);
+  cm_cache_close(c);
+  cm_server_stop(srv);
+}
+
 /* ---- fork while other threads work ---------------------------------------------- */
 
 struct busy {
@@ -489,6 +514,7 @@ int main(void) {
       T(tiered_child_listens),
       T(load_in_flight_at_fork),
       T(persistence_stays_with_parent),
+      T(server_not_inherited),
       T(fork_while_threads_work),
   };
 #undef T
