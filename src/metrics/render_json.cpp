@@ -103,7 +103,7 @@ void render_json(cm_registry& r, OutBuf& out, const NameFilter* names, bool coll
       for (const auto& [k, v] : r.const_labels) label(k, v);
       for (size_t i = 0; i < f.label_names.size(); ++i) label(f.label_names[i], s.values[i]);
       out.append("},\"created\":");
-      out.append_double(s.created);
+      json_number(out, s.created);  // a loaded file may say +Inf
       if (f.kind != Kind::Histogram) {
         out.append(",\"value\":");
         json_number(out, cells::scalar_value(payload.data()));

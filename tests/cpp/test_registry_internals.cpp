@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,4 +47,19 @@ TEST(Quantile, InterpolatesLikePrometheus) {
   std::vector<double> neg = {-1, 1};
   uint64_t first[] = {4, 4, 4};
   EXPECT_EQ(cm::histogram_quantile(0.5, neg, first), -1.0);  // non-positive first bound
+}
+
+// A creation time read from a metrics file may be non-finite (a REAL 1e400 is
+// +Inf to SQLite): JSON has no spelling for it, so it is a string, as the
+// values are (found by tests/fuzz persist_rows).
+TEST(RenderJson, NonFiniteCreatedStaysJson) {
+  std::unique_ptr<cm_registry> r = cm::make_registry(nullptr);
+  cm_family* f = cm::register_family(*r, cm::Kind::Counter, "x_total", "", nullptr, 0, nullptr, 0, false);
+  cm_series* s = cm::family_series(*f, nullptr, 0);
+  s->created = INFINITY;
+  cm::OutBuf out;
+  cm::render_json(*r, out);
+  std::string json(out.view());
+  EXPECT_NE(json.find("\"created\":\"+Inf\""), std::string::npos) << json;
+  EXPECT_EQ(json.find(":+Inf"), std::string::npos) << json;
 }
