@@ -229,6 +229,7 @@ static int rd_size(cmpy_reader *r, Py_ssize_t *n) {
 static PyObject *dec_long(cmpy_reader *r) {
   int32_t n;
   if (rd_i32(r, &n) < 0) return corrupt("truncated int");
+  if (n < -5 || n > 5) return corrupt("bad int"); /* before -n: -INT32_MIN overflows */
   int neg = n < 0;
   int32_t count = neg ? -n : n;
   if (count < 1 || count > 5 || r->end - r->p < 2 * count) return corrupt("bad int");
