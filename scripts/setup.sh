@@ -19,6 +19,7 @@ packages=(
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
   swig python3-cachetools                        # the Python binding; cachetools: its benchmark baseline
   openjdk-17-jdk-headless                        # the Java binding: javac, jar, java, jni.h
+  clang libfuzzer-14-dev                         # the fuzz phase: clang 14 and libFuzzer (tests/fuzz)
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -6,6 +6,9 @@
 #                   packaging, python and java included
 #   3. build-asan/  ASan+UBSan: every test except packaging
 #   4. build-tsan/  TSan: the tests labelled "concurrency"
+#   5. build-fuzz/  clang, libFuzzer + ASan+UBSan: the tests labelled "fuzz"
+#                   (every corpus and regression input replayed, then each
+#                   harness fuzzed for CM_FUZZ_SECONDS; tests/fuzz/README.md)
 # Stops at the first failure (non-zero exit). The last line is always
 # "N passed, N failed" (summed over the ctest runs): CI reads it.
 #
@@ -14,6 +17,8 @@
 #   CM_JOBS=N             compile and test jobs (default 2)
 #   CM_TEST_SKIP_ASAN=1   skip step 3    } for quick local runs;
 #   CM_TEST_SKIP_TSAN=1   skip step 4    } CI runs everything
+#   CM_TEST_SKIP_FUZZ=1   skip step 5    }
+#   CM_FUZZ_SECONDS=S     fuzzing time per harness in step 5 (default 20)
 #   CM_TEST_TIMEOUT=S     per-test timeout in seconds unless the test sets its
 #                         own (default 300)
 #   ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS   override the defaults below
@@ -111,6 +116,19 @@ if [[ "${CM_TEST_SKIP_TSAN:-0}" != 1 ]]; then
   CM_CTEST_WRAPPER=
 else
   cm_step "build-tsan/: skipped (CM_TEST_SKIP_TSAN=1)"
+fi
+
+if [[ "${CM_TEST_SKIP_FUZZ:-0}" != 1 ]]; then
+  phase fuzz-build
+  cm_step "build-fuzz/: libFuzzer harnesses (clang, ASan+UBSan)"
+  CC=clang CXX=clang++ cm_configure_build "$CM_BUILD_ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCM_FUZZ=ON -DCM_SANITIZE= -DCM_FUZZ_SECONDS="${CM_FUZZ_SECONDS:-20}" \
+    -DCM_BUILD_BENCH=OFF -DCM_BUILD_EXAMPLES=OFF -DCM_BUILD_APPS=OFF -- cm_fuzz
+  phase fuzz-tests
+  cm_step "build-fuzz/: ctest -L fuzz (replay corpora and regressions, then fuzz each harness)"
+  run_ctest "$CM_BUILD_ROOT/build-fuzz" -L fuzz
+else
+  cm_step "build-fuzz/: skipped (CM_TEST_SKIP_FUZZ=1)"
 fi
 
 phase finished
