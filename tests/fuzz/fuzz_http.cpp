@@ -124,6 +124,10 @@ bool exchange(int port, const uint8_t* req, size_t len, std::string* reply) {
       last = now_ms();
     }
   }
+  // Reset rather than close: the server drops the connection at once, so
+  // no input leaves one behind to count against a per-client cap.
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   ::close(fd);
   return ok;
 }
