@@ -43,7 +43,7 @@ static void *writer(void *arg) {
   return NULL;
 }
 
-static void fail(const char *what, int rc) {
+static _Noreturn void fail(const char *what, int rc) {
   fprintf(stderr, "cm_http_fixture: %s: %s: %s\n", what, cm_status_name(rc), cm_errmsg());
   exit(1);
 }
