@@ -44,7 +44,7 @@ inline std::vector<std::string> fields(const uint8_t* data, size_t size, char se
 inline void check_status(int rc, const char* api) {
   if (rc == CM_OK || rc == CM_MISS) return;
   const char* msg = cm_errmsg();
-  if (rc < CM_ESTATE || rc > CM_MISS) fail(api, "unknown status " + std::to_string(rc));
+  if (std::strcmp(cm_status_name(rc), "CM_UNKNOWN") == 0) fail(api, "unknown status " + std::to_string(rc));
   if (!msg || !*msg) fail(api, "failed without a message");
   // guard() writes "<api>: internal error: ..." (the message may quote the
   // input further on, so only that place counts).
