@@ -13,6 +13,7 @@ and kills a child that hangs.
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import select
@@ -388,4 +389,51 @@ def test_fork_while_threads_use_caches_and_metrics(redis_socket, registry, tmp_p
     assert ops.labels("0").value == counts[0]
     for c in caches:
         c.close()
+
+
+# ---- persistence stays with the parent
+@needs_sqlite
+def test_persisting_registry_in_a_child(tmp_path):
+    """A registry persisting to a file before fork: in the child, flush raises
+    StateError (the file and its flusher belong to the parent) and closing
+    the registry neither hangs nor writes; the parent keeps flushing."""
+    db = tmp_path / "metrics.db"
+    reg = cachemeter.Registry()
+    reg.persist(db, interval=0.05)
+    c = reg.counter("persisted", "Persisted.")
+    c.inc(3)
+    reg.flush()
+    held = {"reg": reg, "counter": c}  # the only references: dropping them frees the C registry
+    del reg, c
+    errfile = str(tmp_path / "child.err")
+
+    def child():
+        reg, c = held["reg"], held["counter"]
+        c.inc(100)  # the child's own copy
+        assert c.value == 103
+        with pytest.raises(cachemeter.StateError) as e:
+            reg.flush()
+        assert e.value.status == cachemeter._core.CM_ESTATE and e.value.name == "CM_ESTATE"
+        reg.close()
+        del reg, c
+        done = threading.Event()
+
+        def free():
+            held.clear()  # the last references: cm_registry_free runs here
+            gc.collect()
+            done.set()
+
+        threading.Thread(target=free, daemon=True).start()
+        assert done.wait(BOUND), "freeing the registry in the child hung"
+
+    pid = fork_child(child, errfile)
+    wait_child(pid, errfile)
+    reg, c = held["reg"], held["counter"]
+    c.inc(1)
+    reg.flush()
+    reg.close()
+    held.clear()
+    with cachemeter.Registry() as check:
+        check.load(db)
+        assert check.counter("persisted", "Persisted.").value == 4  # the parent's, not the child's 103
 

@@ -82,7 +82,7 @@ class Registry:
         """The prefix of the metrics cachemeter itself emits."""
         self._families: Dict[int, "_Family"] = {}
         self._lock = threading.Lock()
-        self._persisting = False
+        self._persisting_pid: Optional[int] = None  # the process that called persist()
 
     @classmethod
     def default(cls) -> "Registry":
@@ -120,7 +120,9 @@ class Registry:
     def close(self) -> None:
         """Gives up this object's hold on the registry; idempotent.
 
-        A persisted registry is flushed first, so what it holds is on disk now.
+        A persisted registry is flushed first, so what it holds is on disk now
+        (by the process that called ``persist()``: in a child forked after it,
+        the file is the parent's and close() does not write it).
         The C registry is freed (with its last flush, releasing the metrics
         file) once no family, series, cache or server of it is left. On the
         default registry (never freed) it does nothing.
@@ -128,7 +130,7 @@ class Registry:
         h = self._h
         if h is None or not self._owned:
             return
-        if self._persisting:
+        if self._persisting_pid == os.getpid():
             _core.cm_registry_flush(h)
         with self._lock:
             self._families.clear()
@@ -211,10 +213,11 @@ class Registry:
         if not interval >= 0:
             raise InvalidArgument(f"interval must be >= 0 seconds, not {interval!r}")
         _core.cm_registry_persist(self._handle(), os.fspath(path), int(round(interval * 1000)))
-        self._persisting = True
+        self._persisting_pid = os.getpid()
 
     def flush(self) -> None:
-        """Writes what changed since the last flush (``StateError`` if not persisting)."""
+        """Writes what changed since the last flush (``StateError`` if not persisting,
+        or in a child forked after ``persist()``: the file stays the parent's)."""
         _core.cm_registry_flush(self._handle())
 
     def load(self, path: PathLike) -> None:
