@@ -437,3 +437,47 @@ def test_persisting_registry_in_a_child(tmp_path):
         check.load(db)
         assert check.counter("persisted", "Persisted.").value == 4  # the parent's, not the child's 103
 
+
+# ---- the binding's own locks
+def test_child_of_a_thread_holding_the_bindings_locks(registry, tmp_path):
+    """A thread of the parent inside Registry.counter() or Family.labels()
+    when another forks (the interpreter may switch threads there) holds the
+    registry's or the family's lock in the child, where that thread does not
+    exist. The child creates families and series anyway (it has fresh locks);
+    the parent's locks are untouched."""
+    fam = registry.counter("held_fam", "Held.", labels=("k",))
+    cachemeter.Registry.default()
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with registry._lock, fam._lock, cachemeter.Registry._default_lock:
+            held.set()
+            release.wait(CHILD_BOUND)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    errfile = str(tmp_path / "child.err")
+    try:
+        assert held.wait(BOUND)
+
+        def child():
+            done = threading.Event()
+
+            def body():
+                fam.labels("child").inc()
+                registry.counter("new_in_child", "New.").inc()
+                assert cachemeter.Registry.default() is not None
+                done.set()
+
+            threading.Thread(target=body, daemon=True).start()
+            assert done.wait(BOUND), "a lock held by a thread of the parent blocked the child"
+            assert 'held_fam_total{k="child"} 1' in registry.render()
+
+        pid = fork_child(child, errfile)
+        wait_child(pid, errfile)
+        assert registry._lock.locked() and fam._lock.locked()  # the parent's: still the holder's
+    finally:
+        release.set()
+        t.join(CHILD_BOUND)
+    fam.labels("parent").inc()
+    assert "new_in_child" not in registry.render()

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import urllib.parse
+import weakref
 from types import TracebackType
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Type,
                     TypeVar, Union)
@@ -37,6 +38,23 @@ _FORMATS: Dict[str, int] = {
 }
 _F = TypeVar("_F", bound=Callable[..., Any])
 PathLike = Union[str, "os.PathLike[str]"]
+
+# Fork safety (docs/threading.md, "fork()"): a thread of the parent can hold
+# a registry's or a family's lock at fork() (preempted by the interpreter in
+# counter() or labels()); the child has no such thread, so the lock would
+# stay taken and the child's first new family or series would wait forever.
+# What they guard is consistent between bytecodes, so the child gets fresh,
+# free locks (threading.Lock._at_fork_reinit is 3.9+ and private: replaced).
+_lock_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    Registry._default_lock = threading.Lock()
+    for owner in list(_lock_owners):
+        owner._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def _q(value: object) -> str:
@@ -82,6 +100,7 @@ class Registry:
         """The prefix of the metrics cachemeter itself emits."""
         self._families: Dict[int, "_Family"] = {}
         self._lock = threading.Lock()
+        _lock_owners.add(self)
         self._persisting_pid: Optional[int] = None  # the process that called persist()
 
     @classmethod
@@ -410,6 +429,7 @@ class _Family:
         self.label_names = label_names
         self._children: Dict[Tuple[Any, ...], _Series] = {}
         self._lock = threading.Lock()
+        _lock_owners.add(self)
 
     def labels(self, *values: Any, **kv: Any) -> Any:
         """The series with these label values, positionally in label order
