@@ -15,6 +15,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <new>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -995,7 +996,14 @@ class Persister final : public PersistHook, private fork::Hooks {
   }
 
   // In the child: the flusher thread and the file stay with the parent.
-  void fork_child() override { inherited_.store(true); }
+  // stop_cv_ is renewed, not destroyed: the parent's flusher is usually
+  // waiting on it, and the child's copy records that waiter, which the child
+  // does not have; destroying that copy (~Persister, at cm_registry_free)
+  // would wait for it forever (glibc's pthread_cond_destroy).
+  void fork_child() override {
+    inherited_.store(true);
+    ::new (&stop_cv_) std::condition_variable();
+  }
 
   void run(unsigned interval_ms) {
     std::unique_lock<std::mutex> lk(stop_mu_);

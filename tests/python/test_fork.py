@@ -26,7 +26,7 @@ import warnings
 import pytest
 
 import cachemeter
-from conftest import BOUND, needs_sqlite
+from conftest import BOUND, needs_sqlite, poll
 
 THREADS = 4
 CHILD_BOUND = 60.0  # seconds a child may take (it takes well under one)
@@ -394,15 +394,25 @@ def test_fork_while_threads_use_caches_and_metrics(redis_socket, registry, tmp_p
 # ---- persistence stays with the parent
 @needs_sqlite
 def test_persisting_registry_in_a_child(tmp_path):
-    """A registry persisting to a file before fork: in the child, flush raises
-    StateError (the file and its flusher belong to the parent) and closing
-    the registry neither hangs nor writes; the parent keeps flushing."""
+    """A registry persisting to a file, its flusher thread running, before
+    fork: in the child, flush raises StateError (the file and its flusher
+    belong to the parent), close() returns and freeing the C registry does
+    not hang; the parent keeps flushing."""
     db = tmp_path / "metrics.db"
     reg = cachemeter.Registry()
-    reg.persist(db, interval=0.05)
+    reg.persist(db, interval=0.02)
     c = reg.counter("persisted", "Persisted.")
     c.inc(3)
-    reg.flush()
+
+    def flushed():
+        with cachemeter.Registry() as check:
+            check.load(db)
+            return check.counter("persisted", "Persisted.").value == 3
+
+    # Written by the flusher thread on its own: it runs, and between flushes
+    # it waits on a condition variable (the child's copy of which must not
+    # wait for that waiter when the child frees the registry).
+    poll(flushed, what="the background flush")
     held = {"reg": reg, "counter": c}  # the only references: dropping them frees the C registry
     del reg, c
     errfile = str(tmp_path / "child.err")
