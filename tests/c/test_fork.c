@@ -328,6 +328,19 @@ static void persistence_stays_with_parent(void **state) {
   assert_status(cm_family_series(f, NULL, 0, &s), CM_OK);
   assert_status(cm_registry_persist(reg, path, 5), CM_OK);
   cm_counter_add(s, 1);
+  /* Fork once the flusher thread has written the file on its own: it runs,
+   * and between flushes it waits on a condition variable, whose copy the
+   * child must be able to destroy (the waiter is not in the child). */
+  for (int tries = 0;; tries++) {
+    cm_registry *peek;
+    assert_status(cm_registry_new(&peek, ""), CM_OK);
+    double v = -1;
+    if (cm_registry_load(peek, path) == CM_OK) v = cmt_render_sample(peek, "jobs_total");
+    cm_registry_free(peek);
+    if (v == 1) break;
+    assert_true(tries < 2000); /* 10 s */
+    sleep_ms(5);
+  }
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
