@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "api/error.h"
@@ -189,6 +190,10 @@ class RedisBackend::Pool final : private fork::Hooks {
   void fork_child() override {
     free_.clear();
     live_ = 0;
+    // Renewed, not destroyed: the child's copy records the parent's threads
+    // that waited in take() at fork(), which the child does not have;
+    // destroying it (~Pool, at cm_cache_close) would wait for them forever.
+    ::new (&cv_) std::condition_variable();
   }
 
   const RedisOptions& opt_;

@@ -216,6 +216,9 @@ void RedisInvalidation::fork_child() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   ::new (&thread_) std::thread();
+  // Renewed for the same reason: a thread of the parent waiting in
+  // wait_connected() at fork() would make destroying the copy wait forever.
+  ::new (&cv_) std::condition_variable();
   connected_ = false;
   last_error_ = "inherited through fork(): not listening yet in this process";
   inherited_ = true;

@@ -6,12 +6,17 @@
  * with _exit(), like the worker of a pre-fork server that never returns to
  * the parent's code. The parent waits for each with a bound: a child that
  * deadlocked is killed and the test fails. */
+#define _GNU_SOURCE /* syscall(SYS_gettid) */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -393,6 +398,98 @@ static void server_not_inherited(void **state) {
   cm_server_stop(srv);
 }
 
+/* ---- a thread of the parent waiting for a pooled connection ---------------------- */
+
+struct pool_user {
+  cm_cache *c;
+  volatile pid_t tid;
+  int rc;
+};
+
+static void *pool_get(void *arg) {
+  struct pool_user *u = arg;
+  u->tid = (pid_t)syscall(SYS_gettid);
+  void *v = NULL;
+  size_t n = 0;
+  u->rc = cm_cache_get(u->c, "k", 1, &v, &n);
+  cm_free(v);
+  return NULL;
+}
+
+/* Where thread tid sleeps in the kernel ("0" when running). */
+static void wchan_of(pid_t tid, char *buf, size_t n) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/wchan", (int)tid);
+  buf[0] = '\0';
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  if (!fgets(buf, (int)n, f)) buf[0] = '\0';
+  fclose(f);
+}
+
+/* "CLIENT PAUSE ms" on a connection of its own: the server holds every
+ * client's commands (ours included) for ms. */
+static void redis_pause(int ms) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)atoi(g_port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  char cmd[64], reply[64] = {0};
+  int len = snprintf(cmd, sizeof cmd, "CLIENT PAUSE %d\r\n", ms);
+  assert_int_equal(write(fd, cmd, (size_t)len), len);
+  assert_true(read(fd, reply, sizeof reply - 1) > 0);
+  assert_string_equal(reply, "+OK\r\n");
+  close(fd);
+}
+
+static void pool_waiter_at_fork(void **state) {
+  char uri[200];
+  snprintf(uri, sizeof uri, "redis://127.0.0.1:%s?namespace=pool_waiter&pool=1&timeout_ms=10000", g_port);
+  cm_cache *c;
+  assert_status(cm_cache_open(&c, *state, "pool_waiter", uri), CM_OK);
+  assert_status(cm_cache_set(c, "k", 1, "v", 1, 0), CM_OK); /* the pool's one connection */
+  redis_pause(1500);
+  /* One thread gets the connection and waits for its reply; the other waits
+   * on the pool's condition variable for it. */
+  struct pool_user u[2] = {{c, 0, 0}, {c, 0, 0}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; ++i) assert_int_equal(pthread_create(&th[i], NULL, pool_get, &u[i]), 0);
+  int waiting = 0;
+  for (int tries = 0; !waiting; ++tries) {
+    assert_true(tries < 1000); /* 5 s (the pause lasts 1.5) */
+    sleep_ms(5);
+    char w0[64], w1[64];
+    if (!u[0].tid || !u[1].tid) continue;
+    wchan_of(u[0].tid, w0, sizeof w0);
+    wchan_of(u[1].tid, w1, sizeof w1);
+    int f0 = strstr(w0, "futex") != NULL, f1 = strstr(w1, "futex") != NULL;
+    int s0 = w0[0] && strcmp(w0, "0") != 0, s1 = w1[0] && strcmp(w1, "0") != 0;
+    waiting = s0 && s1 && f0 != f1; /* one in the socket read, one on the condition variable */
+  }
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* The child's copy of the condition variable records the parent's
+     * waiter, which the child does not have. */
+    void *v = NULL;
+    size_t n = 0;
+    int ok = cm_cache_set(c, "c", 1, "w", 1, 0) == CM_OK && cm_cache_get(c, "c", 1, &v, &n) == CM_OK && n == 1 &&
+             memcmp(v, "w", 1) == 0;
+    cm_free(v);
+    cm_cache_close(c); /* must not wait for that waiter */
+    _exit(ok ? 0 : 1);
+  }
+  int child = wait_child(pid, 30);
+  for (int i = 0; i < 2; ++i) pthread_join(th[i], NULL);
+  assert_int_equal(child, 0);
+  assert_status(u[0].rc, CM_OK);
+  assert_status(u[1].rc, CM_OK);
+  cm_cache_close(c);
+}
+
 /* ---- fork while other threads work ---------------------------------------------- */
 
 struct busy {
@@ -528,6 +625,7 @@ int main(void) {
       T(load_in_flight_at_fork),
       T(persistence_stays_with_parent),
       T(server_not_inherited),
+      T(pool_waiter_at_fork),
       T(fork_while_threads_work),
   };
 #undef T
