@@ -154,17 +154,40 @@ cm_registry::~cm_registry() {
 // will never end here: closing its cache must not wait for it. Their guards
 // start afresh (a parent thread may have held one).
 void cm_registry::fork_child() {
-  for (auto& [owner, h] : health) {
-    ::new (&h->run_mu) std::mutex();
-    ::new (&h->run_cv) std::condition_variable();
-    h->running = false;
-  }
-  for (auto& [owner, c] : collectors) {
-    ::new (&c->run_mu) std::mutex();
-    ::new (&c->run_cv) std::condition_variable();
-    c->running = 0;
-  }
+  for (auto& [owner, h] : health) h->guard.forget_runs();
+  for (auto& [owner, c] : collectors) c->guard.forget_runs();
 }
+
+namespace cm {
+
+bool RunGuard::enter() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (retired_) return false;
+  ++running_;
+  return true;
+}
+
+void RunGuard::leave() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    --running_;
+  }
+  cv_.notify_all();
+}
+
+void RunGuard::retire() {
+  std::unique_lock<std::mutex> lk(mu_);
+  retired_ = true;
+  cv_.wait(lk, [&] { return running_ == 0; });
+}
+
+void RunGuard::forget_runs() {
+  ::new (&mu_) std::mutex();
+  ::new (&cv_) std::condition_variable();
+  running_ = 0;
+}
+
+}  // namespace cm
 
 namespace cm {
 
@@ -510,9 +533,7 @@ void remove_collector(cm_registry& r, const void* owner) {
     r.collectors.erase(it);
     if (c->may_block) --r.blocking_collectors;
   }
-  std::unique_lock<std::mutex> lk(c->run_mu);
-  c->removed = true;
-  c->run_cv.wait(lk, [&] { return c->running == 0; });
+  c->guard.retire();
 }
 
 std::unique_ptr<std::unordered_set<const cm_family*>> select_families(const cm_registry& r, const NameFilter* names) {
@@ -544,17 +565,11 @@ void remove_health_check(cm_registry& r, const void* owner) {
     r.health.erase(it);
     ++r.health_gen;
   }
-  std::unique_lock<std::mutex> lk(h->run_mu);
-  h->removed = true;
-  h->run_cv.wait(lk, [&] { return !h->running; });
+  h->guard.retire();
 }
 
 bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err) {
-  {
-    std::lock_guard<std::mutex> lk(h.run_mu);
-    if (h.removed) return false;
-    h.running = true;
-  }
+  if (!h.guard.enter()) return false;
   cm_errclear();
   int status = CM_EBACKEND;
   try {
@@ -564,11 +579,7 @@ bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err) {
   }
   *rc = status;
   *err = status == CM_OK ? std::string() : std::string(cm_errmsg());
-  {
-    std::lock_guard<std::mutex> lk(h.run_mu);
-    h.running = false;
-  }
-  h.run_cv.notify_all();
+  h.guard.leave();
   return true;
 }
 
@@ -581,21 +592,13 @@ void run_collectors(cm_registry& r, Collectors which) {
       if (which == Collectors::All || c->may_block == (which == Collectors::Blocking)) todo.push_back(c);
   }
   for (auto& c : todo) {
-    {
-      std::lock_guard<std::mutex> lk(c->run_mu);
-      if (c->removed) continue;
-      ++c->running;
-    }
+    if (!c->guard.enter()) continue;
     try {
       c->fn();
     } catch (...) {
       // A collector only refreshes gauges: the render goes on without it.
     }
-    {
-      std::lock_guard<std::mutex> lk(c->run_mu);
-      --c->running;
-    }
-    c->run_cv.notify_all();
+    c->guard.leave();
   }
 }
 

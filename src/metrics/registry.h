@@ -58,6 +58,27 @@ class SeriesIndex {
 // Told about new families and series, under the registry mutex: how
 // persistence (src/persist) restores saved values whichever comes first, the
 // registration or cm_registry_persist(). Must not throw.
+// The in-flight guard of a function that runs without the lock of the map
+// it was copied from (a health check, a collector): retire() refuses new
+// runs and waits for those in progress, so what the function points to is
+// never freed under a run. Several runs may be in progress at once.
+class RunGuard {
+ public:
+  bool enter();  // false once retired: do not run
+  void leave();
+  void retire();
+  // In a child of fork(), with every lock held: runs of the parent's
+  // threads never end here; forget them (the lock and the condition
+  // variable start afresh, never destroyed: waiters of the parent's).
+  void forget_runs();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int running_ = 0;
+  bool retired_ = false;
+};
+
 class PersistHook {
  public:
   virtual ~PersistHook() = default;
@@ -132,12 +153,7 @@ struct cm_registry final : private cm::fork::Hooks {
   struct Collector {
     std::function<void()> fn;
     bool may_block = false;  // does backend I/O (a redis key count)
-    // In-flight guard, as for health checks: remove_collector waits for runs
-    // in progress (several renders may run one at once).
-    std::mutex run_mu;
-    std::condition_variable run_cv;
-    int running = 0;
-    bool removed = false;
+    cm::RunGuard guard;      // remove_collector waits for runs in progress
   };
   std::mutex collectors_mu;
   std::map<const void*, std::shared_ptr<Collector>> collectors;
@@ -151,12 +167,9 @@ struct cm_registry final : private cm::fork::Hooks {
   struct HealthCheck {
     std::string cache, backend;
     std::function<int()> check;  // CM_OK when healthy
-    // In-flight guard: remove_health_check marks the entry removed and waits
-    // for a run in progress, so what `check` points to (the cache's backend)
-    // is never freed under a running check.
-    std::mutex run_mu;
-    std::condition_variable run_cv;
-    bool running = false, removed = false;
+    // remove_health_check waits for a run in progress, so what `check`
+    // points to (the cache's backend) is never freed under a running check.
+    cm::RunGuard guard;
   };
   std::mutex health_mu;
   std::map<const void*, std::shared_ptr<HealthCheck>> health;
