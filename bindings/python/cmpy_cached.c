@@ -240,7 +240,11 @@ static PyObject *dec_long(cmpy_reader *r) {
     mag = mag << 15 | d;
   }
   r->p += 2 * count;
-  if (!neg) return PyLong_FromUnsignedLongLong(mag);
+  /* The encoder writes int64 values only: a larger magnitude is not ours. */
+  if (!neg) {
+    if (mag > (unsigned long long)INT64_MAX) return corrupt("int out of range");
+    return PyLong_FromLongLong((long long)mag);
+  }
   if (mag <= (unsigned long long)INT64_MAX) return PyLong_FromLongLong(-(long long)mag);
   if (mag == (unsigned long long)INT64_MAX + 1) return PyLong_FromLongLong(INT64_MIN);
   return corrupt("int out of range");
@@ -277,7 +281,8 @@ static PyObject *dec_obj(cmpy_reader *r, int depth) {
       const char *s = (const char *)r->p;
       r->p += n;
       if (tag == 's') return PyBytes_FromStringAndSize(s, n);
-      PyObject *u = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
+      /* Strict: the encoder refuses lone surrogates, so none is ours. */
+      PyObject *u = PyUnicode_DecodeUTF8(s, n, NULL);
       if (u == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
         PyErr_Clear();
         return corrupt("bad UTF-8");

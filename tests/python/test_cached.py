@@ -376,7 +376,9 @@ def test_codec_rejects_what_it_did_not_write():
     bad = [b"", b"?", b"i\x01\x00", b"l\x01\x00\x00\x00", b"l\x06\x00\x00\x00" + b"\x01\x00" * 6,
            b"l\x01\x00\x00\x00\x00\x80", b"l\x02\x00\x00\x00\x01\x00\x00\x00",  # digit range, top digit 0
            b"u\xff\xff\xff\xff", b"u\x02\x00\x00\x00\xff\xfe", b"s\x05\x00\x00\x00ab", b"(\x01\x00\x00\x00",
-           b"{N", b"{[\x00\x00\x00\x00N0", b"g\x00\x00", b"NN", b"c", b"\x80\x04N."]
+           b"{N", b"{[\x00\x00\x00\x00N0", b"g\x00\x00", b"NN", b"c", b"\x80\x04N.",
+           b"l\x05\x00\x00\x00" + b"\x00\x00" * 4 + b"\x08\x00",  # 2**63: past int64, never written
+           b"u\x03\x00\x00\x00\xed\xa0\x80"]  # a lone surrogate (U+D800): the encoder refuses those
     for data in bad:
         with pytest.raises(cachemeter.Corrupt):
             _core.codec_loads(data)
