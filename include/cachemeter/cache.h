@@ -13,9 +13,10 @@
  *                      counted in cache_rejections_total{reason="too_large"}).
  *                      Default 1MiB. Units as for max_bytes.
  *   sample=N           time about 1 in N operations per thread for the
- *                      latency histograms (default 16: a precise clock read
- *                      costs ~25 ns, more than a memory get's own work; 1
- *                      times every operation). Counts are never sampled.
+ *                      latency histograms (default 16: two precise clock
+ *                      reads cost more than a memory get's own work; 1
+ *                      times every operation; figures in bench/RESULTS.md).
+ *                      Counts are never sampled.
  *   metrics=on|off     off: record no metrics for this cache (it still works).
  *                      The environment variable CACHEMETER_METRICS_ENABLED=false
  *                      turns them off for every cache opened afterwards.
@@ -94,8 +95,13 @@ typedef struct cm_cache cm_cache;
  * On success *out is a handle the caller closes with cm_cache_close().
  * Returns CM_OK; CM_EINVAL (out/name/uri NULL or invalid, unknown scheme or
  * option, bad value); CM_ELIMIT (the registry's max_series is reached);
- * CM_ENOMEM; backend errors (CM_EBACKEND, CM_EUNAVAILABLE) for backends that
- * connect on open. */
+ * CM_ENOMEM; and, from backends that touch their store on open (sqlite://
+ * opens the file and creates its schema; redis:// connects only on the first
+ * call): CM_ECORRUPT (not a SQLite file, or SQLite with another layout; left
+ * untouched), CM_EUNAVAILABLE (the file cannot be opened, created or written),
+ * CM_ETIMEOUT (another connection held the write lock past busy_timeout_ms
+ * while the schema was created), CM_EBACKEND (any other failure of the
+ * store, a full disk). */
 CM_EXTERN int cm_cache_open(cm_cache **out, cm_registry *reg, const char *name, const char *uri);
 
 /* Opens a two-tier cache: a memory L1 in this process (l1_uri: memory://

@@ -4,7 +4,11 @@
  * Conventions that hold for the whole public API (see docs/threading.md):
  *  - functions return an int status: CM_OK (0), CM_MISS (1) or a negative CM_E*
  *    error; on an error, cm_errmsg() tells the calling thread what went wrong;
- *  - handles come out through the first parameter, data through the last ones;
+ *  - out-parameters: the handle a constructor makes (cm_registry_new,
+ *    cm_cache_open, cm_server_start, ...) comes out through the FIRST
+ *    parameter; children of an object (cm_counter_new's family,
+ *    cm_family_series's series) and data (cm_cache_get's value,
+ *    cm_registry_render's text) come out through the LAST ones;
  *  - memory the library hands out is released with cm_free(), never free();
  *  - every free/close function accepts NULL and then does nothing. */
 #ifndef CACHEMETER_COMMON_H
