@@ -1092,6 +1092,18 @@ def test_end_of_input_stops(start):
 
 # ---- /health off the polling thread (issue 13, item 3) -------------------------
 
+def answers_ping(sock):
+    """True when a redis-server listens on the unix socket and answers PING."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(2)
+            c.connect(sock)
+            c.sendall(b"PING\r\n")
+            return c.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def redis_sock(tmp_path):
     """A private redis-server on a unix socket; stopped (and resumed first,
@@ -1103,10 +1115,12 @@ def redis_sock(tmp_path):
     proc = subprocess.Popen([server, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
+        # The socket file appears at bind(), before listen(): wait for an
+        # answered PING, not for the file, or a first connect can be refused.
         deadline = time.monotonic() + BOUND
-        while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
+        while not answers_ping(sock) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert proc.poll() is None and os.path.exists(sock), "redis-server did not start"
+        assert proc.poll() is None and answers_ping(sock), "redis-server did not start"
         yield proc, sock
     finally:
         if proc.poll() is None:

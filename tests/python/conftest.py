@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from typing import Callable, Iterator
@@ -50,6 +51,18 @@ def registry() -> Iterator["object"]:
         yield reg
 
 
+def _answers_ping(sock: str) -> bool:
+    """True when a redis-server listens on the unix socket and answers PING."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(2)
+            c.connect(sock)
+            c.sendall(b"PING\r\n")
+            return c.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def redis_socket(tmp_path) -> Iterator[str]:
     """A private redis-server on a unix socket (no TCP port, nothing on disk)."""
@@ -62,7 +75,9 @@ def redis_socket(tmp_path) -> Iterator[str]:
     proc = subprocess.Popen([server, "--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no",
                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        poll(lambda: os.path.exists(sock) or proc.poll() is not None, what="redis-server's socket")
+        # The socket file appears at bind(), before listen(): wait for an
+        # answered PING, not for the file, or a first connect can be refused.
+        poll(lambda: _answers_ping(sock) or proc.poll() is not None, what="redis-server's PONG")
         assert proc.poll() is None, "redis-server exited at start"
         yield sock
     finally:
