@@ -31,7 +31,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <new>
 #include <vector>
 
 #include "api/error.h"
@@ -190,10 +189,7 @@ class RedisBackend::Pool final : private fork::Hooks {
   void fork_child() override {
     free_.clear();
     live_ = 0;
-    // Renewed, not destroyed: the child's copy records the parent's threads
-    // that waited in take() at fork(), which the child does not have;
-    // destroying it (~Pool, at cm_cache_close) would wait for them forever.
-    ::new (&cv_) std::condition_variable();
+    fork::renew(cv_);  // threads of the parent may have waited in take()
   }
 
   const RedisOptions& opt_;

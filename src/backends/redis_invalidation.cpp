@@ -37,7 +37,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <new>
 #include <chrono>
 #include <memory>
 #include <system_error>
@@ -215,10 +214,8 @@ void RedisInvalidation::fork_child() {
   if (int fd = sock_fd_.exchange(-1); fd >= 0) ::close(fd);
   if (wake_fd_ >= 0) ::close(wake_fd_);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  ::new (&thread_) std::thread();
-  // Renewed for the same reason: a thread of the parent waiting in
-  // wait_connected() at fork() would make destroying the copy wait forever.
-  ::new (&cv_) std::condition_variable();
+  fork::renew(thread_);
+  fork::renew(cv_);  // threads of the parent may have waited in wait_connected()
   connected_ = false;
   last_error_ = "inherited through fork(): not listening yet in this process";
   inherited_ = true;

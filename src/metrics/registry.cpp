@@ -1,8 +1,6 @@
 // Registry, families and series: registration rules, lookup, reset.
 #include "metrics/registry.h"
 
-#include <new>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -182,8 +180,8 @@ void RunGuard::retire() {
 }
 
 void RunGuard::forget_runs() {
-  ::new (&mu_) std::mutex();
-  ::new (&cv_) std::condition_variable();
+  fork::renew(mu_);
+  fork::renew(cv_);
   running_ = 0;
 }
 

@@ -996,13 +996,10 @@ class Persister final : public PersistHook, private fork::Hooks {
   }
 
   // In the child: the flusher thread and the file stay with the parent.
-  // stop_cv_ is renewed, not destroyed: the parent's flusher is usually
-  // waiting on it, and the child's copy records that waiter, which the child
-  // does not have; destroying that copy (~Persister, at cm_registry_free)
-  // would wait for it forever (glibc's pthread_cond_destroy).
+  // The parent's flusher is usually waiting on stop_cv_ (fork::renew).
   void fork_child() override {
     inherited_.store(true);
-    ::new (&stop_cv_) std::condition_variable();
+    fork::renew(stop_cv_);
   }
 
   void run(unsigned interval_ms) {

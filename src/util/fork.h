@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <new>
 #include <vector>
 
 namespace cm::fork {
@@ -75,6 +76,17 @@ class Enrolment {
  private:
   Hooks* hooks_ = nullptr;
 };
+
+// In a child hook: replaces a mutex, condition variable or thread object
+// with a fresh one WITHOUT destroying the inherited copy. That copy may
+// record threads of the parent (a waiter, a holder, a running thread) that
+// the child does not have: destroying it would wait for them forever
+// (glibc's pthread_cond_destroy), and a joinable std::thread's destructor
+// terminates. The old object is overwritten, never used again.
+template <class T>
+void renew(T& obj) {
+  ::new (&obj) T();
+}
 
 // How many fork() calls this process descends from since the library was
 // loaded (bumped in every child, once the handlers are installed: the first
