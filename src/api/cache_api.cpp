@@ -5,7 +5,7 @@
 #include <cstring>
 #include <memory>
 
-#include "api/error.h"
+#include "api/guard.h"
 #include "cache/cache.h"
 
 namespace {

@@ -1,39 +1,10 @@
-// The per-thread error message behind cm_errmsg().
-#include "api/error.h"
-
-namespace cm {
-namespace {
-thread_local std::string t_errmsg;
-}
-
-int set_error(int status, const std::string& msg) noexcept {
-  try {
-    t_errmsg = msg;
-  } catch (...) {
-    t_errmsg.clear();  // out of memory: keep the status, lose the detail
-  }
-  return status;
-}
-
-const char* error_kind_name(ErrorKind k) noexcept {
-  switch (k) {
-    case ErrorKind::Connection: return "connection";
-    case ErrorKind::Timeout: return "timeout";
-    case ErrorKind::Protocol: return "protocol";
-    case ErrorKind::Server: return "server";
-    case ErrorKind::CircuitOpen: return "circuit_open";
-    case ErrorKind::Corrupt: return "corrupt";
-    case ErrorKind::None:
-    case ErrorKind::Other: break;
-  }
-  return "other";
-}
-
-}  // namespace cm
+// cm_errmsg() and cm_errclear(): the calling thread's last error message
+// (core/error.cpp keeps it).
+#include "api/guard.h"
 
 extern "C" {
 
-CM_EXTERN const char* cm_errmsg(void) { return cm::t_errmsg.c_str(); }
+CM_EXTERN const char* cm_errmsg(void) { return cm::last_error(); }
 
-CM_EXTERN void cm_errclear(void) { cm::t_errmsg.clear(); }
+CM_EXTERN void cm_errclear(void) { cm::clear_error(); }
 }

@@ -7,7 +7,7 @@
 #include <cfloat>
 #include <cmath>
 
-#include "api/error.h"
+#include "api/guard.h"
 #include "metrics/registry.h"
 #if CM_WITH_SQLITE
 #include "persist/persist.h"

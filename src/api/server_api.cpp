@@ -2,7 +2,7 @@
 // ABI does not depend on build options) and starting reports the omission.
 #include <cachemeter/server.h>
 
-#include "api/error.h"
+#include "api/guard.h"
 
 #if CM_WITH_HTTP
 #include "server/server.h"

@@ -48,7 +48,7 @@
 #include <string>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "util/spinlock.h"
 #include "util/uri.h"
 

@@ -33,7 +33,7 @@
 #include <mutex>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backends/hiredis_util.h"
 #include "util/fork.h"
 #include "util/uri.h"

@@ -42,7 +42,7 @@
 #include <system_error>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backends/hiredis_util.h"
 
 namespace cm {

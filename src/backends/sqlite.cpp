@@ -48,7 +48,7 @@
 #include <mutex>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "util/fork.h"
 #include "util/uri.h"
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <functional>
 
-#include "api/error.h"
+#include "core/error.h"
 #if CM_WITH_REDIS
 #include "backends/redis.h"
 #include "backends/redis_invalidation.h"

@@ -1,7 +1,7 @@
 // make_backend: the URI scheme picks the backend class.
 #include "cache/backend.h"
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backends/memory.h"
 #if CM_WITH_SQLITE
 #include "backends/sqlite.h"

@@ -22,17 +22,16 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "core/time.h"
 
 namespace cm {
 
 class Options;
 struct Uri;
-
-constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 class Error;
 

@@ -3,7 +3,7 @@
 
 #include <new>
 
-#include "api/error.h"
+#include "core/error.h"
 
 namespace cm {
 namespace {

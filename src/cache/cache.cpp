@@ -16,7 +16,7 @@
 
 #include <unistd.h>
 
-#include "api/error.h"
+#include "core/error.h"
 #if CM_WITH_REDIS
 #include "backends/redis.h"
 #endif

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "cache/backend.h"
 #include "util/clock.h"
 #include "util/fork.h"

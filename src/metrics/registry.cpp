@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "metrics/names.h"
 #include "util/clock.h"
 #include "util/options.h"

@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backends/sqlite.h"
 #include "util/clock.h"
 #include "util/fork.h"

@@ -24,7 +24,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "metrics/registry.h"
 #include "util/options.h"
 #include "util/text.h"

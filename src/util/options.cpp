@@ -4,7 +4,7 @@
 #include <charconv>
 #include <limits>
 
-#include "api/error.h"
+#include "core/error.h"
 
 namespace cm {
 

@@ -1,6 +1,6 @@
 #include "util/uri.h"
 
-#include "api/error.h"
+#include "core/error.h"
 
 namespace cm {
 

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "cache/backend.h"
+#include "core/time.h"
 
 namespace cm {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "cache/backend.h"
 
 namespace cmbt {

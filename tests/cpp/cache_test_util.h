@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "cache/cache.h"
 #include "metrics/registry.h"
 

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "cache/breaker.h"
 #include "util/clock.h"
 

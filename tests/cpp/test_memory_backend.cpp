@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backend_test_util.h"
 #include "backends/memory.h"
 #include "util/uri.h"

@@ -1,7 +1,7 @@
 // Option-string parsing: decoding, errors, typed getters.
 #include <gtest/gtest.h>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "util/options.h"
 
 using cm::Options;

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backend_test_util.h"
 #include "backends/redis.h"
 #include "redis_server.h"

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backends/tiered.h"
 #include "cache/cache.h"
 #include "redis_server.h"

@@ -18,7 +18,7 @@
 #include <sstream>
 #include <string>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "backend_test_util.h"
 #include "backends/sqlite.h"
 #include "util/uri.h"

@@ -10,7 +10,7 @@
 // render in all three formats); every failure must be a status of ours.
 #include <cachemeter/cachemeter.h>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "fuzz_util.h"
 #include "util/uri.h"
 

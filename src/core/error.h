@@ -1,6 +1,7 @@
-// Error plumbing between the C++ core and the C ABI: the core throws
-// cm::Error (status + message); the api/ shims catch once and record the
-// message in the calling thread's cm_errmsg() slot.
+// The core's errors: code below src/api/ throws cm::Error (status +
+// message, and for backends the kind of failure); the extern "C" shims in
+// src/api/ catch once (api/guard.h) and record the message in the calling
+// thread's cm_errmsg() slot (set_error).
 #pragma once
 
 #include <cachemeter/common.h>
@@ -33,23 +34,10 @@ class Error : public std::runtime_error {
 
 // Records msg as the calling thread's last error and returns status.
 int set_error(int status, const std::string& msg) noexcept;
-
-// Runs fn (returning int) and turns any exception into a status, prefixing
-// the message with the API function's name.
-template <class Fn>
-int guard(const char* api, Fn&& fn) noexcept {
-  try {
-    return fn();
-  } catch (const Error& e) {
-    return set_error(e.status(), std::string(api) + ": " + e.what());
-  } catch (const std::bad_alloc&) {
-    return set_error(CM_ENOMEM, std::string(api) + ": out of memory");
-  } catch (const std::exception& e) {
-    return set_error(CM_EBACKEND, std::string(api) + ": internal error: " + e.what());
-  } catch (...) {
-    return set_error(CM_EBACKEND, std::string(api) + ": unknown internal error");
-  }
-}
+// The calling thread's last error message (cm_errmsg()); valid until the
+// thread's next set_error or clear_error.
+const char* last_error() noexcept;
+void clear_error() noexcept;
 
 // Runs fn (returning int) for a function that reports instead of throwing
 // (Backend::health): an Error becomes its status and message as they are,
