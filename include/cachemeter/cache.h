@@ -6,72 +6,13 @@
  * Keys and values are arbitrary bytes (embedded NULs allowed); keys must not be
  * empty. The metrics each cache records are listed in docs/metrics.md.
  *
- * Options every backend accepts in its URI query (parsed by the cache front):
- *   ttl_ms=N           default time to live of cm_cache_set(..., ttl_ms = 0)
- *                      entries, in ms; 0 (the default) means they never expire.
- *   max_entry_bytes=S  refuse entries whose key + value exceed S (CM_ELIMIT,
- *                      counted in cache_rejections_total{reason="too_large"}).
- *                      Default 1MiB. Units as for max_bytes.
- *   sample=N           time about 1 in N operations per thread for the
- *                      latency histograms (default 16: two precise clock
- *                      reads cost more than a memory get's own work; 1
- *                      times every operation; figures in bench/RESULTS.md).
- *                      Counts are never sampled.
- *   metrics=on|off     off: record no metrics for this cache (it still works).
- *                      The environment variable CACHEMETER_METRICS_ENABLED=false
- *                      turns them off for every cache opened afterwards.
- *   load_timeout_ms=N  how long cm_cache_get_or_load callers wait for another
- *                      caller's load of the same key (default 30000).
- *   stale_ms=N         stale-while-revalidate grace after expiry (default 0).
- * memory:// options:
- *   max_entries=N      at most N entries (default 100000; 0 = no entry cap).
- *   max_bytes=S        at most S bytes, keys + values + 144 bytes per entry
- *                      (docs/metrics.md); default 0 = no byte cap. S takes
- *                      units B, KiB, MiB, GiB, KB, MB, GB ("64MiB"). The caps
- *                      are split across up to 16 shards (each shard gets at
- *                      least 1 MiB of a byte cap); an entry larger than one
- *                      shard's share is refused with CM_ELIMIT.
- * Both caps 0: unbounded.
- * sqlite:///abs/path.db?... or sqlite://relative.db?... (relative to the
- * working directory at open; builds with CM_WITH_SQLITE) keeps entries in a
- * WAL-mode SQLite file that threads and processes on one host share:
- *   namespace=NAME     the cache's share of the file (default: the cache's
- *                      name), so several caches can use one file.
- *   max_entries=N      as for memory:// (default 100000; 0 = no cap).
- *   max_bytes=S        keys + values + 64 bytes per entry; default 0 = no cap.
- *                      When a set would pass a cap, the entries expiring
- *                      soonest go first, then the oldest written.
- *   busy_timeout_ms=N  wait for another writer's lock (default 5000), then
- *                      CM_ETIMEOUT.
- *   synchronous=normal|full  durability of commits (default normal).
- *   mmap_mb=N          read up to N MiB of the file through mmap (default 0).
- * A file that is not SQLite is CM_ECORRUPT (and left untouched); one that
- * cannot be opened or written, CM_EUNAVAILABLE; a full disk, CM_EBACKEND.
- * redis://[user:password@]host:port/db?... or redis+unix:///path.sock?...
- * (builds with CM_WITH_REDIS) keeps entries in a Redis server that processes
- * and hosts share; Redis expires them itself. An omitted host is 127.0.0.1
- * and an omitted port 6379 (redis-cli's defaults: "redis://" is the local
- * server), db 0:
- *   prefix=P           key prefix (default "cachemeter:<namespace>:", the
- *                      namespace being the cache's name unless namespace=).
- *   timeout_ms=N       per command (default 1000), then CM_ETIMEOUT.
- *   connect_timeout_ms=N  per connection attempt (default 1000).
- *   pool=N             connections at most (default 4).
- *   user=, password=   AUTH credentials (or in the URI's user info).
- *   count_interval_ms=N  how old the entries gauge may be (default 5000).
- * Failures: unreachable, refused or reset is CM_EUNAVAILABLE, a timeout
- * CM_ETIMEOUT, an error reply (wrong password, OOM) or a protocol error
- * CM_EBACKEND; each is counted in cache_errors_total{op, kind} with kind
- * connection, timeout, server or protocol.
- * Circuit breaker (redis and sqlite URIs):
- *   breaker_failures=N  consecutive failures that open the circuit (redis:
- *                      default 5; sqlite: default 0 = no breaker). While it
- *                      is open, calls fail at once with CM_EUNAVAILABLE
- *                      (kind circuit_open) without touching the store.
- *   breaker_cooldown_ms=N  how long it stays open (default 1000); then one
- *                      call is let through as a probe, and its success
- *                      closes the circuit.
- * Unknown options are CM_EINVAL with the option's name in cm_errmsg().
+ * URIs: memory://?..., sqlite:///path.db?..., redis://host:port/db?... and
+ * redis+unix:///path.sock?...; every option of each (and the options every
+ * cache takes: ttl_ms, max_entry_bytes, sample, metrics, load_timeout_ms,
+ * stale_ms, breaker_failures, breaker_cooldown_ms), its default, range and
+ * the statuses each backend's failures map to are in docs/uri.md, the one
+ * reference. Unknown options are CM_EINVAL with the option's name in
+ * cm_errmsg().
  *
  * Thread-safety: every function may be called concurrently on one handle,
  * except cm_cache_close(), which must not race any other call on that handle. */
@@ -188,10 +129,19 @@ CM_EXTERN int cm_cache_delete(cm_cache *c, const void *key, size_t klen);
 CM_EXTERN int cm_cache_clear(cm_cache *c);
 
 /* A loader for cm_cache_get_or_load: produces the value of key into *val, a
- * buffer allocated with cm_alloc() (ownership passes to the cache), and its
- * length into *vlen; returns CM_OK, or a negative status that is handed back
- * to every caller waiting for this load (nothing is cached). A loader must not
- * call cm_cache_get_or_load for the same key on the same cache. */
+ * buffer allocated with cm_alloc() (ownership passes to the cache, also when
+ * the loader fails), and its length into *vlen; returns CM_OK, CM_MISS (no
+ * such value: nothing is cached), or a negative status that is handed back
+ * to every caller waiting for this load (nothing is cached).
+ * Thread and locks: the loader runs on the thread of the cm_cache_get_or_load
+ * caller that leads the load (one per key and process at a time), with no
+ * lock of the library held: it may block, and it may call any cm_* function,
+ * including operations on this cache for other keys. key points to klen bytes
+ * valid only during the call. Callers of the same key on other threads wait
+ * for it (at most load_timeout_ms); on a redis cache, other processes' callers
+ * too. So a loader must not call cm_cache_get_or_load for the same key on the
+ * same cache (it would wait for itself until load_timeout_ms, then fail with
+ * CM_ETIMEOUT), and must not wait for a thread that does. */
 typedef int (*cm_loader_fn)(void *ctx, const void *key, size_t klen, void **val, size_t *vlen);
 
 /* Like cm_cache_get, but on a miss runs load(ctx, key, klen, ...) and caches
