@@ -1,10 +1,18 @@
 """Status -> exception: every status of the C API maps to a class, each
 class carries its status and cm_errmsg(), and each status the C API can
 produce is provoked for real from Python (CM_ENOMEM cannot be, and is
-checked through the mapping alone)."""
+checked through the mapping alone). The classes are generated from
+CM_STATUS_MAP (cmake/cm_status_bindings.cmake); EXPECTED pins the names the
+bindings have always had, and the generator's own tests prove that a status
+added to common.h reaches Python and Java or fails the build."""
 from __future__ import annotations
 
+import os
+import pathlib
+import re
+import shutil
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -40,6 +48,83 @@ def test_every_c_status_has_its_class():
     assert issubclass(cachemeter.OutOfMemory, MemoryError)
     assert issubclass(cachemeter.InvalidArgument, ValueError)
     assert type(_errors._from_status(-1000, "x")) is cachemeter.Error  # unknown: the base class
+
+
+def test_the_generated_module_follows_the_c_list():
+    """_errors.py is generated from CM_STATUS_MAP: its classes are the C
+    library's negative statuses in the C order, each exported by the package."""
+    negative = [s for s in range(-1, -64, -1) if _core.cm_status_name(s) != "CM_UNKNOWN"]
+    classes = [_errors._BY_STATUS[s] for s in negative]
+    assert _errors.__all__ == ["Error"] + [cls.__name__ for cls in classes]
+    assert len(set(classes)) == len(classes)
+    for cls in classes:
+        assert getattr(cachemeter, cls.__name__) is cls and cls.__name__ in cachemeter.__all__
+        assert cls.__module__ == "cachemeter._errors" and cls.__doc__.startswith(_core.cm_status_name(cls.status))
+    for status in (_core.CM_OK, _core.CM_MISS):
+        assert status not in _errors._BY_STATUS
+
+
+SOURCE = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _c_compiler():
+    build = os.environ.get("CM_BUILD_DIR")
+    if build and os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        with open(os.path.join(build, "CMakeCache.txt"), encoding="utf-8") as cache:
+            m = re.search(r"^CMAKE_C_COMPILER:\w+=(.+)$", cache.read(), re.M)
+            if m:
+                return m.group(1)
+    return shutil.which("cc") or pytest.skip("no C compiler")
+
+
+def _generate(tmp_path, extra_status, extra_row):
+    """Runs the bindings' generator (cmake/cm_status_bindings.cmake) over a
+    copy of common.h whose CM_STATUS_MAP has one status more, and over a copy
+    of the class table with `extra_row` appended."""
+    include = tmp_path / "include" / "cachemeter"
+    include.mkdir(parents=True)
+    header = (SOURCE / "include" / "cachemeter" / "common.h").read_text()
+    if extra_status:
+        header, n = re.subn(r"(#define CM_STATUS_MAP\(XX\)[ \t]*\\\n)", lambda m: f"{m.group(1)}  {extra_status} \\\n",
+                            header)
+        assert n == 1
+    (include / "common.h").write_text(header)
+    table = tmp_path / "status_classes.cmake"
+    table.write_text((SOURCE / "bindings" / "status_classes.cmake").read_text() + extra_row)
+    out = tmp_path / "out"
+    files = []
+    for template in ("bindings/python/cachemeter/_errors.py.in", "bindings/java/src/org/cachemeter/Status.java.in",
+                     "bindings/java/src/org/cachemeter/CachemeterException.java.in"):
+        files += [str(SOURCE / template), str(out / os.path.basename(template)[:-3])]
+    r = subprocess.run(["cmake", f"-DCC={_c_compiler()}", f"-DINCLUDE_DIR={tmp_path / 'include'}",
+                        f"-DTABLE={table}", "-DFILES=" + "|".join(files),
+                        "-P", str(SOURCE / "cmake" / "cm_status_bindings.cmake")],
+                       capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    return r, out, " ".join(r.stderr.split())  # CMake wraps its messages
+
+
+def test_a_status_added_to_common_h_fails_the_build_without_its_class(tmp_path):
+    r, _, err = _generate(tmp_path, 'XX(CM_EFUTURE, -100, "a status from the future")', "")
+    assert r.returncode != 0
+    assert "CM_EFUTURE (CM_STATUS_MAP, include/cachemeter/common.h) has no exception class" in err, err
+
+
+def test_a_status_added_with_its_row_reaches_python_and_java(tmp_path):
+    r, out, _ = _generate(tmp_path, 'XX(CM_EFUTURE, -100, "a status from the future")',
+                       'cm_status_class(CM_EFUTURE Future "" "a status from the future")\n')
+    assert r.returncode == 0, r.stderr
+    py = (out / "_errors.py").read_text()
+    assert 'class Future(Error):\n    """CM_EFUTURE: a status from the future."""\n    status = _core.CM_EFUTURE' in py
+    assert '"Future",' in py and "        Future,\n" in py
+    assert "public static final int EFUTURE = cm_status.CM_EFUTURE;" in (out / "Status.java").read_text()
+    java = (out / "CachemeterException.java").read_text()
+    assert "case Status.EFUTURE: return new Future(message);" in java
+    assert "public static final class Future extends CachemeterException {" in java
+
+
+def test_a_row_for_a_status_common_h_lacks_fails_the_build(tmp_path):
+    r, _, err = _generate(tmp_path, "", 'cm_status_class(CM_EGONE Gone "" "a status that is gone")\n')
+    assert r.returncode != 0 and "CM_EGONE is not in CM_STATUS_MAP" in err, err
 
 
 def test_raising_from_python_keeps_the_class_status():

@@ -24,11 +24,10 @@ wraps the C API of libcachemeter (include/cachemeter/*.h)::
 Every failure raises a ``cachemeter.Error`` subclass carrying the library's
 message. See bindings/README.md for the typemaps, ownership and GIL policy.
 """
-from . import _core
+from . import _core, _errors
 from ._cache import Cache
 from ._cached import cached
-from ._errors import (AlreadyExists, BackendError, Corrupt, Error, InvalidArgument, LimitExceeded, OutOfMemory,
-                      StateError, Timeout, Unavailable)
+from ._errors import *  # noqa: F401,F403  Error and one class per negative status (generated from common.h)
 from ._metrics import (Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, Registry, Timer)
 from ._server import Server
 
@@ -38,7 +37,6 @@ __version__: str = _core.cm_version()
 __all__ = [
     "Registry", "Counter", "Gauge", "Histogram", "CounterSeries", "GaugeSeries", "HistogramSeries", "Timer",
     "Cache", "Server", "cached",
-    "Error", "InvalidArgument", "OutOfMemory", "AlreadyExists", "LimitExceeded", "BackendError", "Timeout",
-    "Unavailable", "Corrupt", "StateError",
     "__version__",
 ]
+__all__ += _errors.__all__

@@ -12,7 +12,11 @@ import java.net.URL;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 import org.cachemeter.Cache;
 import org.cachemeter.CachemeterException;
@@ -244,6 +248,52 @@ public final class BindingTest {
   }
 
   private static Cache c(Registry reg) { return Cache.open("memory://", "tmp", reg); }
+
+  /**
+   * Every status of the C library (cm_status_name walks CM_STATUS_MAP) has its Status constant
+   * and, when negative, its own CachemeterException subclass, both generated from CM_STATUS_MAP:
+   * a status added to common.h without reaching Java fails here. The map pins the class names the
+   * binding has always had.
+   */
+  static void testEveryStatusHasItsClass() throws Exception {
+    Map<String, String> pinned = new HashMap<>();
+    pinned.put("CM_EINVAL", "InvalidArgument");
+    pinned.put("CM_ENOMEM", "OutOfMemory");
+    pinned.put("CM_EEXIST", "AlreadyExists");
+    pinned.put("CM_ELIMIT", "LimitExceeded");
+    pinned.put("CM_EBACKEND", "BackendError");
+    pinned.put("CM_ETIMEOUT", "Timeout");
+    pinned.put("CM_EUNAVAILABLE", "Unavailable");
+    pinned.put("CM_ECORRUPT", "Corrupt");
+    pinned.put("CM_ESTATE", "StateError");
+    checkEq(0, Status.OK, "OK");
+    checkEq(1, Status.MISS, "MISS");
+    Method create = CachemeterException.class.getDeclaredMethod("create", int.class, String.class);
+    create.setAccessible(true);  // the factory cmj_throw calls
+    Set<Class<?>> classes = new HashSet<>();
+    Set<String> negative = new HashSet<>();
+    for (int s = 63; s >= -64; s--) {
+      String name = Status.name(s);
+      if (name.equals("CM_UNKNOWN")) continue;
+      checkEq(s, Status.class.getField(name.substring("CM_".length())).getInt(null), "Status constant of " + name);
+      if (s >= 0) continue;
+      negative.add(name);
+      CachemeterException e = (CachemeterException) create.invoke(null, s, "detail");
+      Class<?> cls = e.getClass();
+      check(cls != CachemeterException.class, name + " has no CachemeterException subclass");
+      check(cls.getEnclosingClass() == CachemeterException.class && Modifier.isPublic(cls.getModifiers())
+            && Modifier.isFinal(cls.getModifiers()), name + ": " + cls);
+      check(classes.add(cls), "one class per status: " + cls);
+      checkEq(s, e.status(), name + " status");
+      checkEq(name, e.statusName(), name + " name");
+      checkEq("detail", e.detail(), name + " detail");
+      if (pinned.containsKey(name)) checkEq(pinned.get(name), cls.getSimpleName(), name + " class");
+    }
+    check(negative.containsAll(pinned.keySet()), "statuses gone from the C library: " + pinned.keySet());
+    checkEq(new HashSet<>(Arrays.asList(CachemeterException.class.getDeclaredClasses())), classes,
+            "nested classes of CachemeterException");
+    checkEq(CachemeterException.class, create.invoke(null, -1000, "x").getClass(), "an unknown status");
+  }
 
   static void testThreads() throws Exception {
     try (Registry reg = new Registry(); Cache cache = Cache.open("memory://", "mt", reg)) {
