@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "sqlite/db.h"
 #include "util/fork.h"
 #include "util/uri.h"
 
@@ -56,6 +57,8 @@ namespace cm {
 namespace {
 
 constexpr int kPurgeRows = 4;
+// SQLITE_MAX_LENGTH (1e9) less room for the row's header and integers.
+constexpr size_t kMaxRowBytes = 1000000000 - 4096;
 
 const char* const kSchema =
     "CREATE TABLE IF NOT EXISTS cm_entries("
@@ -103,53 +106,6 @@ const char* const kSql[kStmtCount] = {
     "ROLLBACK",
 };
 
-int status_for(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return CM_ETIMEOUT;
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-    case SQLITE_FORMAT:
-    case SQLITE_SCHEMA: return CM_ECORRUPT;
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_AUTH: return CM_EUNAVAILABLE;
-    case SQLITE_NOMEM: return CM_ENOMEM;
-    default: return CM_EBACKEND;  // SQLITE_FULL, SQLITE_IOERR, ...
-  }
-}
-
-[[noreturn]] void fail(int rc, sqlite3* db, const std::string& path, const char* what) {
-  std::string msg = "sqlite backend: " + path + ": " + what + ": ";
-  const char* detail = db ? sqlite3_errmsg(db) : nullptr;
-  msg += detail ? detail : sqlite3_errstr(rc);
-  if ((rc & 0xff) == SQLITE_BUSY) msg += " (busy_timeout_ms expired)";
-  throw Error(status_for(rc), msg);
-}
-
-struct DbClose {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-
-// Empty blobs must be bound with a non-null pointer (null binds SQL NULL).
-inline int bind_bytes(sqlite3_stmt* s, int i, std::string_view b) {
-  return sqlite3_bind_blob64(s, i, b.empty() ? "" : b.data(), b.size(), SQLITE_STATIC);
-}
-inline int bind_text(sqlite3_stmt* s, int i, std::string_view t) {
-  return sqlite3_bind_text64(s, i, t.empty() ? "" : t.data(), t.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
-
-// Resets a statement when a use of it ends (ending its implicit read
-// transaction), whatever path leaves the scope.
-struct Reset {
-  sqlite3_stmt* s;
-  ~Reset() { sqlite3_reset(s); }
-};
-
 struct Tally {
   uint64_t size_n = 0, size_b = 0, exp_n = 0, exp_b = 0;
   void add(bool expired, uint64_t b) {
@@ -160,29 +116,17 @@ struct Tally {
 
 }  // namespace
 
+// Errors name the backend and the file ("sqlite backend: /path: ..."); the
+// status is sqlite::status_of's (sqlite/db.h).
 struct SqliteBackend::Conn {
-  std::unique_ptr<sqlite3, DbClose> db;
-  std::unique_ptr<sqlite3_stmt, StmtFinalize> st[kStmtCount];
-  const std::string* path;
+  sqlite::Db db;
+  sqlite::Stmt st[kStmtCount];
 
-  [[noreturn]] void fail(int rc, const char* what) const { cm::fail(rc, db.get(), *path, what); }
-  void check(int rc, const char* what) const {
-    if (rc != SQLITE_OK) [[unlikely]]
-      fail(rc, what);
-  }
-  void exec(const char* sql, const char* what) const { check(sqlite3_exec(db.get(), sql, nullptr, nullptr, nullptr), what); }
-  sqlite3_stmt* stmt(StmtId id) const { return st[id].get(); }
-  // Steps s: true for a row, false when done; throws for errors.
-  bool step(sqlite3_stmt* s, const char* what) const {
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail(rc, what);
-  }
+  const sqlite::Stmt& stmt(StmtId id) const { return st[id]; }
   void run(StmtId id, const char* what) const {
-    sqlite3_stmt* s = stmt(id);
-    Reset r{s};
-    step(s, what);
+    const sqlite::Stmt& s = st[id];
+    sqlite::Use u(s);
+    s.step(what);
   }
 };
 
@@ -234,35 +178,27 @@ class SqliteBackend::Pool final : private fork::Hooks {
 
   std::unique_ptr<Conn> open(bool create) {
     auto c = std::make_unique<Conn>();
-    c->path = &opt_.path;
-    sqlite3* raw = nullptr;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE | SQLITE_OPEN_EXRESCODE;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
     if (create) flags |= SQLITE_OPEN_CREATE;
-    int rc = sqlite3_open_v2(opt_.path.c_str(), &raw, flags, nullptr);
-    c->db.reset(raw);
-    if (rc != SQLITE_OK) c->fail(rc, "cannot open");
-    sqlite3_busy_timeout(raw, opt_.busy_timeout_ms);
+    c->db = sqlite::Db::open(opt_.path, flags, "sqlite backend: " + opt_.path);
+    const sqlite::Db& db = c->db;
+    c->db.busy_timeout(opt_.busy_timeout_ms);
     // The first statement reads the header: a file that is not SQLite fails
     // here (SQLITE_NOTADB), before anything is written to it.
-    c->exec("PRAGMA journal_mode = WAL", "cannot set WAL mode");
-    c->exec(opt_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", "pragma synchronous");
+    db.exec("PRAGMA journal_mode = WAL", "cannot set WAL mode");
+    db.exec(opt_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", "pragma synchronous");
     if (opt_.mmap_mb > 0)
-      c->exec(("PRAGMA mmap_size = " + std::to_string(opt_.mmap_mb << 20)).c_str(), "pragma mmap_size");
+      db.exec(("PRAGMA mmap_size = " + std::to_string(opt_.mmap_mb << 20)).c_str(), "pragma mmap_size");
     std::vector<std::string> extra;
     {
       std::lock_guard lock(mu_);
       extra = extra_sql_;
     }
-    for (const auto& sql : extra) c->exec(sql.c_str(), "test pragma");
+    for (const auto& sql : extra) db.exec(sql.c_str(), "test pragma");
     if (create) {
-      c->exec("BEGIN IMMEDIATE", "cannot take the write lock to create the schema");
-      try {
-        c->exec(kSchema, "cannot create the schema");
-        c->exec("COMMIT", "cannot commit the schema");
-      } catch (...) {
-        sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
-      }
+      sqlite::Tx tx(db);  // "cannot take the write lock" past busy_timeout_ms
+      db.exec(kSchema, "cannot create the schema");
+      tx.commit();
     }
     prepare(*c);
     return c;
@@ -271,18 +207,20 @@ class SqliteBackend::Pool final : private fork::Hooks {
   void add_sql(const std::string& sql) {
     std::lock_guard lock(mu_);
     extra_sql_.push_back(sql);
-    for (auto& c : free_) c->exec(sql.c_str(), "test pragma");
+    for (auto& c : free_) c->db.exec(sql.c_str(), "test pragma");
   }
 
  private:
   void prepare(Conn& c) {
     for (int i = 0; i < kStmtCount; ++i) {
-      sqlite3_stmt* s = nullptr;
-      int rc = sqlite3_prepare_v3(c.db.get(), kSql[i], -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
-      c.st[i].reset(s);
-      // A file with our table names but another layout is not ours.
-      if (rc == SQLITE_ERROR) c.fail(SQLITE_CORRUPT, "unexpected schema (not a cachemeter database?)");
-      c.check(rc, "cannot prepare a statement");
+      try {
+        c.st[i] = c.db.prepare(kSql[i], "cannot prepare a statement");
+      } catch (const Error&) {
+        // A file with our table names but another layout is not ours.
+        if (sqlite3_extended_errcode(c.db.get()) == SQLITE_ERROR)
+          c.db.fail(SQLITE_CORRUPT, "unexpected schema (not a cachemeter database?)");
+        throw;
+      }
     }
   }
 
@@ -312,7 +250,7 @@ class SqliteBackend::Lease {
  public:
   explicit Lease(Pool& p) : pool_(p), c_(p.take()) {}
   ~Lease() {
-    if (!sqlite3_get_autocommit(c_->db.get())) sqlite3_exec(c_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (!sqlite3_get_autocommit(c_->db.get())) c_->db.exec_quietly("ROLLBACK");
     pool_.give(std::move(c_));
   }
   Lease(const Lease&) = delete;
@@ -338,24 +276,22 @@ struct Stats {
 template <class Conn>
 Stats read_stats(const Conn& c, const std::string& ns) {
   Stats st;
-  sqlite3_stmt* g = c.stmt(kStatsGet);
-  Reset r{g};
-  c.check(bind_text(g, 1, ns), "bind");
-  if (c.step(g, "read stats"))
-    st = {static_cast<uint64_t>(sqlite3_column_int64(g, 0)), static_cast<uint64_t>(sqlite3_column_int64(g, 1)),
-          sqlite3_column_int64(g, 2)};
+  const sqlite::Stmt& g = c.stmt(kStatsGet);
+  sqlite::Use u(g);
+  g.bind_text(1, ns);
+  if (g.step("read stats")) st = {static_cast<uint64_t>(g.int64(0)), static_cast<uint64_t>(g.int64(1)), g.int64(2)};
   return st;
 }
 
 template <class Conn>
 void write_stats(const Conn& c, const std::string& ns, const Stats& st) {
-  sqlite3_stmt* p = c.stmt(kStatsPut);
-  Reset r{p};
-  c.check(bind_text(p, 1, ns), "bind");
-  sqlite3_bind_int64(p, 2, static_cast<int64_t>(st.n));
-  sqlite3_bind_int64(p, 3, static_cast<int64_t>(st.b));
-  sqlite3_bind_int64(p, 4, st.seq);
-  c.step(p, "update stats");
+  const sqlite::Stmt& p = c.stmt(kStatsPut);
+  sqlite::Use u(p);
+  p.bind_text(1, ns);
+  p.bind_int(2, static_cast<int64_t>(st.n));
+  p.bind_int(3, static_cast<int64_t>(st.b));
+  p.bind_int(4, st.seq);
+  p.step("update stats");
 }
 
 }  // namespace
@@ -365,12 +301,12 @@ SqliteBackend::SqliteBackend(SqliteOptions opt, BackendEvents* events)
   auto first = pool_->open(true);
   {
     // What entries()/bytes() answer should the file become unreadable.
-    sqlite3_stmt* s = first->stmt(kStatsGet);
-    Reset r{s};
-    first->check(bind_text(s, 1, opt_.ns), "bind");
-    if (first->step(s, "cannot read the stats row")) {
-      last_entries_ = static_cast<uint64_t>(sqlite3_column_int64(s, 0));
-      last_bytes_ = static_cast<uint64_t>(sqlite3_column_int64(s, 1));
+    const sqlite::Stmt& s = first->stmt(kStatsGet);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    if (s.step("cannot read the stats row")) {
+      last_entries_ = static_cast<uint64_t>(s.int64(0));
+      last_bytes_ = static_cast<uint64_t>(s.int64(1));
     }
   }
   struct stat st {};
@@ -425,21 +361,21 @@ bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out
   const int64_t now_ms = wall_.to_wall(now_ms_front);
   Lease c(*pool_);
   {
-    sqlite3_stmt* s = c->stmt(kGet);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    c->check(bind_bytes(s, 2, key), "bind");
-    if (!c->step(s, "get")) return false;
-    if (now_ms < sqlite3_column_int64(s, 2)) [[likely]] {
-      const void* v = sqlite3_column_blob(s, 0);
-      size_t n = static_cast<size_t>(sqlite3_column_bytes(s, 0));
+    const sqlite::Stmt& s = c->stmt(kGet);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.bind_blob(2, key);
+    if (!s.step("get")) return false;
+    if (now_ms < s.int64(2)) [[likely]] {
+      std::string_view v = s.blob(0);
+      size_t n = v.size();
       void* data = std::malloc(n + 1);
       if (!data) throw std::bad_alloc();
-      if (n) std::memcpy(data, v, n);
+      if (n) std::memcpy(data, v.data(), n);
       static_cast<char*>(data)[n] = '\0';
       out->data = data;
       out->len = n;
-      out->fresh_until_ms = wall_.from_wall(sqlite3_column_int64(s, 1));
+      out->fresh_until_ms = wall_.from_wall(s.int64(1));
       return true;
     }
   }
@@ -448,15 +384,13 @@ bool SqliteBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out
   uint64_t dropped = 0;
   bool found = false;
   {
-    sqlite3_stmt* s = c->stmt(kDelExpiredKey);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    c->check(bind_bytes(s, 2, key), "bind");
-    c->check(sqlite3_bind_int64(s, 3, now_ms), "bind");
-    if ((found = c->step(s, "delete an expired entry")))
-      dropped = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
-    while (c->step(s, "delete an expired entry")) {
-    }
+    const sqlite::Stmt& s = c->stmt(kDelExpiredKey);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.bind_blob(2, key);
+    s.bind_int(3, now_ms);
+    if ((found = s.step("delete an expired entry"))) dropped = static_cast<uint64_t>(s.int64(0)) + kSqliteEntryOverhead;
+    s.drain("delete an expired entry");
   }
   if (found) {
     Stats st = read_stats(*c, opt_.ns);
@@ -480,8 +414,11 @@ void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, 
     throw Error(CM_ELIMIT, "sqlite backend: " + opt_.path + ": an entry of " + std::to_string(charge) +
                                " bytes (key + value + per-entry overhead) exceeds max_bytes=" +
                                std::to_string(opt_.max_bytes));
-  if (key.size() > 1000000000 || value.size() > 1000000000)
-    throw Error(CM_ELIMIT, "sqlite backend: keys and values are limited to 1e9 bytes (SQLITE_MAX_LENGTH)");
+  // SQLITE_MAX_LENGTH bounds the whole row: checked here, so that SQLITE_TOOBIG
+  // only ever means a stored value past the limit (CM_ECORRUPT, sqlite/db.h).
+  if (key.size() + value.size() + opt_.ns.size() > kMaxRowBytes)
+    throw Error(CM_ELIMIT, "sqlite backend: a key and value of " + std::to_string(key.size() + value.size()) +
+                               " bytes exceed SQLite's row limit (SQLITE_MAX_LENGTH, 1e9 bytes)");
   Lease c(*pool_);
   Tally t;
   c->run(kBegin, "cannot take the write lock");
@@ -492,49 +429,47 @@ void SqliteBackend::set(std::string_view key, std::string_view value, Expiry e, 
   };
   {
     // The entry being replaced (not an eviction, even if it had expired).
-    sqlite3_stmt* s = c->stmt(kDelKey);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    c->check(bind_bytes(s, 2, key), "bind");
-    while (c->step(s, "replace"))
-      forget(static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead);
+    const sqlite::Stmt& s = c->stmt(kDelKey);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.bind_blob(2, key);
+    while (s.step("replace")) forget(static_cast<uint64_t>(s.int64(0)) + kSqliteEntryOverhead);
   }
   {
-    sqlite3_stmt* s = c->stmt(kPurge);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    sqlite3_bind_int64(s, 2, now_ms);
-    sqlite3_bind_int(s, 3, kPurgeRows);
-    while (c->step(s, "purge expired entries")) {
-      uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
+    const sqlite::Stmt& s = c->stmt(kPurge);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.bind_int(2, now_ms);
+    s.bind_int(3, kPurgeRows);
+    while (s.step("purge expired entries")) {
+      uint64_t b = static_cast<uint64_t>(s.int64(0)) + kSqliteEntryOverhead;
       forget(b);
       t.add(true, b);
     }
   }
   while (st.n && ((opt_.max_entries && st.n + 1 > opt_.max_entries) || (opt_.max_bytes && st.b + charge > opt_.max_bytes))) {
-    sqlite3_stmt* s = c->stmt(kEvictOne);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    if (!c->step(s, "evict")) {
+    const sqlite::Stmt& s = c->stmt(kEvictOne);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    if (!s.step("evict")) {
       st.n = st.b = 0;  // the stats row overcounted: nothing left to evict
       break;
     }
-    uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
+    uint64_t b = static_cast<uint64_t>(s.int64(0)) + kSqliteEntryOverhead;
     forget(b);
-    t.add(now_ms >= sqlite3_column_int64(s, 1), b);
-    while (c->step(s, "evict")) {
-    }
+    t.add(now_ms >= s.int64(1), b);
+    s.drain("evict");
   }
   {
-    sqlite3_stmt* s = c->stmt(kInsert);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    c->check(bind_bytes(s, 2, key), "bind");
-    c->check(bind_bytes(s, 3, value), "bind");
-    sqlite3_bind_int64(s, 4, e.fresh_until_ms);
-    sqlite3_bind_int64(s, 5, e.keep_until_ms);
-    sqlite3_bind_int64(s, 6, ++st.seq);
-    c->step(s, "insert");
+    const sqlite::Stmt& s = c->stmt(kInsert);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.bind_blob(2, key);
+    s.bind_blob(3, value);
+    s.bind_int(4, e.fresh_until_ms);
+    s.bind_int(5, e.keep_until_ms);
+    s.bind_int(6, ++st.seq);
+    s.step("insert");
   }
   ++st.n;
   st.b += charge;
@@ -556,16 +491,15 @@ bool SqliteBackend::del(std::string_view key, int64_t now_ms_front) {
   bool live = false;
   uint64_t b = 0;
   {
-    sqlite3_stmt* s = c->stmt(kDelKey);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    c->check(bind_bytes(s, 2, key), "bind");
-    if ((found = c->step(s, "delete"))) {
-      b = static_cast<uint64_t>(sqlite3_column_int64(s, 0)) + kSqliteEntryOverhead;
-      live = now_ms < sqlite3_column_int64(s, 1);
+    const sqlite::Stmt& s = c->stmt(kDelKey);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.bind_blob(2, key);
+    if ((found = s.step("delete"))) {
+      b = static_cast<uint64_t>(s.int64(0)) + kSqliteEntryOverhead;
+      live = now_ms < s.int64(1);
     }
-    while (c->step(s, "delete")) {
-    }
+    s.drain("delete");
   }
   if (!found) return false;  // the lease rolls the empty transaction back
   Stats st = read_stats(*c, opt_.ns);
@@ -583,10 +517,10 @@ void SqliteBackend::clear() {
   Lease c(*pool_);
   c->run(kBegin, "cannot take the write lock");
   {
-    sqlite3_stmt* s = c->stmt(kClear);
-    Reset r{s};
-    c->check(bind_text(s, 1, opt_.ns), "bind");
-    c->step(s, "clear");
+    const sqlite::Stmt& s = c->stmt(kClear);
+    sqlite::Use u(s);
+    s.bind_text(1, opt_.ns);
+    s.step("clear");
   }
   Stats st = read_stats(*c, opt_.ns);
   write_stats(*c, opt_.ns, Stats{0, 0, st.seq});  // the sequence keeps counting

@@ -39,11 +39,13 @@ struct SqliteOptions {
 
 class SqliteBackend final : public Backend {
  public:
-  // Opens (creating when absent) the file and its schema. Throws Error:
-  // CM_ECORRUPT for a file that is not SQLite (left untouched),
+  // Opens (creating when absent) the file and its schema. Throws Error with
+  // the status of sqlite::status_of's table (sqlite/db.h), shared with
+  // persistence: CM_ECORRUPT for a file that is not SQLite (left untouched),
   // CM_EUNAVAILABLE when it cannot be opened or written (permissions, a
   // missing or read-only directory), CM_ETIMEOUT when another connection
   // holds the write lock past busy_timeout_ms while the schema is created.
+  // Every other call throws by the same table.
   SqliteBackend(SqliteOptions opt, BackendEvents* events = nullptr);
   ~SqliteBackend() override;
   SqliteBackend(const SqliteBackend&) = delete;
@@ -52,7 +54,7 @@ class SqliteBackend final : public Backend {
   std::string_view kind() const override { return "sqlite"; }
   bool get(std::string_view key, int64_t now_ms, Fetched* out) override;
   // Throws Error(CM_ELIMIT) when key + value + kSqliteEntryOverhead exceeds
-  // max_bytes; a full disk is CM_EBACKEND (not CM_ELIMIT, which the front
+  // max_bytes or key + value exceed SQLite's row limit; a full disk is CM_EBACKEND (not CM_ELIMIT, which the front
   // counts as a too-large rejection).
   void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) override;
   bool del(std::string_view key, int64_t now_ms) override;
