@@ -211,18 +211,24 @@ CM_EXTERN int cm_registry_reset(cm_registry *reg);
  * has a newer schema, or a schema other than exactly the one cachemeter
  * writes (a view, a trigger, an extra table or index), or a value or row
  * count past the bounds of docs/persistence.md "Hostile files", or its
- * reading passed the deadline: it is left byte for byte untouched); CM_EBACKEND (the
- * file or its lock file cannot be created or opened: cm_errmsg() says why);
- * CM_EUNAVAILABLE (library built without SQLite); CM_ENOMEM. Thread-safe;
- * updates never wait for a flush. */
+ * reading passed the deadline: it is left byte for byte untouched);
+ * CM_EUNAVAILABLE (the file or its lock file cannot be created, opened or
+ * written: cm_errmsg() says why; or the library was built without SQLite);
+ * CM_ETIMEOUT (another connection held the file's lock for 5 s);
+ * CM_EBACKEND (a full disk, an I/O error); CM_ENOMEM. SQLite failures map
+ * as for a sqlite:// cache: one table, docs/persistence.md "Statuses".
+ * Thread-safe; updates never wait for a flush. */
 CM_EXTERN int cm_registry_persist(cm_registry *reg, const char *path, unsigned interval_ms);
 
 /* Writes every series of a persisted reg that changed since the last flush,
  * in one transaction: after a crash the file holds the last completed flush.
  * Returns CM_OK; CM_EINVAL (NULL reg); CM_ESTATE (reg does not persist);
- * CM_EBACKEND (the write failed; the file keeps the previous flush and the
- * next flush retries); CM_EUNAVAILABLE (built without SQLite). Thread-safe;
- * serialised with the background flusher. */
+ * when the write fails (the file keeps the previous flush and the next flush
+ * retries): CM_EBACKEND (a full disk, an I/O error), CM_EUNAVAILABLE (the
+ * file can no longer be written; also: built without SQLite), CM_ETIMEOUT
+ * (its lock held for 5 s), CM_ECORRUPT (the file was damaged meanwhile),
+ * CM_ENOMEM (docs/persistence.md "Statuses"). Thread-safe; serialised with
+ * the background flusher. */
 CM_EXTERN int cm_registry_flush(cm_registry *reg);
 
 /* Reads a metrics file written by cm_registry_persist() into reg without
@@ -235,7 +241,10 @@ CM_EXTERN int cm_registry_flush(cm_registry *reg);
  * (not a metrics file, damaged, or hostile: the same checks and bounds as
  * cm_registry_persist(); nothing is registered then); CM_EEXIST (reg already has one of the
  * file's names with another type, labels or buckets); CM_ELIMIT (more series
- * than reg's max_series); CM_EBACKEND; CM_EUNAVAILABLE; CM_ENOMEM. Thread-safe. */
+ * than reg's max_series); CM_EUNAVAILABLE (the file cannot be opened or
+ * read: a missing directory, permissions; or built without SQLite);
+ * CM_ETIMEOUT; CM_EBACKEND; CM_ENOMEM (docs/persistence.md "Statuses").
+ * Thread-safe. */
 CM_EXTERN int cm_registry_load(cm_registry *reg, const char *path);
 
 #ifdef __cplusplus

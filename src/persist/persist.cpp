@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "backends/sqlite.h"
+#include "sqlite/db.h"
 #include "util/clock.h"
 #include "util/fork.h"
 
@@ -30,14 +31,11 @@ namespace {
 
 // ---- SQLite, RAII ------------------------------------------------------------
 
-struct DbClose {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using Db = std::unique_ptr<sqlite3, DbClose>;
-using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+// Connections, statements, transactions and the status of every SQLite
+// failure: sqlite/db.h (the table shared with the sqlite:// backend).
+using sqlite::Db;
+using sqlite::Stmt;
+using sqlite::Tx;
 
 // Bounds on what reading a metrics file may cost (docs/persistence.md,
 // "Hostile files"): the longest single value (SQLITE_LIMIT_LENGTH), the rows
@@ -51,22 +49,6 @@ constexpr auto kReadDeadline = std::chrono::seconds(30);
 // thousands of labels is no metric), bounds (CM_HISTOGRAM_MAX_BOUNDS) and
 // bucket counts (one more).
 constexpr size_t kMaxJsonItems = 10000;
-
-// A damaged or foreign file reads as SQLITE_CORRUPT / SQLITE_NOTADB; a value
-// past the length limit (SQLITE_TOOBIG) or a read stopped by the deadline
-// (SQLITE_INTERRUPT) are a hostile file's.
-[[noreturn]] void fail(sqlite3* db, int rc, const std::string& what) {
-  int code = rc & 0xff;
-  std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  if (code == SQLITE_TOOBIG)
-    why += " (a value longer than " + std::to_string(kMaxValueBytes >> 20) + " MiB: refused, not loaded)";
-  if (code == SQLITE_INTERRUPT)
-    why += " (reading took longer than " + std::to_string(kReadDeadline.count()) + " s: refused)";
-  int status = (code == SQLITE_CORRUPT || code == SQLITE_NOTADB || code == SQLITE_TOOBIG || code == SQLITE_INTERRUPT)
-                   ? CM_ECORRUPT
-                   : CM_EBACKEND;
-  throw Error(status, what + ": " + why);
-}
 
 // The progress handler's deadline: a statement running past it is
 // interrupted (SQLITE_INTERRUPT). Installed while a file is checked and read.
@@ -100,48 +82,6 @@ void harden(sqlite3* db, Deadline* deadline) {
   sqlite3_progress_handler(db, deadline ? 10000 : 0, deadline ? &Deadline::expired : nullptr, deadline);
 }
 
-Stmt prepare(sqlite3* db, const char* sql) {
-  sqlite3_stmt* st = nullptr;
-  int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, nullptr);
-  if (rc != SQLITE_OK) fail(db, rc, std::string("preparing \"") + sql + "\"");
-  return Stmt(st);
-}
-
-void exec(sqlite3* db, const char* sql) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) fail(db, rc, sql);
-}
-
-int64_t pragma_int(sqlite3* db, const char* sql) {
-  Stmt st = prepare(db, sql);
-  int rc = sqlite3_step(st.get());
-  if (rc != SQLITE_ROW) fail(db, rc, sql);
-  return sqlite3_column_int64(st.get(), 0);
-}
-
-std::string column_text(sqlite3_stmt* st, int i) {
-  const unsigned char* p = sqlite3_column_text(st, i);
-  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st, i))) : "";
-}
-
-// Rolls back unless committed: a failed flush leaves the last completed one.
-class Tx {
- public:
-  explicit Tx(sqlite3* db) : db_(db) { exec(db_, "BEGIN IMMEDIATE"); }
-  ~Tx() {
-    if (db_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  void commit() {
-    exec(db_, "COMMIT");
-    db_ = nullptr;
-  }
-  Tx(const Tx&) = delete;
-  Tx& operator=(const Tx&) = delete;
-
- private:
-  sqlite3* db_;
-};
-
 const char* const kSchema =
     "CREATE TABLE cm_owner(\n"
     "  id INTEGER PRIMARY KEY CHECK (id = 1),\n"
@@ -172,14 +112,11 @@ const char* const kSchema =
 // The objects of sqlite_schema (type, name, tbl_name, sql), sorted by name.
 using SchemaRows = std::vector<std::array<std::string, 4>>;
 
-SchemaRows schema_rows(sqlite3* db) {
+SchemaRows schema_rows(const Db& db) {
   SchemaRows out;
-  sqlite3_stmt* raw = nullptr;
-  const char* sql = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name, type";
-  int rc = sqlite3_prepare_v2(db, sql, -1, &raw, nullptr);
-  Stmt st(raw);
-  if (rc != SQLITE_OK) fail(db, rc, "reading sqlite_schema");
-  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+  Stmt st = db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name, type",
+                       "reading sqlite_schema", 0);
+  while (st.step("reading sqlite_schema")) {
     if (out.size() >= 64) throw Error(CM_ECORRUPT, "sqlite_schema holds too many objects");
     std::array<std::string, 4> row;
     for (int i = 0; i < 4; ++i) {
@@ -189,7 +126,6 @@ SchemaRows schema_rows(sqlite3* db) {
     }
     out.push_back(std::move(row));
   }
-  if (rc != SQLITE_DONE) fail(db, rc, "reading sqlite_schema");
   return out;
 }
 
@@ -199,13 +135,9 @@ const SchemaRows& expected_schema() {
   static SchemaRows rows;
   static std::once_flag once;
   std::call_once(once, [] {
-    sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-    Db db(raw);
-    if (rc != SQLITE_OK) fail(raw, rc, "opening an in-memory database");
-    rc = sqlite3_exec(db.get(), kSchema, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) fail(db.get(), rc, "creating the metrics schema in memory");
-    rows = schema_rows(db.get());
+    Db db = Db::open(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "", "opening an in-memory database");
+    db.exec(kSchema, "creating the metrics schema in memory");
+    rows = schema_rows(db);
   });
   return rows;
 }
@@ -213,7 +145,7 @@ const SchemaRows& expected_schema() {
 // Only the schema we wrote is accepted: every object of sqlite_schema equals
 // one that kSchema creates (type, name, table and CREATE text, byte for
 // byte), none missing, nothing else: no view, trigger, extra table or index.
-void check_schema(sqlite3* db, const std::string& path) {
+void check_schema(const Db& db, const std::string& path) {
   const SchemaRows& want = expected_schema();
   SchemaRows got = schema_rows(db);
   std::string why;
@@ -451,7 +383,7 @@ struct SavedFamily {
 };
 using SavedMap = std::unordered_map<std::string, SavedFamily>;
 using ByName = std::unordered_map<std::string, std::vector<std::string>>;
-void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name);
+void read_rows(const Db& db, SavedMap& saved, ByName& by_name);
 
 // Opens path read-only and checks, without writing a byte, that it is a
 // cachemeter metrics file in good health: ours (application_id, user_version,
@@ -461,25 +393,22 @@ void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name);
 Db check_file(const std::string& path, bool must_exist, Deadline& deadline, SavedMap& saved, ByName& by_name) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT && !must_exist) return nullptr;
-    throw Error(errno == ENOENT ? CM_EINVAL : CM_EBACKEND,
+    if (errno == ENOENT && !must_exist) return Db();
+    throw Error(errno == ENOENT ? CM_EINVAL : sqlite::status_of_errno(errno),
                 "cannot use \"" + path + "\": " + std::strerror(errno));
   }
   if (!S_ISREG(st.st_mode)) throw Error(CM_EINVAL, "\"" + path + "\" is not a regular file");
   if (st.st_size == 0) {
-    if (!must_exist) return nullptr;
+    if (!must_exist) return Db();
     throw Error(CM_ECORRUPT, "\"" + path + "\" is empty: not a cachemeter metrics file");
   }
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-  Db db(raw);
-  if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\" read-only");
+  Db db = Db::open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, "", "opening \"" + path + "\" read-only");
   harden(db.get(), &deadline);
-  sqlite3_busy_timeout(db.get(), 5000);
+  db.busy_timeout(5000);
   int64_t app = 0, version = 0;
   try {
-    app = pragma_int(db.get(), "PRAGMA application_id");
-    version = pragma_int(db.get(), "PRAGMA user_version");
+    app = db.query_int("PRAGMA application_id");
+    version = db.query_int("PRAGMA user_version");
   } catch (const Error& e) {
     if (e.status() == CM_ECORRUPT)
       throw Error(CM_ECORRUPT, "\"" + path + "\" is not a cachemeter metrics file (" + e.what() + "); left untouched");
@@ -494,25 +423,25 @@ Db check_file(const std::string& path, bool must_exist, Deadline& deadline, Save
   // Exactly our schema before anything else reads a table: nothing the file
   // defines (a view, a trigger) runs, and every query below reads real tables.
   try {
-    check_schema(db.get(), path);
+    check_schema(db, path);
   } catch (const Error& e) {
     if (e.status() != CM_ECORRUPT) throw;
     std::string m = e.what();
     if (m.find("untouched") == std::string::npos) m = "\"" + path + "\": " + m + "; left untouched";
     throw Error(CM_ECORRUPT, m);
   }
-  Stmt qc = prepare(db.get(), "PRAGMA quick_check(1)");
-  rc = sqlite3_step(qc.get());
-  std::string verdict = rc == SQLITE_ROW ? column_text(qc.get(), 0) : std::string(sqlite3_errmsg(db.get()));
+  Stmt qc = db.prepare("PRAGMA quick_check(1)");
+  int rc = sqlite3_step(qc.get());
+  std::string verdict = rc == SQLITE_ROW ? qc.text(0) : std::string(sqlite3_errmsg(db.get()));
   for (char& c : verdict)
     if (c == '\n') c = ' ';
   if (verdict != "ok")
     throw Error(CM_ECORRUPT, "\"" + path + "\" is damaged (" + verdict + "); left untouched");
-  qc.reset();
+  qc = Stmt();  // finalized
   try {
-    exec(db.get(), "BEGIN");  // one consistent snapshot while an owner writes
-    read_rows(db.get(), saved, by_name);
-    exec(db.get(), "COMMIT");
+    db.exec("BEGIN", "BEGIN");  // one consistent snapshot while an owner writes
+    read_rows(db, saved, by_name);
+    db.exec("COMMIT", "COMMIT");
   } catch (const Error& e) {
     if (e.status() != CM_ECORRUPT) throw;
     throw Error(CM_ECORRUPT, "\"" + path + "\" refused: " + e.what() + "; left untouched");
@@ -529,7 +458,7 @@ class OwnerLock {
   explicit OwnerLock(const std::string& db_path) : path_(db_path + "-lock") {
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0)
-      throw Error(CM_EBACKEND, "cannot create the lock file \"" + path_ + "\": " + std::strerror(errno));
+      throw Error(sqlite::status_of_errno(errno), "cannot create the lock file \"" + path_ + "\": " + std::strerror(errno));
     struct flock fl{};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
@@ -540,14 +469,14 @@ class OwnerLock {
       fd_ = -1;
       if (err == EAGAIN || err == EACCES)
         throw Error(CM_ESTATE, "\"" + db_path + "\" is owned by process " + pid + " (lock file \"" + path_ + "\")");
-      throw Error(CM_EBACKEND, "cannot lock \"" + path_ + "\": " + std::strerror(err));
+      throw Error(sqlite::status_of_errno(err), "cannot lock \"" + path_ + "\": " + std::strerror(err));
     }
     std::string me = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
       int err = errno;
       ::close(fd_);
       fd_ = -1;
-      throw Error(CM_EBACKEND, "cannot write the lock file \"" + path_ + "\": " + std::strerror(err));
+      throw Error(sqlite::status_of_errno(err), "cannot write the lock file \"" + path_ + "\": " + std::strerror(err));
     }
   }
   ~OwnerLock() {
@@ -595,7 +524,7 @@ std::string identity(const std::string& name, const std::string& kind, const std
 
 // Reads every family and series row of db, within the bounds (kMaxRows,
 // kMaxTextBytes; SQLITE_LIMIT_LENGTH per value). Throws Error.
-void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name) {
+void read_rows(const Db& db, SavedMap& saved, ByName& by_name) {
   std::unordered_map<int64_t, SavedFamily*> by_id;
   // Bounds on what the file can make us hold (each value is bounded by
   // SQLITE_LIMIT_LENGTH already): rows and text bytes in all.
@@ -608,53 +537,49 @@ void read_rows(sqlite3* db, SavedMap& saved, ByName& by_name) {
     if (nbytes > kMaxTextBytes)
       throw Error(CM_ECORRUPT, "more than " + std::to_string(kMaxTextBytes >> 20) + " MiB of text: refused, not loaded");
   };
-  Stmt fs = prepare(db, "SELECT id, name, kind, label_names, bounds, help FROM cm_family");
-  int rc;
-  while ((rc = sqlite3_step(fs.get())) == SQLITE_ROW) {
+  Stmt fs = db.prepare("SELECT id, name, kind, label_names, bounds, help FROM cm_family");
+  while (fs.step("reading cm_family")) {
     budget(fs.get(), 6);
     SavedFamily f;
-    f.id = sqlite3_column_int64(fs.get(), 0);
-    std::string name = column_text(fs.get(), 1);
-    f.kind = column_text(fs.get(), 2);
+    f.id = fs.int64(0);
+    std::string name = fs.text(1);
+    f.kind = fs.text(2);
     std::vector<std::string> labels;
     std::vector<double> bounds;
-    if (!JsonArray(column_text(fs.get(), 3)).strings(labels) ||
-        !JsonArray(column_text(fs.get(), 4), CM_HISTOGRAM_MAX_BOUNDS).doubles(bounds))
+    if (!JsonArray(fs.text(3)).strings(labels) ||
+        !JsonArray(fs.text(4), CM_HISTOGRAM_MAX_BOUNDS).doubles(bounds))
       throw Error(CM_ECORRUPT, "family row " + std::to_string(f.id) + " (\"" + name +
                                    "\"): label_names or bounds is not a JSON array (of at most " +
                                    std::to_string(kMaxJsonItems) + " names, " +
                                    std::to_string(CM_HISTOGRAM_MAX_BOUNDS) + " bounds)");
     f.labels_json = json_strings(labels);  // normalised: compared byte for byte
     f.bounds_json = json_doubles(bounds);
-    f.help = column_text(fs.get(), 5);
+    f.help = fs.text(5);
     std::string id = identity(name, f.kind, f.labels_json, f.bounds_json);
     auto [it, fresh] = saved.emplace(id, std::move(f));
     if (fresh) by_name[name].push_back(id);
     by_id[it->second.id] = &it->second;
   }
-  if (rc != SQLITE_DONE) fail(db, rc, "reading cm_family");
-  Stmt ss = prepare(db,
-                    "SELECT family_id, label_values, int_part, double_part, sum, buckets, created FROM cm_series");
-  while ((rc = sqlite3_step(ss.get())) == SQLITE_ROW) {
+  Stmt ss = db.prepare("SELECT family_id, label_values, int_part, double_part, sum, buckets, created FROM cm_series");
+  while (ss.step("reading cm_series")) {
     budget(ss.get(), 7);
-    auto it = by_id.find(sqlite3_column_int64(ss.get(), 0));
+    auto it = by_id.find(ss.int64(0));
     if (it == by_id.end()) continue;  // a family row removed by hand: nothing to restore into
     SavedFamily& f = *it->second;
     Row row;
-    row.ival = sqlite3_column_int64(ss.get(), 2);
-    row.dval = sqlite3_column_double(ss.get(), 3);
-    row.sum = sqlite3_column_double(ss.get(), 4);
-    row.created = sqlite3_column_double(ss.get(), 6);
-    std::string values = column_text(ss.get(), 1);
+    row.ival = ss.int64(2);
+    row.dval = ss.real(3);
+    row.sum = ss.real(4);
+    row.created = ss.real(6);
+    std::string values = ss.text(1);
     std::vector<std::string> parsed;
     if (!JsonArray(values).strings(parsed))
       throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": label_values is not a JSON array");
-    if (f.kind == "histogram" && !JsonArray(column_text(ss.get(), 5), CM_HISTOGRAM_MAX_BOUNDS + 1).counts(row.counts))
+    if (f.kind == "histogram" && !JsonArray(ss.text(5), CM_HISTOGRAM_MAX_BOUNDS + 1).counts(row.counts))
       throw Error(CM_ECORRUPT, "a series of family row " + std::to_string(f.id) + ": buckets is not a JSON array (of at most " +
                                    std::to_string(CM_HISTOGRAM_MAX_BOUNDS + 1) + " counts)");
     f.rows.emplace(json_strings(parsed), std::move(row));
   }
-  if (rc != SQLITE_DONE) fail(db, rc, "reading cm_series");
 }
 
 // The payload a row stands for, in the series' layout; false when the row
@@ -670,15 +595,14 @@ bool row_payload(const Row& row, const cm_series& s, std::vector<uint64_t>& out)
   return true;
 }
 
-void write_owner(sqlite3* db) {
+void write_owner(const Db& db) {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  Stmt st = prepare(db, "INSERT OR REPLACE INTO cm_owner(id, pid, host, since) VALUES(1, ?1, ?2, ?3)");
-  sqlite3_bind_int64(st.get(), 1, ::getpid());
-  sqlite3_bind_text(st.get(), 2, host, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_double(st.get(), 3, unix_time_now());
-  int rc = sqlite3_step(st.get());
-  if (rc != SQLITE_DONE) fail(db, rc, "writing cm_owner");
+  Stmt st = db.prepare("INSERT OR REPLACE INTO cm_owner(id, pid, host, since) VALUES(1, ?1, ?2, ?3)");
+  st.bind_int(1, ::getpid());
+  st.bind_text(2, host);
+  st.bind_double(3, unix_time_now());
+  st.drain("writing cm_owner");
 }
 
 // After fork() the file stays with the process that called
@@ -723,9 +647,9 @@ class Persister final : public PersistHook, private fork::Hooks {
       // parent's flusher may have been inside them at fork()). The lock file's descriptor
       // is closed (the parent's copy keeps the lock).
       static_cast<void>(new std::thread(std::move(thread_)));
-      static_cast<void>(upsert_.release());
-      static_cast<void>(family_insert_.release());
-      static_cast<void>(db_.release());
+      upsert_.abandon();
+      family_insert_.abandon();
+      db_.abandon();
       return;
     }
     {
@@ -747,10 +671,10 @@ class Persister final : public PersistHook, private fork::Hooks {
   // (before install()). The read runs under deadline, removed afterwards.
   void prepare_restore(Deadline& deadline) {
     harden(db_.get(), &deadline);
-    check_schema(db_.get(), path_);  // again, on this connection: the file may have changed since
+    check_schema(db_, path_);  // again, on this connection: the file may have changed since
     {
-      Tx tx(db_.get());
-      read_rows(db_.get(), saved_, by_name_);
+      Tx tx(db_);
+      read_rows(db_, saved_, by_name_);
       tx.commit();
     }
     sqlite3_progress_handler(db_.get(), 0, nullptr, nullptr);
@@ -758,25 +682,21 @@ class Persister final : public PersistHook, private fork::Hooks {
     // synchronous=NORMAL: a process crash loses nothing committed; only a
     // power loss can drop the last flushes, never corrupt the file
     // (docs/persistence.md).
+    db_.prepare("PRAGMA journal_mode = WAL").drain("PRAGMA journal_mode = WAL");
+    db_.exec("PRAGMA synchronous = NORMAL", "PRAGMA synchronous = NORMAL");
     {
-      Stmt wal = prepare(db_.get(), "PRAGMA journal_mode = WAL");
-      int rc = sqlite3_step(wal.get());
-      if (rc != SQLITE_ROW) fail(db_.get(), rc, "PRAGMA journal_mode = WAL");
-    }
-    exec(db_.get(), "PRAGMA synchronous = NORMAL");
-    {
-      Tx tx(db_.get());
-      write_owner(db_.get());
+      Tx tx(db_);
+      write_owner(db_);
       tx.commit();
     }
-    upsert_ = prepare(db_.get(),
+    upsert_ = db_.prepare(
                       "INSERT INTO cm_series(family_id, label_values, value, int_part, double_part, sum, count, "
                       "buckets, created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
                       "ON CONFLICT(family_id, label_values) DO UPDATE SET value = excluded.value, "
                       "int_part = excluded.int_part, double_part = excluded.double_part, sum = excluded.sum, "
                       "count = excluded.count, buckets = excluded.buckets, created = excluded.created, "
                       "updated = excluded.updated");
-    family_insert_ = prepare(db_.get(),
+    family_insert_ = db_.prepare(
                              "INSERT INTO cm_family(name, kind, label_names, bounds, help) VALUES(?1, ?2, ?3, ?4, ?5) "
                              "ON CONFLICT(name, kind, label_names, bounds) DO UPDATE SET help = excluded.help "
                              "RETURNING id");
@@ -947,52 +867,48 @@ class Persister final : public PersistHook, private fork::Hooks {
  private:
   void write(std::vector<Pending>& batch) {
     double now = unix_time_now();
-    sqlite3* db = db_.get();
-    sqlite3_stmt* up = upsert_.get();
-    Tx tx(db);
+    const Stmt& up = upsert_;
+    Tx tx(db_);
     for (Pending& p : batch) {
       if (p.fi->id == 0) p.fi->id = insert_family(*p.f, *p.fi);
-      sqlite3_reset(up);
-      sqlite3_clear_bindings(up);
-      sqlite3_bind_int64(up, 1, p.fi->id);
-      sqlite3_bind_text(up, 2, p.st->values_json.data(), static_cast<int>(p.st->values_json.size()), SQLITE_STATIC);
+      up.reset();
+      up.clear_bindings();
+      up.bind_int(1, p.fi->id);
+      up.bind_text(2, p.st->values_json);
       std::string buckets;
       if (p.f->kind == Kind::Histogram) {
         uint64_t count = 0;
         for (size_t i = 1; i < p.payload.size(); ++i) count += p.payload[i];
         buckets = json_counts(p.payload.data() + 1, p.payload.size() - 1);
-        sqlite3_bind_double(up, 6, cells::from_bits(p.payload[0]));
-        sqlite3_bind_int64(up, 7, static_cast<int64_t>(count));
-        sqlite3_bind_text(up, 8, buckets.data(), static_cast<int>(buckets.size()), SQLITE_STATIC);
+        up.bind_double(6, cells::from_bits(p.payload[0]));
+        up.bind_int(7, static_cast<int64_t>(count));
+        up.bind_text(8, buckets);
       } else {
-        sqlite3_bind_double(up, 3, cells::scalar_value(p.payload.data()));
-        sqlite3_bind_int64(up, 4, static_cast<int64_t>(p.payload[1]));
-        sqlite3_bind_double(up, 5, cells::from_bits(p.payload[0]));
+        up.bind_double(3, cells::scalar_value(p.payload.data()));
+        up.bind_int(4, static_cast<int64_t>(p.payload[1]));
+        up.bind_double(5, cells::from_bits(p.payload[0]));
       }
-      sqlite3_bind_double(up, 9, p.created);
-      sqlite3_bind_double(up, 10, now);
-      int rc = sqlite3_step(up);
-      if (rc != SQLITE_DONE) fail(db, rc, "writing \"" + p.f->name + "\" to \"" + path_ + "\"");
+      up.bind_double(9, p.created);
+      up.bind_double(10, now);
+      int rc = sqlite3_step(up.get());
+      if (rc != SQLITE_DONE) up.fail(rc, "writing \"" + p.f->name + "\" to \"" + path_ + "\"");
     }
-    sqlite3_reset(up);
+    up.reset();
     tx.commit();
   }
 
 
   int64_t insert_family(const cm_family& f, const FamInfo& fi) {
-    sqlite3_stmt* st = family_insert_.get();
-    sqlite3_reset(st);
-    const char* kind = kind_name(f.kind);
-    sqlite3_bind_text(st, 1, f.name.data(), static_cast<int>(f.name.size()), SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, fi.labels_json.data(), static_cast<int>(fi.labels_json.size()), SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, fi.bounds_json.data(), static_cast<int>(fi.bounds_json.size()), SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, f.help.data(), static_cast<int>(f.help.size()), SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) fail(db_.get(), rc, "writing family \"" + f.name + "\"");
-    int64_t id = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return id;
+    const Stmt& st = family_insert_;
+    sqlite::Use use(st);
+    st.bind_text(1, f.name);
+    st.bind_text(2, kind_name(f.kind));
+    st.bind_text(3, fi.labels_json);
+    st.bind_text(4, fi.bounds_json);
+    st.bind_text(5, f.help);
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_ROW) st.fail(rc, "writing family \"" + f.name + "\"");
+    return st.int64(0);
   }
 
   // In the child: the flusher thread and the file stay with the parent.
@@ -1040,25 +956,22 @@ class Persister final : public PersistHook, private fork::Hooks {
 
 // Opens (or creates) the file for writing, once the owner lock is held.
 Db open_for_writing(const std::string& path, bool existed) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  Db db(raw);
-  if (rc != SQLITE_OK) fail(raw, rc, "opening \"" + path + "\"");
+  Db db = Db::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, "",
+                   "opening \"" + path + "\"");
   harden(db.get(), nullptr);
-  sqlite3_busy_timeout(db.get(), 5000);
-  int64_t app = pragma_int(db.get(), "PRAGMA application_id");
-  int64_t version = pragma_int(db.get(), "PRAGMA user_version");
-  int64_t objects = pragma_int(db.get(), "SELECT count(*) FROM sqlite_schema");
+  db.busy_timeout(5000);
+  int64_t app = db.query_int("PRAGMA application_id");
+  int64_t version = db.query_int("PRAGMA user_version");
+  int64_t objects = db.query_int("SELECT count(*) FROM sqlite_schema");
   if (app == kApplicationId && version >= 1 && version <= kSchemaVersion) {
     // Ours (checked read-only, or created by an owner since we looked).
   } else if (!existed && app == 0 && version == 0 && objects == 0) {
     // New: the schema in one rollback-journal transaction, before WAL, so a
     // crash here leaves an empty file that the next opener starts again.
-    Tx tx(db.get());
-    exec(db.get(), kSchema);
-    exec(db.get(), ("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
-    exec(db.get(), ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+    Tx tx(db);
+    db.exec(kSchema, "creating the metrics schema");
+    db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(), "PRAGMA application_id");
+    db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(), "PRAGMA user_version");
     tx.commit();
   } else {
     throw Error(CM_ECORRUPT, "\"" + path + "\" changed under us into something that is not a metrics file");
@@ -1088,7 +1001,7 @@ void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
     // Before anything is written: every check, and one full read of the rows.
     SavedMap saved;
     ByName by_name;
-    existed = check_file(path, false, deadline, saved, by_name) != nullptr;
+    existed = static_cast<bool>(check_file(path, false, deadline, saved, by_name));
   }
   auto lock = std::make_unique<OwnerLock>(path);
   Db db = open_for_writing(path, existed);
@@ -1107,22 +1020,19 @@ void load(cm_registry& r, const std::string& path) {
   SavedMap saved;
   ByName by_name;
   Db db = check_file(path, true, deadline, saved, by_name);
-  int rc;
   // Most recently written layout first: an older layout of the same name
   // (changed buckets) is the one skipped, and counted.
-  Stmt order = prepare(db.get(),
+  Stmt order = db.prepare(
                        "SELECT f.name, f.kind, f.label_names, f.bounds FROM cm_family f "
                        "ORDER BY (SELECT max(updated) FROM cm_series s WHERE s.family_id = f.id) DESC, f.id DESC");
   std::vector<std::string> ids;
-  while ((rc = sqlite3_step(order.get())) == SQLITE_ROW) {
+  while (order.step("reading cm_family")) {
     std::vector<std::string> labels;
     std::vector<double> bounds;
-    JsonArray(column_text(order.get(), 2)).strings(labels);
-    JsonArray(column_text(order.get(), 3)).doubles(bounds);
-    ids.push_back(identity(column_text(order.get(), 0), column_text(order.get(), 1), json_strings(labels),
-                           json_doubles(bounds)));
+    JsonArray(order.text(2)).strings(labels);
+    JsonArray(order.text(3)).doubles(bounds);
+    ids.push_back(identity(order.text(0), order.text(1), json_strings(labels), json_doubles(bounds)));
   }
-  if (rc != SQLITE_DONE) fail(db.get(), rc, "reading cm_family");
   cm_series* conflicts = family_series(
       *register_family(r, Kind::Counter, r.prefix + "persist_conflicts_total",
                        "Saved families whose layout (type, labels or buckets) differs from the registered one.",

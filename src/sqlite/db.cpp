@@ -61,12 +61,12 @@ Error error(int rc, sqlite3* db, std::string_view label, std::string_view what, 
   return Error(status_of(rc), msg);
 }
 
-Db Db::open(const std::string& path, int flags, std::string label) {
+Db Db::open(const std::string& path, int flags, std::string label, std::string_view what) {
   Db d;
   d.s_ = std::make_unique<State>();
   d.s_->label = std::move(label);
   int rc = sqlite3_open_v2(path.c_str(), &d.s_->db, flags | SQLITE_OPEN_EXRESCODE, nullptr);
-  if (rc != SQLITE_OK) d.fail(rc, "cannot open");
+  if (rc != SQLITE_OK) d.fail(rc, what);
   return d;
 }
 

@@ -63,8 +63,8 @@ class Db {
   Db() = default;
   // Opens path with flags (SQLITE_OPEN_*). label prefixes every message of
   // this connection's errors ("sqlite backend: /path"; may be empty). Throws
-  // error(rc, ...) with what = "cannot open" when SQLite refuses.
-  static Db open(const std::string& path, int flags, std::string label);
+  // error(rc, ..., what) when SQLite refuses.
+  static Db open(const std::string& path, int flags, std::string label, std::string_view what = "cannot open");
 
   sqlite3* get() const noexcept { return s_ ? s_->db : nullptr; }
   explicit operator bool() const noexcept { return get() != nullptr; }

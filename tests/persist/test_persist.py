@@ -408,16 +408,16 @@ def test_corrupt_newer_schema_version(procs, db):
 def test_corrupt_unwritable_directory(procs, tmp_path):
     p = procs()
     answer = p.cmd("persist %s 0" % (tmp_path / "missing" / "m.db"), ok=False)
-    assert answer.startswith("ERR CM_EBACKEND") and "No such file or directory" in answer, answer
+    assert answer.startswith("ERR CM_EUNAVAILABLE") and "No such file or directory" in answer, answer
     (tmp_path / "file").write_text("x")
     answer = p.cmd("persist %s 0" % (tmp_path / "file" / "m.db"), ok=False)
-    assert answer.startswith("ERR CM_EBACKEND") and "Not a directory" in answer, answer
+    assert answer.startswith("ERR CM_EUNAVAILABLE") and "Not a directory" in answer, answer
     if os.geteuid() != 0:  # root writes anywhere
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
         answer = p.cmd("persist %s 0" % (ro / "m.db"), ok=False)
-        assert answer.startswith("ERR CM_EBACKEND") and "Permission denied" in answer, answer
+        assert answer.startswith("ERR CM_EUNAVAILABLE") and "Permission denied" in answer, answer
     answer = p.cmd("persist %s 0" % tmp_path, ok=False)
     assert answer.startswith("ERR CM_EINVAL") and "not a regular file" in answer, answer
     p.quit()
