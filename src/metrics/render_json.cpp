@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "metrics/registry.h"
+#include "metrics/snapshot.h"
 
 namespace cm {
 namespace {
@@ -46,100 +46,117 @@ double histogram_quantile(double q, const std::vector<double>& bounds, const uin
   return lower + (upper - lower) * ((rank - static_cast<double>(below)) / static_cast<double>(in));
 }
 
-void render_json(cm_registry& r, OutBuf& out, const NameFilter* names, bool collect) {
-  if (collect) run_collectors(r);
-  std::lock_guard<std::mutex> g(r.mu);
-  size_t& hint = r.last_render_bytes[2];
-  out.reserve(out.size() + hint + hint / 8);
-  cells::Space& space = cells::Space::get();
-  std::vector<uint64_t> payload, cum;
-  out.append("{\"families\":[");
-  bool first_family = true;
-  auto keep = select_families(r, names);
-  for (const auto& [key, fp] : r.families) {
-    if (keep && !keep->count(fp.get())) continue;
-    cm_family& f = *fp;
-    if (!first_family) out.push(',');
-    first_family = false;
-    out.push('{');
-    json_key(out, "name");
-    append_json_string(out, f.name);
-    out.append(",\"type\":\"");
-    out.append(kind_name(f.kind));
-    out.append("\",\"help\":");
-    append_json_string(out, f.help);
-    out.append(",\"labels\":[");
+namespace {
+
+class JsonRender final : public SnapshotVisitor {
+ public:
+  JsonRender(cm_registry& r, OutBuf& out) : r_(r), out_(out) {}
+
+  void begin(const cm_registry&) override {
+    size_t hint = r_.last_render_bytes[2];
+    out_.reserve(out_.size() + hint + hint / 8);
+    out_.append("{\"families\":[");
+  }
+
+  bool family(const cm_family& f) override {
+    if (!first_family_) out_.push(',');
+    first_family_ = false;
+    out_.push('{');
+    json_key(out_, "name");
+    append_json_string(out_, f.name);
+    out_.append(",\"type\":\"");
+    out_.append(kind_name(f.kind));
+    out_.append("\",\"help\":");
+    append_json_string(out_, f.help);
+    out_.append(",\"labels\":[");
     for (size_t i = 0; i < f.label_names.size(); ++i) {
-      if (i) out.push(',');
-      append_json_string(out, f.label_names[i]);
+      if (i) out_.push(',');
+      append_json_string(out_, f.label_names[i]);
     }
-    out.push(']');
+    out_.push(']');
     if (f.kind == Kind::Histogram) {
-      out.append(",\"bounds\":[");
+      out_.append(",\"bounds\":[");
       for (size_t i = 0; i < f.bounds.size(); ++i) {
-        if (i) out.push(',');
-        out.append_double(f.bounds[i]);
+        if (i) out_.push(',');
+        out_.append_double(f.bounds[i]);
       }
-      out.push(']');
+      out_.push(']');
     }
-    out.append(",\"series\":[");
-    payload.resize(f.bounds.size() + 2);
-    cum.resize(f.bounds.size() + 1);
-    auto lk = space.lock();
-    bool first_series = true;
-    for (const auto& sp : f.sorted_series()) {
-      const cm_series& s = *sp;
-      read_payload(s, payload.data(), lk);
-      if (!first_series) out.push(',');
-      first_series = false;
-      out.append("{\"labels\":{");
-      bool first_label = true;
-      auto label = [&](std::string_view k, std::string_view v) {
-        if (!first_label) out.push(',');
-        first_label = false;
-        json_key(out, k);
-        append_json_string(out, v);
-      };
-      for (const auto& [k, v] : r.const_labels) label(k, v);
-      for (size_t i = 0; i < f.label_names.size(); ++i) label(f.label_names[i], s.values[i]);
-      out.append("},\"created\":");
-      json_number(out, s.created);  // a loaded file may say +Inf
-      if (f.kind != Kind::Histogram) {
-        out.append(",\"value\":");
-        json_number(out, cells::scalar_value(payload.data()));
-        out.push('}');
-        continue;
-      }
-      uint64_t running = 0;
-      for (size_t i = 0; i <= f.bounds.size(); ++i) cum[i] = running += payload[1 + i];
+    out_.append(",\"series\":[");
+    cum_.resize(f.bounds.size() + 1);
+    first_series_ = true;
+    return true;
+  }
+
+  void series(const cm_family& f, const cm_series& s, const SeriesValue& v) override {
+    OutBuf& out = out_;
+    if (!first_series_) out.push(',');
+    first_series_ = false;
+    out.append("{\"labels\":{");
+    bool first_label = true;
+    auto label = [&](std::string_view k, std::string_view val) {
+      if (!first_label) out.push(',');
+      first_label = false;
+      json_key(out, k);
+      append_json_string(out, val);
+    };
+    for (const auto& [k, val] : r_.const_labels) label(k, val);
+    for (size_t i = 0; i < f.label_names.size(); ++i) label(f.label_names[i], s.values[i]);
+    out.append("},\"created\":");
+    json_number(out, s.created);  // a loaded file may say +Inf
+    if (f.kind != Kind::Histogram) {
+      out.append(",\"value\":");
+      json_number(out, v.value());
+      out.push('}');
+      return;
+    }
+    uint64_t running = 0;
+    for (size_t i = 0; i <= f.bounds.size(); ++i) cum_[i] = running += v.buckets[i];
+    out.append(",\"count\":");
+    out.append_u64(running);
+    out.append(",\"sum\":");
+    json_number(out, v.sum);
+    out.append(",\"buckets\":[");
+    for (size_t i = 0; i <= f.bounds.size(); ++i) {
+      if (i) out.push(',');
+      out.append("{\"le\":");
+      json_number(out, i < f.bounds.size() ? f.bounds[i] : INFINITY);
       out.append(",\"count\":");
-      out.append_u64(running);
-      out.append(",\"sum\":");
-      json_number(out, cells::from_bits(payload[0]));
-      out.append(",\"buckets\":[");
-      for (size_t i = 0; i <= f.bounds.size(); ++i) {
-        if (i) out.push(',');
-        out.append("{\"le\":");
-        json_number(out, i < f.bounds.size() ? f.bounds[i] : INFINITY);
-        out.append(",\"count\":");
-        out.append_u64(cum[i]);
-        out.push('}');
-      }
-      out.push(']');
-      for (auto [q, k] : {std::pair{0.5, ",\"p50\":"}, {0.9, ",\"p90\":"}, {0.99, ",\"p99\":"}}) {
-        out.append(k);
-        double v = histogram_quantile(q, f.bounds, cum.data());
-        if (std::isnan(v))
-          out.append("null");
-        else
-          json_number(out, v);
-      }
+      out.append_u64(cum_[i]);
       out.push('}');
     }
-    out.append("]}");
+    out.push(']');
+    for (auto [q, k] : {std::pair{0.5, ",\"p50\":"}, {0.9, ",\"p90\":"}, {0.99, ",\"p99\":"}}) {
+      out.append(k);
+      double e = histogram_quantile(q, f.bounds, cum_.data());
+      if (std::isnan(e))
+        out.append("null");
+      else
+        json_number(out, e);
+    }
+    out.push('}');
   }
-  out.append("]}\n");
-  hint = out.size();
+
+  void family_end(const cm_family&) override { out_.append("]}"); }
+
+  void end(const cm_registry&) override {
+    out_.append("]}\n");
+    r_.last_render_bytes[2] = out_.size();
+  }
+
+ private:
+  cm_registry& r_;
+  OutBuf& out_;
+  std::vector<uint64_t> cum_;
+  bool first_family_ = true;
+  bool first_series_ = true;
+};
+
+}  // namespace
+
+void render_json(cm_registry& r, OutBuf& out, const NameFilter* names, bool collect) {
+  JsonRender v(r, out);
+  snapshot(r, v, {names, collect});
 }
 
 }  // namespace cm

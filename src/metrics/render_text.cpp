@@ -1,8 +1,6 @@
 // Prometheus text 0.0.4 and OpenMetrics 1.0.0 exposition, streamed straight
 // into the output buffer (no intermediate copy of the registry).
-#include <vector>
-
-#include "metrics/registry.h"
+#include "metrics/snapshot.h"
 
 namespace cm {
 namespace {
@@ -59,10 +57,10 @@ void bucket(OutBuf& out, std::string_view name, const OutBuf& labels, std::strin
   out.push('\n');
 }
 
-void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf& labels,
-               const uint64_t* payload, bool om) {
-  double sum = cells::from_bits(payload[0]);
-  const uint64_t* counts = payload + 1;
+void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf& labels, const SeriesValue& v,
+               bool om) {
+  double sum = v.sum;
+  const uint64_t* counts = v.buckets.data();
   uint64_t cum = 0;
   for (size_t i = 0; i <= f.bounds.size(); ++i) {
     cum += counts[i];
@@ -83,56 +81,66 @@ void histogram(OutBuf& out, const cm_family& f, const cm_series& s, const OutBuf
   }
 }
 
+class TextRender final : public SnapshotVisitor {
+ public:
+  TextRender(cm_registry& r, OutBuf& out, bool om) : r_(r), out_(out), om_(om) {}
+
+  void begin(const cm_registry&) override {
+    size_t hint = r_.last_render_bytes[om_ ? 1 : 0];
+    out_.reserve(out_.size() + hint + hint / 8);
+  }
+
+  bool family(const cm_family& f) override {
+    std::string_view fname = om_ ? f.om_name() : std::string_view(f.name);
+    if (!f.help.empty()) {
+      out_.append("# HELP ");
+      out_.append(fname);
+      out_.push(' ');
+      append_help_escaped(out_, f.help, om_);
+      out_.push('\n');
+    }
+    out_.append("# TYPE ");
+    out_.append(fname);
+    out_.push(' ');
+    out_.append(kind_name(f.kind));
+    out_.push('\n');
+    return true;
+  }
+
+  void series(const cm_family& f, const cm_series& s, const SeriesValue& v) override {
+    labels_.clear();
+    write_labels(labels_, r_, f, s);
+    switch (f.kind) {
+      case Kind::Counter:
+        sample(out_, f.name, "", labels_, v.value());
+        if (om_) sample(out_, f.om_name(), "_created", labels_, s.created);
+        break;
+      case Kind::Gauge:
+        sample(out_, f.name, "", labels_, v.value());
+        break;
+      case Kind::Histogram:
+        histogram(out_, f, s, labels_, v, om_);
+        break;
+    }
+  }
+
+  void end(const cm_registry&) override {
+    if (om_) out_.append("# EOF\n");
+    r_.last_render_bytes[om_ ? 1 : 0] = out_.size();
+  }
+
+ private:
+  cm_registry& r_;
+  OutBuf& out_;
+  bool om_;
+  OutBuf labels_;
+};
+
 }  // namespace
 
 void render_text(cm_registry& r, OutBuf& out, bool om, const NameFilter* names, bool collect) {
-  if (collect) run_collectors(r);
-  std::lock_guard<std::mutex> g(r.mu);
-  size_t& hint = r.last_render_bytes[om ? 1 : 0];
-  out.reserve(out.size() + hint + hint / 8);
-  cells::Space& space = cells::Space::get();
-  OutBuf labels;
-  std::vector<uint64_t> payload;
-  auto keep = select_families(r, names);
-  for (const auto& [key, fp] : r.families) {
-    if (keep && !keep->count(fp.get())) continue;
-    cm_family& f = *fp;
-    std::string_view fname = om ? f.om_name() : std::string_view(f.name);
-    if (!f.help.empty()) {
-      out.append("# HELP ");
-      out.append(fname);
-      out.push(' ');
-      append_help_escaped(out, f.help, om);
-      out.push('\n');
-    }
-    out.append("# TYPE ");
-    out.append(fname);
-    out.push(' ');
-    out.append(kind_name(f.kind));
-    out.push('\n');
-    payload.resize(f.bounds.size() + 2);
-    auto lk = space.lock();
-    for (const auto& sp : f.sorted_series()) {
-      const cm_series& s = *sp;
-      read_payload(s, payload.data(), lk);
-      labels.clear();
-      write_labels(labels, r, f, s);
-      switch (f.kind) {
-        case Kind::Counter:
-          sample(out, f.name, "", labels, cells::scalar_value(payload.data()));
-          if (om) sample(out, f.om_name(), "_created", labels, s.created);
-          break;
-        case Kind::Gauge:
-          sample(out, f.name, "", labels, cells::scalar_value(payload.data()));
-          break;
-        case Kind::Histogram:
-          histogram(out, f, s, labels, payload.data(), om);
-          break;
-      }
-    }
-  }
-  if (om) out.append("# EOF\n");
-  hint = out.size();
+  TextRender v(r, out, om);
+  snapshot(r, v, {names, collect});
 }
 
 }  // namespace cm
