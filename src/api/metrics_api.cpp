@@ -9,6 +9,7 @@
 
 #include "api/guard.h"
 #include "metrics/registry.h"
+#include "metrics/snapshot.h"
 #if CM_WITH_SQLITE
 #include "persist/persist.h"
 #endif
@@ -124,10 +125,10 @@ CM_EXTERN void cm_gauge_set(cm_series* s, double v) {
   if (!s) return;
   if (s->kind != cm::Kind::Gauge) [[unlikely]]
     return cm::count_invalid(s, "cm_gauge_set", "not a gauge");
-  cm::cells::Space& space = cm::cells::Space::get();
-  uint64_t base[cm::cells::kScalarWords] = {cm::cells::to_bits(v), 0};
-  auto lk = space.lock();
-  space.reset(s->block, base, lk);
+  cm::SeriesValue set;
+  set.kind = cm::Kind::Gauge;
+  set.double_part = v;
+  cm::write_series(*s, set, false);
 }
 
 CM_EXTERN void cm_histogram_observe(cm_series* s, double v) {
@@ -150,25 +151,16 @@ CM_EXTERN void cm_histogram_observe(cm_series* s, double v) {
 
 CM_EXTERN double cm_series_value(const cm_series* s) {
   if (!s) return NAN;
-  cm::cells::Space& space = cm::cells::Space::get();
-  uint64_t payload[2 + CM_HISTOGRAM_MAX_BOUNDS];
-  {
-    auto lk = space.lock();
-    cm::read_payload(*s, payload, lk);
-  }
-  if (s->kind != cm::Kind::Histogram) return cm::cells::scalar_value(payload);
-  uint64_t n = 0;
-  for (uint32_t i = 0; i <= s->nbounds; ++i) n += payload[1 + i];
-  return static_cast<double>(n);
+  cm::SeriesValue v;
+  cm::read_series(*s, v);
+  return v.value();
 }
 
 CM_EXTERN double cm_histogram_sum(const cm_series* s) {
   if (!s || s->kind != cm::Kind::Histogram) return NAN;
-  uint64_t payload[2 + CM_HISTOGRAM_MAX_BOUNDS];
-  cm::cells::Space& space = cm::cells::Space::get();
-  auto lk = space.lock();
-  cm::read_payload(*s, payload, lk);
-  return cm::cells::from_bits(payload[0]);
+  cm::SeriesValue v;
+  cm::read_series(*s, v);
+  return v.sum;
 }
 
 CM_EXTERN int cm_registry_render(cm_registry* reg, int format, char** out, size_t* len) {

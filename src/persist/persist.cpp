@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "backends/sqlite.h"
+#include "metrics/snapshot.h"
 #include "sqlite/db.h"
 #include "util/clock.h"
 #include "util/fork.h"
@@ -582,15 +583,19 @@ void read_rows(const Db& db, SavedMap& saved, ByName& by_name) {
   }
 }
 
-// The payload a row stands for, in the series' layout; false when the row
-// does not fit it.
-bool row_payload(const Row& row, const cm_series& s, std::vector<uint64_t>& out) {
+// The value a row stands for, as a series of s's kind; false when the row
+// does not fit s.
+bool row_value(const Row& row, const cm_series& s, SeriesValue& out) {
+  out.kind = s.kind;
   if (s.kind == Kind::Histogram) {
     if (row.counts.size() != s.nbounds + 1u) return false;
-    out.assign(1, cells::to_bits(row.sum));
-    out.insert(out.end(), row.counts.begin(), row.counts.end());
+    out.sum = row.sum;
+    out.buckets = row.counts;
+    out.count = 0;
+    for (uint64_t c : row.counts) out.count += c;
   } else {
-    out = {cells::to_bits(row.dval), static_cast<uint64_t>(row.ival)};
+    out.double_part = row.dval;
+    out.int_part = row.ival;
   }
   return true;
 }
@@ -624,12 +629,13 @@ class Persister final : public PersistHook, private fork::Hooks {
     const cm_family* f;
     FamInfo* fi;
     std::shared_ptr<SeriesState> st;
-    std::vector<uint64_t> payload;
+    SeriesValue value;
     double created;
   };
   struct SeriesState {
     std::string values_json;
-    std::vector<uint64_t> last;  // the payload the file holds
+    SeriesValue last;  // what the file holds
+    bool stored = false;  // the file holds a row for it
     double created = NAN;
   };
 
@@ -772,20 +778,13 @@ class Persister final : public PersistHook, private fork::Hooks {
       if (sf == saved_.end()) return;
       auto rit = sf->second.rows.find(st.values_json);
       if (rit == sf->second.rows.end()) return;
-      std::vector<uint64_t> saved;
-      if (row_payload(rit->second, s, saved)) {
-        // The saved values add to what the series holds already (a series
-        // that existed before cm_registry_persist() may have counted).
-        cells::Space& space = cells::Space::get();
-        std::vector<uint64_t> cur(saved.size());
-        auto lk = space.lock();
-        space.read(s.block, cur.data(), lk);
-        for (size_t i = 0; i < cur.size(); ++i)
-          cur[i] = i < s.block.ndoubles ? cells::to_bits(cells::from_bits(cur[i]) + cells::from_bits(saved[i]))
-                                        : cur[i] + saved[i];
-        space.reset(s.block, cur.data(), lk);
+      SeriesValue saved;
+      // The saved values add to what the series holds already (a series
+      // that existed before cm_registry_persist() may have counted).
+      if (row_value(rit->second, s, saved) && write_series(s, saved, true)) {
         s.created = rit->second.created;
         st.last = std::move(saved);  // what the file holds
+        st.stored = true;
         st.created = s.created;
       }
       sf->second.rows.erase(rit);  // the live series owns the row from now on
@@ -807,22 +806,8 @@ class Persister final : public PersistHook, private fork::Hooks {
       batch = std::move(retired_);
       retired_.clear();
       nretired = batch.size();
-      cells::Space& space = cells::Space::get();
-      std::vector<uint64_t> buf;
-      for (auto& [name, f] : r_.families) {
-        auto fit = fams_.find(f.get());
-        if (fit == fams_.end() || !fit->second.persisted) continue;
-        auto lk = space.lock();
-        for (auto& s : f->series) {
-          auto sit = states_.find(s.get());
-          if (sit == states_.end()) continue;
-          buf.resize(s->block.width - 1);
-          space.read(s->block, buf.data(), lk);
-          SeriesState& st = *sit->second;
-          if (buf != st.last || !(st.created == s->created))
-            batch.push_back({f.get(), &fit->second, sit->second, buf, s->created});
-        }
-      }
+      Changed walk(*this, batch);
+      snapshot_locked(r_, walk);
     }
     if (batch.empty()) return;
     try {
@@ -836,10 +821,36 @@ class Persister final : public PersistHook, private fork::Hooks {
     }
     std::lock_guard<std::mutex> g(r_.mu);
     for (Pending& p : batch) {
-      p.st->last = std::move(p.payload);
+      p.st->last = std::move(p.value);
+      p.st->stored = true;
       p.st->created = p.created;
     }
   }
+
+  // The flush's walk, under the registry mutex: the persisted series whose
+  // value or created time differs from what the file holds.
+  static bool changed(const SeriesState& st, const SeriesValue& v, double created) {
+    return !st.stored || !v.same(st.last) || !(st.created == created);
+  }
+  class Changed final : public SnapshotVisitor {
+   public:
+    Changed(Persister& p, std::vector<Pending>& batch) : p_(p), batch_(batch) {}
+    bool family(const cm_family& f) override {
+      auto fit = p_.fams_.find(&f);
+      fi_ = fit == p_.fams_.end() || !fit->second.persisted ? nullptr : &fit->second;
+      return fi_ != nullptr;
+    }
+    void series(const cm_family& f, const cm_series& s, const SeriesValue& v) override {
+      auto sit = p_.states_.find(&s);
+      if (sit == p_.states_.end()) return;
+      if (changed(*sit->second, v, s.created)) batch_.push_back({&f, fi_, sit->second, v, s.created});
+    }
+
+   private:
+    Persister& p_;
+    std::vector<Pending>& batch_;
+    FamInfo* fi_ = nullptr;
+  };
 
   // The series is going away: its last value (when the file does not hold it
   // yet) is written by the next flush, then forgotten. Registry mutex.
@@ -851,14 +862,8 @@ class Persister final : public PersistHook, private fork::Hooks {
       states_.erase(sit);
       auto fit = fams_.find(s.family);
       if (fit == fams_.end()) return;
-      cells::Space& space = cells::Space::get();
-      std::vector<uint64_t> buf(s.block.width - 1);
-      {
-        auto lk = space.lock();
-        space.read(s.block, buf.data(), lk);
-      }
-      if (buf != st->last || !(st->created == s.created))
-        retired_.push_back({s.family, &fit->second, std::move(st), std::move(buf), s.created});
+      SeriesValue v = read_series(s);
+      if (changed(*st, v, s.created)) retired_.push_back({s.family, &fit->second, std::move(st), std::move(v), s.created});
     } catch (...) {
       // Out of memory: the last value since the previous flush is not written.
     }
@@ -877,16 +882,14 @@ class Persister final : public PersistHook, private fork::Hooks {
       up.bind_text(2, p.st->values_json);
       std::string buckets;
       if (p.f->kind == Kind::Histogram) {
-        uint64_t count = 0;
-        for (size_t i = 1; i < p.payload.size(); ++i) count += p.payload[i];
-        buckets = json_counts(p.payload.data() + 1, p.payload.size() - 1);
-        up.bind_double(6, cells::from_bits(p.payload[0]));
-        up.bind_int(7, static_cast<int64_t>(count));
+        buckets = json_counts(p.value.buckets.data(), p.value.buckets.size());
+        up.bind_double(6, p.value.sum);
+        up.bind_int(7, static_cast<int64_t>(p.value.count));
         up.bind_text(8, buckets);
       } else {
-        up.bind_double(3, cells::scalar_value(p.payload.data()));
-        up.bind_int(4, static_cast<int64_t>(p.payload[1]));
-        up.bind_double(5, cells::from_bits(p.payload[0]));
+        up.bind_double(3, p.value.value());
+        up.bind_int(4, p.value.int_part);
+        up.bind_double(5, p.value.double_part);
       }
       up.bind_double(9, p.created);
       up.bind_double(10, now);
@@ -1038,7 +1041,6 @@ void load(cm_registry& r, const std::string& path) {
                        "Saved families whose layout (type, labels or buckets) differs from the registered one.",
                        nullptr, 0, nullptr, 0, true),
       nullptr, 0);
-  cells::Space& space = cells::Space::get();
   for (const std::string& id : ids) {
     auto it = saved.find(id);
     if (it == saved.end()) continue;
@@ -1065,12 +1067,11 @@ void load(cm_registry& r, const std::string& path) {
       std::vector<const char*> vp;
       for (const auto& v : values) vp.push_back(v.c_str());
       cm_series* s = family_series(*f, vp.data(), vp.size());
-      std::vector<uint64_t> payload;
-      if (!row_payload(row, *s, payload)) continue;
+      SeriesValue v;
+      if (!row_value(row, *s, v)) continue;
       std::lock_guard<std::mutex> g(r.mu);
       s->created = row.created;
-      auto lk = space.lock();
-      space.reset(s->block, payload.data(), lk);
+      write_series(*s, v, false);
     }
   }
 }
