@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "metrics/names.h"
+#include "metrics/sink.h"
 #include "util/clock.h"
 #include "util/options.h"
 
@@ -142,7 +143,7 @@ std::string_view cm_family::om_name() const {
 }
 
 cm_registry::~cm_registry() {
-  persister.reset();  // stops the flusher and writes the last flush
+  sinks.reset();  // stops the flusher and writes the last flush
   for (auto& [name, f] : families)
     for (auto& s : f->series) cm::cells::Space::get().detach(s->block);
 }
@@ -316,7 +317,7 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
   cm_family* out = f.get();
   for (auto& s : samples) r.sample_names.emplace(std::move(s), out);
   r.families.emplace(name, std::move(f));
-  if (r.persister) r.persister->family_registered(*out);
+  if (r.sinks) r.sinks->family_registered(*out);
   return out;
 }
 
@@ -412,7 +413,7 @@ void release_series(cm_registry& r, cm_series* const* series, size_t n) noexcept
     } catch (...) {
       continue;
     }
-    if (r.persister) r.persister->series_removed(*s);
+    if (r.sinks) r.sinks->series_removed(*s);
     space.detach(s->block);
     if (!f.internal) --r.nseries;
     auto it = std::find_if(f.series.begin(), f.series.end(), [s](const auto& p) { return p.get() == s; });
@@ -458,7 +459,7 @@ static cm_series* create_series(cm_family& f, const char* const* values, size_t 
   if (!f.series.empty() && f.series_sorted && !(f.series.back()->values < out->values)) f.series_sorted = false;
   f.series.push_back(std::move(s));
   // Restore before publishing: no thread can update the series yet.
-  if (r.persister) r.persister->series_created(*out);
+  if (r.sinks) r.sinks->series_created(*out);
   if (!f.internal) ++r.nseries;
   return out;
 }

@@ -55,9 +55,6 @@ class SeriesIndex {
   size_t count_ = 0;
 };
 
-// Told about new families and series, under the registry mutex: how
-// persistence (src/persist) restores saved values whichever comes first, the
-// registration or cm_registry_persist(). Must not throw.
 // The in-flight guard of a function that runs without the lock of the map
 // it was copied from (a health check, a collector): retire() refuses new
 // runs and waits for those in progress, so what the function points to is
@@ -79,14 +76,7 @@ class RunGuard {
   bool retired_ = false;
 };
 
-class PersistHook {
- public:
-  virtual ~PersistHook() = default;
-  virtual void family_registered(cm_family& f) noexcept = 0;
-  virtual void series_created(cm_series& s) noexcept = 0;
-  // s is about to be removed (release_series): its values are still readable.
-  virtual void series_removed(cm_series& s) noexcept = 0;
-};
+class SinkHost;  // metrics/sink.h
 
 }  // namespace cm
 
@@ -175,10 +165,13 @@ struct cm_registry final : private cm::fork::Hooks {
   std::map<const void*, std::shared_ptr<HealthCheck>> health;
   uint64_t health_gen = 0;  // bumped by every add and remove; health_mu
   // Persistence (cm_registry_persist): gauges too when the registry was made
-  // with persist_gauges=true. `persister` is set once, under `mu`; the
-  // destructor drops it first (its last flush still sees every series).
+  // with persist_gauges=true.
   bool persist_gauges = false;
-  std::unique_ptr<cm::PersistHook> persister;
+  // The outlets of this registry's values (persistence, exporters), told
+  // about new families and series under `mu` (metrics/sink.h). Created with
+  // the first sink, under `mu`; the destructor drops it first (the sinks'
+  // last flush still sees every series).
+  std::unique_ptr<cm::SinkHost> sinks;
 
   ~cm_registry();
 

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "backends/sqlite.h"
+#include "metrics/sink.h"
 #include "metrics/snapshot.h"
 #include "sqlite/db.h"
 #include "util/clock.h"
@@ -610,33 +611,27 @@ void write_owner(const Db& db) {
   st.drain("writing cm_owner");
 }
 
+// The registry's persistence sink (metrics/sink.h): the host runs the
+// flusher thread, walks the registry and remembers what the file holds per
+// series (seeded with the restored rows); the persister writes what changed.
 // After fork() the file stays with the process that called
 // cm_registry_persist: in a child the persister is inherited but detached
-// (docs/threading.md, "fork()"). It never flushes there, never joins the
-// parent's flusher thread (which the child does not have) and never closes
-// the inherited SQLite connection (SQLite forbids using one across fork).
-class Persister final : public PersistHook, private fork::Hooks {
+// (docs/threading.md, "fork()"). It never flushes there and never closes the
+// inherited SQLite connection (SQLite forbids using one across fork).
+class Persister final : public Sink, private fork::Hooks {
  private:
   struct FamInfo {
     bool persisted = false;
     std::string identity, labels_json, bounds_json;
-    int64_t id = 0;  // cm_family.id once known; set under r.mu before any flush sees it, then flush_mu_
+    int64_t id = 0;  // cm_family.id once known; set under r.mu before any flush sees it, then by flushes
   };
-  struct SeriesState;
-  // A row to write. Shared state: a series removed meanwhile
-  // (series_removed) leaves its state to the flush that writes it.
+  // A row to write.
   struct Pending {
     const cm_family* f;
     FamInfo* fi;
-    std::shared_ptr<SeriesState> st;
-    SeriesValue value;
-    double created;
-  };
-  struct SeriesState {
     std::string values_json;
-    SeriesValue last;  // what the file holds
-    bool stored = false;  // the file holds a row for it
-    double created = NAN;
+    const SeriesValue* value;
+    double created;
   };
 
  public:
@@ -648,33 +643,20 @@ class Persister final : public PersistHook, private fork::Hooks {
   ~Persister() override {
     fork_.leave();
     if (inherited_.load()) {
-      // Leaked on purpose: the thread object names a thread of the parent,
-      // and the connection and its statements must not be touched here (the
-      // parent's flusher may have been inside them at fork()). The lock file's descriptor
-      // is closed (the parent's copy keeps the lock).
-      static_cast<void>(new std::thread(std::move(thread_)));
+      // Leaked on purpose: the connection and its statements must not be
+      // touched here (the parent's flusher may have been inside them at
+      // fork()). The lock file's descriptor is closed (the parent's copy
+      // keeps the lock).
       upsert_.abandon();
       family_insert_.abandon();
       db_.abandon();
-      return;
     }
-    {
-      std::lock_guard<std::mutex> g(stop_mu_);
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    try {
-      flush();
-    } catch (...) {
-      // Nobody to tell: the registry is going away. The file keeps the last
-      // completed flush.
-    }
+    // Otherwise the host flushed a last time before destroying its sinks.
   }
 
   // Reads the file's rows (still untouched: a refusal leaves it as it was),
   // then takes it over (WAL, the owner row) and registers the self-metrics
-  // (before install()). The read runs under deadline, removed afterwards.
+  // (before joining the sinks). The read runs under deadline, removed afterwards.
   void prepare_restore(Deadline& deadline) {
     harden(db_.get(), &deadline);
     check_schema(db_, path_);  // again, on this connection: the file may have changed since
@@ -720,21 +702,9 @@ class Persister final : public PersistHook, private fork::Hooks {
                               nullptr, 0);
   }
 
-  // Restores into the families and series that exist already and becomes the
-  // registry's hook, all under the registry mutex. Throws when r persists.
-  static void install(cm_registry& r, std::unique_ptr<Persister> p) {
-    std::lock_guard<std::mutex> g(r.mu);
-    if (r.persister) throw Error(CM_ESTATE, "this registry already persists");
-    for (auto& [name, f] : r.families) {
-      p->family_registered(*f);
-      for (auto& s : f->series) p->series_created(*s);
-    }
-    r.persister = std::move(p);
-  }
-
-  void start_thread(unsigned interval_ms) {
-    if (interval_ms == 0) return;
-    thread_ = std::thread([this, interval_ms] { run(interval_ms); });
+  bool wants(const cm_family& f) noexcept override {
+    auto it = fams_.find(&f);
+    return it != fams_.end() && it->second.persisted;
   }
 
   void family_registered(cm_family& f) noexcept override {
@@ -760,114 +730,52 @@ class Persister final : public PersistHook, private fork::Hooks {
           }
         }
       }
+      std::lock_guard<std::mutex> g(fams_mu_);
       fams_.insert_or_assign(&f, std::move(fi));
     } catch (...) {
       // Out of memory: the family is simply not persisted.
     }
   }
 
-  void series_created(cm_series& s) noexcept override {
+  // Restores the saved row into s (added to what s holds: a series that
+  // existed before cm_registry_persist() may have counted) and seeds the
+  // host with it: the file holds it already.
+  void series_created(cm_series& s, SinkSeed& seed) noexcept override {
     try {
       auto fit = fams_.find(s.family);
       if (fit == fams_.end() || !fit->second.persisted) return;
-      auto& slot = states_[&s];
-      if (!slot) slot = std::make_shared<SeriesState>();
-      SeriesState& st = *slot;
-      st.values_json = json_strings(s.values);
       auto sf = saved_.find(fit->second.identity);
       if (sf == saved_.end()) return;
-      auto rit = sf->second.rows.find(st.values_json);
+      auto rit = sf->second.rows.find(json_strings(s.values));
       if (rit == sf->second.rows.end()) return;
       SeriesValue saved;
-      // The saved values add to what the series holds already (a series
-      // that existed before cm_registry_persist() may have counted).
       if (row_value(rit->second, s, saved) && write_series(s, saved, true)) {
         s.created = rit->second.created;
-        st.last = std::move(saved);  // what the file holds
-        st.stored = true;
-        st.created = s.created;
+        seed.set = true;
+        seed.value = std::move(saved);
+        seed.created = s.created;
       }
       sf->second.rows.erase(rit);  // the live series owns the row from now on
     } catch (...) {
     }
   }
 
-  void flush() {
+  // Writes the changed series the host hands over, in one transaction.
+  void flush(std::vector<SinkSeries>& changed) override {
     if (inherited_.load())
       throw Error(CM_ESTATE, "\"" + path_ + "\" is persisted by the process that called cm_registry_persist "
                              "before fork(); this child does not write it (persist after fork, to another file)");
-    std::lock_guard<std::mutex> fl(flush_mu_);
     std::vector<Pending> batch;
-    size_t nretired = 0;
+    batch.reserve(changed.size());
     {
-      std::lock_guard<std::mutex> g(r_.mu);
-      // Removed series first: a live series of the same labels (a cache
-      // reopened under its name) is written after, and wins.
-      batch = std::move(retired_);
-      retired_.clear();
-      nretired = batch.size();
-      Changed walk(*this, batch);
-      snapshot_locked(r_, walk);
+      std::lock_guard<std::mutex> g(fams_mu_);
+      for (const SinkSeries& c : changed)
+        batch.push_back({c.family, &fams_.at(c.family), json_strings(c.values()), &c.value, c.created});
     }
-    if (batch.empty()) return;
-    try {
-      write(batch);
-    } catch (...) {
-      // The removed series' last values stay pending for the next flush.
-      std::lock_guard<std::mutex> g(r_.mu);
-      retired_.insert(retired_.begin(), std::make_move_iterator(batch.begin()),
-                      std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(nretired)));
-      throw;
-    }
-    std::lock_guard<std::mutex> g(r_.mu);
-    for (Pending& p : batch) {
-      p.st->last = std::move(p.value);
-      p.st->stored = true;
-      p.st->created = p.created;
-    }
+    write(batch);
   }
 
-  // The flush's walk, under the registry mutex: the persisted series whose
-  // value or created time differs from what the file holds.
-  static bool changed(const SeriesState& st, const SeriesValue& v, double created) {
-    return !st.stored || !v.same(st.last) || !(st.created == created);
-  }
-  class Changed final : public SnapshotVisitor {
-   public:
-    Changed(Persister& p, std::vector<Pending>& batch) : p_(p), batch_(batch) {}
-    bool family(const cm_family& f) override {
-      auto fit = p_.fams_.find(&f);
-      fi_ = fit == p_.fams_.end() || !fit->second.persisted ? nullptr : &fit->second;
-      return fi_ != nullptr;
-    }
-    void series(const cm_family& f, const cm_series& s, const SeriesValue& v) override {
-      auto sit = p_.states_.find(&s);
-      if (sit == p_.states_.end()) return;
-      if (changed(*sit->second, v, s.created)) batch_.push_back({&f, fi_, sit->second, v, s.created});
-    }
-
-   private:
-    Persister& p_;
-    std::vector<Pending>& batch_;
-    FamInfo* fi_ = nullptr;
-  };
-
-  // The series is going away: its last value (when the file does not hold it
-  // yet) is written by the next flush, then forgotten. Registry mutex.
-  void series_removed(cm_series& s) noexcept override {
-    try {
-      auto sit = states_.find(&s);
-      if (sit == states_.end()) return;
-      std::shared_ptr<SeriesState> st = std::move(sit->second);
-      states_.erase(sit);
-      auto fit = fams_.find(s.family);
-      if (fit == fams_.end()) return;
-      SeriesValue v = read_series(s);
-      if (changed(*st, v, s.created)) retired_.push_back({s.family, &fit->second, std::move(st), std::move(v), s.created});
-    } catch (...) {
-      // Out of memory: the last value since the previous flush is not written.
-    }
-  }
+  void background_failed() noexcept override { cells::add_count(failures_->block, 1, 1); }
 
  private:
   void write(std::vector<Pending>& batch) {
@@ -879,17 +787,17 @@ class Persister final : public PersistHook, private fork::Hooks {
       up.reset();
       up.clear_bindings();
       up.bind_int(1, p.fi->id);
-      up.bind_text(2, p.st->values_json);
+      up.bind_text(2, p.values_json);
       std::string buckets;
       if (p.f->kind == Kind::Histogram) {
-        buckets = json_counts(p.value.buckets.data(), p.value.buckets.size());
-        up.bind_double(6, p.value.sum);
-        up.bind_int(7, static_cast<int64_t>(p.value.count));
+        buckets = json_counts(p.value->buckets.data(), p.value->buckets.size());
+        up.bind_double(6, p.value->sum);
+        up.bind_int(7, static_cast<int64_t>(p.value->count));
         up.bind_text(8, buckets);
       } else {
-        up.bind_double(3, p.value.value());
-        up.bind_int(4, p.value.int_part);
-        up.bind_double(5, p.value.double_part);
+        up.bind_double(3, p.value->value());
+        up.bind_int(4, p.value->int_part);
+        up.bind_double(5, p.value->double_part);
       }
       up.bind_double(9, p.created);
       up.bind_double(10, now);
@@ -914,45 +822,24 @@ class Persister final : public PersistHook, private fork::Hooks {
     return st.int64(0);
   }
 
-  // In the child: the flusher thread and the file stay with the parent.
-  // The parent's flusher is usually waiting on stop_cv_ (fork::renew).
-  void fork_child() override {
-    inherited_.store(true);
-    fork::renew(stop_cv_);
-  }
-
-  void run(unsigned interval_ms) {
-    std::unique_lock<std::mutex> lk(stop_mu_);
-    while (!stop_cv_.wait_for(lk, std::chrono::milliseconds(interval_ms), [this] { return stopping_; })) {
-      lk.unlock();
-      try {
-        flush();
-      } catch (...) {
-        cells::add_count(failures_->block, 1, 1);
-      }
-      lk.lock();
-    }
-  }
+  // In the child: the file stays with the parent.
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(fams_mu_)); }
+  void fork_child() override { inherited_.store(true); }
 
   cm_registry& r_;
   std::string path_;
   std::unique_ptr<OwnerLock> lock_;  // declared before db_: released after the file is closed
   Db db_;
-  Stmt upsert_, family_insert_;      // flush_mu_
-  std::mutex flush_mu_;
+  Stmt upsert_, family_insert_;      // the host's flush mutex
   // Registry mutex:
   std::unordered_map<std::string, SavedFamily> saved_;  // rows not yet owned by a live series
   std::unordered_map<std::string, std::vector<std::string>> by_name_;
+  // Changed under the registry mutex and fams_mu_, read under either (a
+  // flush, which runs without the registry mutex, under fams_mu_).
   std::unordered_map<const cm_family*, FamInfo> fams_;
-  std::unordered_map<const cm_series*, std::shared_ptr<SeriesState>> states_;
-  std::vector<Pending> retired_;  // last values of removed series, for the next flush
+  std::mutex fams_mu_;
   cm_series* conflicts_ = nullptr;
   cm_series* failures_ = nullptr;
-  // The background flusher.
-  std::thread thread_;
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
   std::atomic<bool> inherited_{false};  // set in a child of fork()
   fork::Enrolment fork_;
 };
@@ -983,9 +870,17 @@ Db open_for_writing(const std::string& path, bool existed) {
 }
 
 
+// The registry's persister, or nullptr. Registry mutex.
+Persister* persister_locked(cm_registry& r) {
+  if (!r.sinks) return nullptr;
+  for (Sink* s : r.sinks->sinks())
+    if (auto* p = dynamic_cast<Persister*>(s)) return p;
+  return nullptr;
+}
+
 Persister& persister_of(cm_registry& r) {
   std::lock_guard<std::mutex> g(r.mu);
-  auto* p = dynamic_cast<Persister*>(r.persister.get());
+  Persister* p = persister_locked(r);
   if (!p) throw Error(CM_ESTATE, "this registry does not persist (call cm_registry_persist first)");
   return *p;
 }
@@ -995,7 +890,7 @@ Persister& persister_of(cm_registry& r) {
 void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
   {
     std::lock_guard<std::mutex> g(r.mu);
-    if (r.persister) throw Error(CM_ESTATE, "this registry already persists");
+    if (persister_locked(r)) throw Error(CM_ESTATE, "this registry already persists");
   }
   enrol_sqlite_for_fork();
   Deadline deadline;
@@ -1010,12 +905,14 @@ void start(cm_registry& r, const std::string& path, unsigned interval_ms) {
   Db db = open_for_writing(path, existed);
   auto p = std::make_unique<Persister>(r, path, std::move(lock), std::move(db));
   p->prepare_restore(deadline);
-  Persister* raw = p.get();
-  Persister::install(r, std::move(p));
-  raw->start_thread(interval_ms);
+  // Restores into the families and series that exist already and joins the
+  // registry's sinks, all under the registry mutex.
+  std::lock_guard<std::mutex> g(r.mu);
+  if (persister_locked(r)) throw Error(CM_ESTATE, "this registry already persists");
+  add_sink_locked(r, std::move(p), interval_ms);
 }
 
-void flush(cm_registry& r) { persister_of(r).flush(); }
+void flush(cm_registry& r) { flush_sink(r, persister_of(r)); }
 
 void load(cm_registry& r, const std::string& path) {
   enrol_sqlite_for_fork();
