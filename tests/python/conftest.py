@@ -30,6 +30,7 @@ def built_with(feature: str) -> bool:
 
 needs_http = pytest.mark.skipif(not built_with("HTTP"), reason="built without CM_WITH_HTTP")
 needs_sqlite = pytest.mark.skipif(not built_with("SQLITE"), reason="built without CM_WITH_SQLITE")
+needs_redis = pytest.mark.skipif(not built_with("REDIS"), reason="built without CM_WITH_REDIS")
 
 
 def poll(cond: Callable[[], object], timeout: float = BOUND, what: str = "the condition") -> object:

@@ -19,7 +19,7 @@ import pytest
 
 import cachemeter
 from cachemeter import _core, _errors
-from conftest import BOUND, needs_http, needs_sqlite
+from conftest import BOUND, needs_http, needs_redis, needs_sqlite
 
 EXPECTED = {
     "CM_EINVAL": cachemeter.InvalidArgument,
@@ -178,9 +178,51 @@ def test_elimit(registry):
             c.set("k", b"0123456789")
 
 
+@needs_redis
+def test_ebackend_a_server_that_breaks_the_protocol(registry):
+    # Anything on the port is untrusted: a peer that answers every request
+    # with bytes no Redis sends is a protocol error, CM_EBACKEND, not a hang.
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(BOUND)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(BOUND)
+                try:
+                    while conn.recv(4096):
+                        conn.sendall(b"?this is not RESP\r\n")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with pytest.raises(cachemeter.BackendError):
+            with cachemeter.Cache(f"redis://127.0.0.1:{port}/0?timeout_ms=5000", "b", registry) as c:
+                c.get("k")
+    finally:
+        stop.set()
+        srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
+        srv.close()
+        t.join(BOUND)
+        assert not t.is_alive()
+
+
 @needs_sqlite
-def test_ebackend(tmp_path, registry):
-    with pytest.raises(cachemeter.BackendError):
+def test_persist_to_a_missing_directory_is_unavailable(tmp_path, registry):
+    # One SQLite status table (docs/persistence.md, "Statuses"): a file that
+    # cannot be created is CM_EUNAVAILABLE for persistence as for a cache.
+    with pytest.raises(cachemeter.Unavailable):
         registry.persist(tmp_path / "missing-dir" / "m.db")
 
 

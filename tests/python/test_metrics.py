@@ -288,7 +288,7 @@ def test_persist_errors(tmp_path, registry):
     with pytest.raises(cachemeter.Corrupt):
         registry.persist(foreign)
     assert foreign.read_bytes() == b"this is not a sqlite file" * 100  # untouched
-    with pytest.raises(cachemeter.BackendError):
+    with pytest.raises(cachemeter.Unavailable):
         registry.persist(tmp_path / "no" / "such" / "dir" / "m.db")
     with pytest.raises(cachemeter.InvalidArgument):
         registry.persist(tmp_path, interval=1)  # a directory

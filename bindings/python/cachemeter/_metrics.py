@@ -224,7 +224,8 @@ class Registry:
         flush write). Not on the default registry (it is never freed).
 
         Raises ``StateError`` when another process owns the file, ``Corrupt``
-        for a file that is not ours, ``BackendError`` when it cannot be opened.
+        for a file that is not ours, ``Unavailable`` when it cannot be created or
+        opened, ``BackendError`` when SQLite fails past that (a full disk).
         """
         if not self._owned:
             raise InvalidArgument("the default registry cannot persist: it is never freed, so it would "
