@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "core/error.h"
 #include "backend_test_util.h"
 #include "backends/sqlite.h"
+#include "sqlite/db.h"
 #include "util/uri.h"
 
 namespace {
@@ -284,6 +286,31 @@ TEST_F(SqliteBackendTest, AnotherProcessWritesTheParentReads) {
   EXPECT_FALSE(get(*parent, "before"));
   EXPECT_EQ(parent->entries(), 1u);
   EXPECT_EQ(parent->bytes(), charge("from-child", "hello"));
+}
+
+// The one table that the backend and persistence share (sqlite/db.h,
+// docs/persistence.md "Statuses"); extended codes map as their primary code.
+TEST(SqliteStatusTable, OneStatusPerFailure) {
+  using cm::sqlite::status_of;
+  for (int rc : {SQLITE_CANTOPEN, SQLITE_CANTOPEN_ISDIR, SQLITE_READONLY, SQLITE_READONLY_DBMOVED, SQLITE_PERM,
+                 SQLITE_AUTH})
+    EXPECT_EQ(status_of(rc), CM_EUNAVAILABLE) << sqlite3_errstr(rc);
+  for (int rc : {SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED}) EXPECT_EQ(status_of(rc), CM_ETIMEOUT) << rc;
+  for (int rc : {SQLITE_CORRUPT, SQLITE_NOTADB, SQLITE_FORMAT, SQLITE_SCHEMA, SQLITE_TOOBIG, SQLITE_INTERRUPT})
+    EXPECT_EQ(status_of(rc), CM_ECORRUPT) << rc;
+  EXPECT_EQ(status_of(SQLITE_NOMEM), CM_ENOMEM);
+  EXPECT_EQ(status_of(SQLITE_IOERR_NOMEM), CM_ENOMEM);
+  for (int rc : {SQLITE_FULL, SQLITE_IOERR, SQLITE_IOERR_WRITE, SQLITE_ERROR, SQLITE_CONSTRAINT})
+    EXPECT_EQ(status_of(rc), CM_EBACKEND) << rc;
+  using cm::sqlite::status_of_errno;
+  for (int e : {ENOENT, ENOTDIR, EACCES, EPERM, EROFS}) EXPECT_EQ(status_of_errno(e), CM_EUNAVAILABLE) << e;
+  for (int e : {ENOSPC, EDQUOT, EIO}) EXPECT_EQ(status_of_errno(e), CM_EBACKEND) << e;
+  EXPECT_EQ(status_of_errno(ENOMEM), CM_ENOMEM);
+
+  cm::Error e = cm::sqlite::error(SQLITE_BUSY, nullptr, "sqlite backend: /x.db", "insert", 250);
+  EXPECT_EQ(e.status(), CM_ETIMEOUT);
+  EXPECT_STREQ(e.what(), "sqlite backend: /x.db: insert: database is locked (busy timeout of 250 ms expired)");
+  EXPECT_STREQ(cm::sqlite::error(SQLITE_FULL, nullptr, "", "flush").what(), "flush: database or disk is full");
 }
 
 TEST_F(SqliteBackendTest, NotASqliteFileIsCorruptAndLeftUntouched) {

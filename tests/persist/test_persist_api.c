@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A fresh path in a fresh directory (removed by the test's end). */
@@ -153,6 +155,73 @@ static void closed_cache_last_values_kept(void **state) {
   assert_double_exact(cmt_render_sample(view, "cachemeter_cache_sets_total{cache=\"gone\",backend=\"memory\"}"), 1);
   cm_registry_free(view);
 }
+/* One table maps SQLite's failures to statuses (docs/persistence.md
+ * "Statuses"): a file that cannot be opened, created or written is
+ * CM_EUNAVAILABLE from cm_cache_open on a sqlite:// URI and from
+ * cm_registry_persist alike (persistence used to answer CM_EBACKEND). */
+static int open_cache_status(const char *file) {
+  char uri[256];
+  snprintf(uri, sizeof uri, "sqlite://%s", file);
+  cm_registry *reg = cmt_registry(NULL);
+  cm_cache *c = NULL;
+  int st = cm_cache_open(&c, reg, "c", uri);
+  cm_cache_close(c);
+  cm_registry_free(reg);
+  return st;
+}
+
+static int persist_status(const char *file) {
+  cm_registry *reg = cmt_registry(NULL);
+  int st = cm_registry_persist(reg, file, 0);
+  cm_registry_free(reg);
+  return st;
+}
+
+static void unwritable_file_same_status_for_cache_and_persist(void **state) {
+  (void)state;
+  char missing[128], file[128], notdir[160], cache_db[128];
+  snprintf(missing, sizeof missing, "%s/missing/m.db", dir);
+  snprintf(file, sizeof file, "%s/file", dir);
+  snprintf(notdir, sizeof notdir, "%s/m.db", file);
+  snprintf(cache_db, sizeof cache_db, "%s/c.db", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fclose(f);
+
+  assert_status(open_cache_status(missing), CM_EUNAVAILABLE);
+  assert_status(persist_status(missing), CM_EUNAVAILABLE);
+  assert_contains(cm_errmsg(), "No such file or directory");
+  assert_status(open_cache_status(notdir), CM_EUNAVAILABLE);
+  assert_status(persist_status(notdir), CM_EUNAVAILABLE);
+  assert_contains(cm_errmsg(), "Not a directory");
+
+  /* Read-only files (an existing cache file and an existing metrics file)
+   * in a writable directory, opened by a process without root's privileges
+   * (root ignores file modes). The child exits with both statuses. */
+  assert_status(open_cache_status(cache_db), CM_OK);
+  assert_status(persist_status(path), CM_OK);
+  assert_int_equal(chmod(cache_db, 0444), 0);
+  assert_int_equal(chmod(path, 0444), 0);
+  assert_int_equal(chmod(dir, 0777), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(255);
+    _exit((-open_cache_status(cache_db)) * 16 + -persist_status(path));
+  }
+  int wst = 0;
+  assert_int_equal(waitpid(pid, &wst, 0), pid);
+  assert_true(WIFEXITED(wst));
+  assert_int_equal(WEXITSTATUS(wst), (-CM_EUNAVAILABLE) * 16 + -CM_EUNAVAILABLE);
+
+  static const char *const suffixes[] = {"", "-wal", "-shm", "-journal", "-lock"};
+  char p[192];
+  for (size_t i = 0; i < CMT_COUNT(suffixes); i++) {
+    snprintf(p, sizeof p, "%s%s", cache_db, suffixes[i]);
+    unlink(p);
+  }
+  unlink(file);
+}
 #else
 static void unavailable(void **state) {
   (void)state;
@@ -174,6 +243,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(restore_in_process, make_dir, remove_dir),
       cmocka_unit_test_setup_teardown(load_missing, make_dir, remove_dir),
       cmocka_unit_test_setup_teardown(closed_cache_last_values_kept, make_dir, remove_dir),
+      cmocka_unit_test_setup_teardown(unwritable_file_same_status_for_cache_and_persist, make_dir, remove_dir),
 #else
       cmocka_unit_test_setup_teardown(unavailable, make_dir, remove_dir),
 #endif
