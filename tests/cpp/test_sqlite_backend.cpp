@@ -1,6 +1,7 @@
-// The sqlite backend on real files in a temporary directory: basics, TTLs,
-// eviction order and accounting, namespaces, sharing between connections and
-// processes, every failure as a status, URI options. Time is passed in.
+// The sqlite backend on real files in a temporary directory: expiry purges,
+// eviction order, namespaces, sharing between connections and processes,
+// every failure as a status, URI options. The Backend contract (basics,
+// TTLs, bounds, accounting, threads): backend_contract.h. Time is passed in.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -29,7 +30,6 @@ namespace {
 
 using cm::EvictReason;
 using cm::Expiry;
-using cm::kNever;
 using cm::kSqliteEntryOverhead;
 using cm::SqliteBackend;
 
@@ -77,62 +77,7 @@ class SqliteBackendTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(SqliteBackendTest, BasicsEmptyValuesNulBytesReplace) {
-  auto b = open();
-  EXPECT_EQ(b->kind(), "sqlite");
-  EXPECT_FALSE(get(*b, "k"));
-  set(*b, "k", "v1");
-  EXPECT_EQ(get(*b, "k"), "v1");
-  set(*b, "k", "value-2");  // replace
-  EXPECT_EQ(get(*b, "k"), "value-2");
-  set(*b, "empty", "");
-  EXPECT_EQ(get(*b, "empty"), "");
-  std::string nk("a\0b", 3), nv("x\0y\0", 4);
-  set(*b, nk, nv);
-  EXPECT_EQ(get(*b, nk), nv);
-  EXPECT_FALSE(get(*b, std::string("a\0c", 3)));
-  EXPECT_FALSE(get(*b, "a"));
-  EXPECT_EQ(b->entries(), 3u);
-  EXPECT_EQ(b->bytes(), charge("k", "value-2") + charge("empty", "") + charge(nk, nv));
-  EXPECT_TRUE(b->del("k", kT0));
-  EXPECT_FALSE(b->del("k", kT0));
-  EXPECT_EQ(b->entries(), 2u);
-  b->clear();
-  EXPECT_EQ(b->entries(), 0u);
-  EXPECT_EQ(b->bytes(), 0u);
-  EXPECT_FALSE(get(*b, nk));
-  EXPECT_EQ(b->health(), CM_OK);
-}
 
-TEST_F(SqliteBackendTest, TtlKeepUntilAndExpiredNeverReturned) {
-  Events ev;
-  auto b = open("", "cache.db", &ev);
-  set(*b, "k", "v", kT0, Expiry{kT0 + 100, kT0 + 200});
-  int64_t fresh = 0;
-  EXPECT_EQ(get(*b, "k", kT0 + 99, &fresh), "v");
-  EXPECT_EQ(fresh, kT0 + 100);
-  // Past fresh_until, before keep_until: still returned with its fresh_until.
-  EXPECT_EQ(get(*b, "k", kT0 + 150, &fresh), "v");
-  EXPECT_EQ(fresh, kT0 + 100);
-  EXPECT_EQ(ev.expired.entries, 0u);
-  // At keep_until: gone, dropped and reported.
-  EXPECT_FALSE(get(*b, "k", kT0 + 200));
-  EXPECT_EQ(ev.expired.entries, 1u);
-  EXPECT_EQ(ev.expired.bytes, charge("k", "v"));
-  EXPECT_EQ(b->entries(), 0u);
-  EXPECT_EQ(b->bytes(), 0u);
-  // del of an expired entry: false, reported as expired.
-  set(*b, "d", "v", kT0, Expiry{kT0 + 10, kT0 + 10});
-  EXPECT_FALSE(b->del("d", kT0 + 10));
-  EXPECT_EQ(ev.expired.entries, 2u);
-  // Replacing an expired entry is not an eviction.
-  set(*b, "r", "v", kT0, Expiry{kT0 + 10, kT0 + 10});
-  set(*b, "r", "w", kT0 + 20);
-  EXPECT_EQ(ev.expired.entries, 2u);
-  EXPECT_EQ(get(*b, "r", kT0 + 20), "w");
-  EXPECT_EQ(b->entries(), 1u);
-  EXPECT_EQ(ev.size.entries, 0u);
-}
 
 TEST_F(SqliteBackendTest, IncrementalPurgeOnSetReportedAsExpired) {
   Events ev;
