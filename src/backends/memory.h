@@ -34,6 +34,10 @@ inline constexpr uint64_t kEntryOverhead = 144;
 // Caps of 0 mean "no cap" for that dimension; both 0 gives an unbounded
 // cache (it grows until the process runs out of memory: only for callers that
 // bound their key space themselves).
+// Thread-safety: any call from any thread. A get that hits takes its shard
+// shared and writes no cache line but one of its own thread's (memory.cpp,
+// ShardLock), so reads scale with threads; set, del, clear and a get that drops an expired
+// entry take their shard exclusive.
 // fork(): every shard lock is held across it (util/fork.h), so the child
 // inherits each shard whole, as the parent had it before or after an
 // operation, never in the middle of one.
@@ -79,6 +83,7 @@ class MemoryBackend final : public Backend, private fork::Hooks {
 
   Shard& shard_of(uint64_t h) const;
   void fork_locks(std::vector<fork::Lock>& out) override;
+  void fork_child() override;
 };
 
 // memory://?max_entries=N&max_bytes=S (plus the front's kFrontOptions).
