@@ -80,9 +80,19 @@ struct Node {
 
   const char* key() const { return reinterpret_cast<const char*>(this + 1); }
   const char* value() const { return key() + klen; }
+  char* value() { return reinterpret_cast<char*>(this + 1) + klen; }
   uint64_t charge() const { return uint64_t{klen} + vlen + kEntryOverhead; }
 };
 static_assert(sizeof(Node) == 56, "kEntryOverhead in memory.h counts a 56-byte header");
+
+// The bytes requested for an entry's block: its header, key and value,
+// rounded up to what glibc's malloc makes usable anyway (chunks of 16 bytes
+// with an 8-byte header), so the block costs exactly what an exact request
+// would, and a value whose block_size is the old one's can overwrite it in
+// place (set): the entry then holds the same memory a new one would.
+size_t block_size(uint64_t klen, uint64_t vlen) {
+  return ((sizeof(Node) + klen + vlen + 8 + 15) & ~size_t{15}) - 8;
+}
 
 struct NodeFree {
   void operator()(Node* n) const { std::free(n); }
@@ -90,7 +100,7 @@ struct NodeFree {
 using NodePtr = std::unique_ptr<Node, NodeFree>;
 
 NodePtr make_node(uint64_t h, std::string_view key, std::string_view value, Expiry e) {
-  void* mem = std::malloc(sizeof(Node) + key.size() + value.size());
+  void* mem = std::malloc(block_size(key.size(), value.size()));
   if (!mem) throw std::bad_alloc();
   NodePtr n(std::construct_at(static_cast<Node*>(mem),
                               Node{nullptr, nullptr, h, e.fresh_until_ms, e.keep_until_ms,
@@ -419,6 +429,26 @@ struct alignas(64) MemoryBackend::Shard {
     if (x->keep_until != kNever) ttl_add(x);
   }
 
+  // Replaces live entry x's value and expiry in its own block when the new
+  // value needs the same block_size and its bytes fit the caps without an
+  // eviction; false (nothing changed) otherwise. Like a replacement by a new
+  // entry it keeps x's queue and hits, moves x to its queue's head and runs
+  // the sampled expiry; unlike one it keeps x's index slot and allocation.
+  bool overwrite(Node* x, std::string_view value, Expiry e, int64_t now, Tally& t) {
+    if (block_size(x->klen, value.size()) != block_size(x->klen, x->vlen)) return false;
+    if (value.size() > x->vlen && over(0, value.size() - x->vlen)) return false;
+    sweep(now, t);  // x is live at `now`: the sample leaves it alone
+    Queue& q = x->in_main ? main : small;
+    q.remove(x);  // with its old charge
+    x->vlen = static_cast<uint32_t>(value.size());
+    if (!value.empty()) std::memmove(x->value(), value.data(), value.size());
+    x->fresh_until = e.fresh_until_ms;
+    if (x->ttl_pos != kNoTtl && e.keep_until_ms == kNever) ttl_remove(x);
+    if (x->ttl_pos == kNoTtl && e.keep_until_ms != kNever) ttl_add(x);
+    x->keep_until = e.keep_until_ms;
+    q.push_head(x);
+    return true;
+  }
   void drop(Node* x, bool expired, Tally& t) {
     unlink(x);
     (expired ? t.exp_n : t.size_n) += 1;
@@ -584,26 +614,30 @@ void MemoryBackend::set(std::string_view key, std::string_view value, Expiry e, 
     throw Error(CM_ELIMIT, "memory backend: an entry of " + size_text(charge) +
                                " (key + value + per-entry overhead) exceeds the " + size_text(s.cap_b) +
                                " one shard holds (max_bytes / " + std::to_string(nshards_) + " shards)");
-  NodePtr fresh = make_node(h, key, value, e);
   Tally t;
   {
     std::lock_guard lock(s.mu);
-    bool to_main = false;
-    if (Node* old = s.index.find(h, key)) {
-      // A replacement keeps the old entry's standing (queue and hits) unless
-      // it had expired: the key stays as popular as it was.
-      if (now_ms < old->keep_until) {
-        to_main = old->in_main;
-        fresh->freq = old->freq;
+    Node* old = s.index.find(h, key);
+    // A replacement keeps the old entry's standing (queue and hits) unless
+    // it had expired: the key stays as popular as it was.
+    const bool live = old && now_ms < old->keep_until;
+    if (!live || !s.overwrite(old, value, e, now_ms, t)) {
+      // Allocated under the lock, so that a set looks its key up once; the
+      // common replacement (overwrite) allocates nothing.
+      NodePtr fresh = make_node(h, key, value, e);
+      bool to_main = false;
+      if (old) {
+        to_main = live && old->in_main;
+        fresh->freq = live ? old->freq : 0;
+        s.unlink(old);
+        std::free(old);
+      } else {
+        to_main = s.ghost.take(h, s.ghost_window());
       }
-      s.unlink(old);
-      std::free(old);
-    } else {
-      to_main = s.ghost.take(h, s.ghost_window());
+      s.sweep(now_ms, t);
+      while (s.n() && s.over(1, charge)) s.evict_one(now_ms, t);
+      s.link(fresh.release(), to_main);
     }
-    s.sweep(now_ms, t);
-    while (s.n() && s.over(1, charge)) s.evict_one(now_ms, t);
-    s.link(fresh.release(), to_main);
     s.publish();
   }
   if (events_) {

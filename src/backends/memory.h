@@ -21,7 +21,10 @@ struct Uri;
 // really costs beyond them on x86-64 with glibc malloc (heap in use, mallinfo2,
 // measured 118..143 B per entry at 100k and 1M entries, with and without TTLs):
 //   56  the entry header (queue links, hash, expiry, lengths, frequency)
-//   16  malloc's chunk header and rounding (the entry is one allocation)
+//   16  malloc's chunk header and rounding (the entry is one allocation,
+//       requested at the size glibc rounds it to anyway; a set whose value
+//       needs the same size overwrites it in place, so an entry never holds
+//       more than a new one would)
 //   32  its slot in the shard's open-addressing index (16 B per slot at a
 //       load factor between 0.375 and 0.75)
 //   24  its share of the ghost queue (8 B per slot, 2..4 slots per main entry)

@@ -42,11 +42,56 @@ uint64_t charge(std::string_view k, std::string_view v) { return k.size() + v.si
 
 }  // namespace
 
+// Values of 96..111 bytes under a 1-byte key need the same block, so each
+// set below overwrites the entry in place, except the 112-byte one (a larger
+// block) and the empty one (a smaller one): whichever path a set takes, the
+// bytes counted are the new key + value + overhead, and the value read back
+// is the last one written.
+TEST(MemoryBackend, OverwriteInPlaceKeepsAccountingExact) {
+  Events ev;
+  MemoryBackend b(100, 0, &ev, 1);
+  set(b, "other", "x");
+  for (size_t len : {100u, 100u, 111u, 96u, 112u, 100u, 0u, 100u}) {
+    std::string v(len, static_cast<char>('a' + len % 26));
+    set(b, "k", v);
+    EXPECT_EQ(get(b, "k", kT0), v) << len;
+    EXPECT_EQ(b.entries(), 2u);
+    EXPECT_EQ(b.bytes(), charge("other", "x") + charge("k", v)) << len;
+  }
+  EXPECT_TRUE(b.del("k", kT0));
+  EXPECT_EQ(b.bytes(), charge("other", "x"));
+  EXPECT_EQ(ev.size.calls + ev.expired.calls, 0u);
+}
 
+// A same-block overwrite that grows the value past the byte cap may not
+// happen in place: it evicts, as a new entry would, and the cap holds.
+TEST(MemoryBackend, OverwriteThatGrowsPastTheByteCapEvicts) {
+  Events ev;
+  const uint64_t cap = charge("a", std::string(100, 'x')) + charge("b", std::string(100, 'x'));
+  MemoryBackend b(0, cap, &ev, 1);
+  set(b, "a", std::string(100, 'x'));
+  set(b, "b", std::string(100, 'x'));
+  EXPECT_EQ(b.bytes(), cap);
+  set(b, "a", std::string(105, 'y'));  // same block as 100 bytes, 5 bytes over
+  EXPECT_LE(b.bytes(), cap);
+  EXPECT_EQ(ev.size.entries, 1u);
+  EXPECT_EQ(get(b, "a", kT0), std::string(105, 'y'));
+  EXPECT_EQ(b.bytes(), charge("a", std::string(105, 'y')));
+}
 
-
-
-
+// An in-place overwrite that adds a TTL enrols the entry for sampled expiry
+// (unread, it is dropped by other keys' sets); one that removes it keeps the
+// entry past the old TTL (SetRenewsExpiry).
+TEST(MemoryBackend, OverwriteInPlaceAddsTtlToSampling) {
+  Events ev;
+  MemoryBackend b(0, 0, &ev, 1);
+  set(b, "k", "value1");
+  set(b, "k", "value2", kT0, Expiry{kT0 + 10, kT0 + 10});
+  for (int i = 0; i < 2000 && ev.expired.entries == 0; ++i) set(b, "other" + std::to_string(i), "v", kT0 + 20);
+  EXPECT_EQ(ev.expired.entries, 1u);
+  EXPECT_EQ(ev.expired.bytes, charge("k", "value2"));
+  EXPECT_FALSE(get(b, "k", kT0 + 20));
+}
 
 TEST(MemoryBackend, SampledCleanupDropsUnreadExpiredEntries) {
   Events ev;
@@ -68,8 +113,6 @@ TEST(MemoryBackend, SampledCleanupDropsUnreadExpiredEntries) {
   EXPECT_EQ(b.entries(), 500u + 100u + 5000u);
   for (int i = 0; i < 500; ++i) EXPECT_TRUE(get(b, "long" + std::to_string(i), kT0 + 20));
 }
-
-
 
 TEST(MemoryBackend, EvictionPrefersExpiredEntries) {
   Events ev;
@@ -157,7 +200,6 @@ namespace {
 
 // Zipf(alpha) over ranks [0, n) by inverse CDF; fixed seed, so the traces
 // (and the ratios) are the same on every run.
-
 
 struct Ratios {
   double lru, ours;
