@@ -54,7 +54,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "util/spinlock.h"
 #include "util/uri.h"
 
 namespace cm {
@@ -300,43 +299,37 @@ unsigned reader_slot() noexcept {
 // two cores reading, its line moves between them on every lock and unlock,
 // and a read costs what an exclusive lock costs (bench_cache measured no
 // scaling from 1 to 2 threads). Here a reader increments the counter of its
-// thread's slot (one line each), then checks the writer flag; a writer takes
-// the writers' SpinLock, raises the flag, then waits until the counter of
-// every slot handed out is zero. Both sides store, then load the other's
-// word, all seq_cst (Dekker): at least one of them sees the other. Writers
-// come first: a reader that sees the flag steps back and waits on the
-// SpinLock, so a writer waits only for the readers already inside. (A
-// SpinLock, not std::mutex: sections are short, and a collision on a mutex
-// cost a futex sleep and wake-up, microseconds.)
+// thread's slot (one line each), then checks the writer flag; a writer
+// raises the flag (one exchange: the flag is the writers' lock too), then
+// waits until the counter of every slot handed out is zero. Both sides
+// store, then load the other's word, all seq_cst (Dekker): at least one of
+// them sees the other. Writers come first: a reader that sees the flag
+// steps back and waits for it to fall, so a writer waits only for the
+// readers already inside. Waiters spin (sections are short: a futex sleep
+// and wake-up would cost microseconds), then yield their CPU, so an
+// oversubscribed machine does not burn a core on a descheduled holder.
 // Meets Lockable (std::lock_guard), SharedLockable (std::shared_lock) and
 // fork::lock_of (try_lock).
 class ShardLock {
  public:
   void lock() noexcept {
-    mu_.lock();
-    writing_.store(true, std::memory_order_seq_cst);
-    for (int spins = 0; !readers_gone(); ++spins)
-      if (spins >= kSpins) std::this_thread::yield();
+    while (writing_.exchange(true, std::memory_order_seq_cst)) wait_for_writer();
+    for (int spins = 0; !readers_gone(); ++spins) back_off(spins);
   }
   bool try_lock() noexcept {
-    if (!mu_.try_lock()) return false;
-    writing_.store(true, std::memory_order_seq_cst);
+    if (writing_.load(std::memory_order_relaxed) || writing_.exchange(true, std::memory_order_seq_cst)) return false;
     if (readers_gone()) return true;
     unlock();
     return false;
   }
-  void unlock() noexcept {
-    writing_.store(false, std::memory_order_release);
-    mu_.unlock();
-  }
+  void unlock() noexcept { writing_.store(false, std::memory_order_release); }
   void lock_shared() noexcept {
     std::atomic<uint32_t>& n = readers_[reader_slot()].n;
     for (;;) {
       n.fetch_add(1, std::memory_order_seq_cst);
       if (!writing_.load(std::memory_order_seq_cst)) [[likely]] return;
       n.fetch_sub(1, std::memory_order_release);
-      mu_.lock();  // wait for the writer, spinning as its SpinLock does
-      mu_.unlock();
+      wait_for_writer();
     }
   }
   void unlock_shared() noexcept { readers_[reader_slot()].n.fetch_sub(1, std::memory_order_release); }
@@ -349,7 +342,19 @@ class ShardLock {
   }
 
  private:
-  static constexpr int kSpins = 1000;
+  static constexpr int kSpins = 2000;
+  static void back_off(int spins) noexcept {
+    if (spins >= kSpins) {
+      std::this_thread::yield();
+      return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  void wait_for_writer() const noexcept {
+    for (int spins = 0; writing_.load(std::memory_order_relaxed); ++spins) back_off(spins);
+  }
   bool readers_gone() const noexcept {
     uint64_t used = std::min<uint64_t>(g_reader_threads.load(std::memory_order_seq_cst), kReaderSlots);
     for (uint64_t i = 0; i < used; ++i)
@@ -359,7 +364,6 @@ class ShardLock {
   struct alignas(64) Slot {
     std::atomic<uint32_t> n{0};
   };
-  SpinLock mu_;
   std::atomic<bool> writing_{false};
   Slot readers_[kReaderSlots];
 };
