@@ -3,7 +3,8 @@
 // and a classic mutex + std::list + std::unordered_map LRU as the baseline.
 // Every row is named <bench>/<side> so a pair differs only by the side.
 // The 1M-key walks are memory-latency bound; the *_hot1k rows walk 1024 keys
-// of the same cache to show the cost of the code path itself.
+// of the same cache to show the cost of the code path itself (gets and
+// overwrites).
 #include "bench_util.h"
 
 #include <cachemeter/cachemeter.h>
@@ -281,9 +282,8 @@ void get_miss_lru(benchmark::State &st) {
 
 // Overwrites present keys with a value of the same size: the entry count
 // stays at 1M and nothing is evicted.
-void set_cm(benchmark::State &st) {
+void set_cm_walk(benchmark::State &st, const std::vector<Key> &walk) {
   cm_cache *c = cache_metrics_on();
-  const std::vector<Key> &walk = hit_walk(st);
   const std::string &value = keys().value;
   size_t i = 0;
   for (auto _ : st) {
@@ -296,9 +296,8 @@ void set_cm(benchmark::State &st) {
   }
 }
 
-void set_lru(benchmark::State &st) {
+void set_lru_walk(benchmark::State &st, const std::vector<Key> &walk) {
   BaselineLru &lru = baseline();
-  const std::vector<Key> &walk = hit_walk(st);
   const std::string &value = keys().value;
   size_t i = 0;
   for (auto _ : st) {
@@ -306,6 +305,11 @@ void set_lru(benchmark::State &st) {
     if (++i == walk.size()) i = 0;
   }
 }
+
+void set_cm(benchmark::State &st) { set_cm_walk(st, hit_walk(st)); }
+void set_hot_cm(benchmark::State &st) { set_cm_walk(st, hot_walk(st)); }
+void set_lru(benchmark::State &st) { set_lru_walk(st, hit_walk(st)); }
+void set_hot_lru(benchmark::State &st) { set_lru_walk(st, hot_walk(st)); }
 
 // bench_util.h's register_pair pairs us with prometheus-cpp; here the other
 // side is the baseline LRU, with the same thread counts and wall-time timing.
@@ -319,6 +323,7 @@ void register_all() {
   register_vs_lru("get_hit_hot1k/16B_key_100B_value_1M_entries", get_hot_cm, get_hot_lru);
   register_vs_lru("get_miss/16B_key_1M_entries", get_miss_cm, get_miss_lru);
   register_vs_lru("set_overwrite/16B_key_100B_value_1M_entries", set_cm, set_lru);
+  register_vs_lru("set_overwrite_hot1k/16B_key_100B_value_1M_entries", set_hot_cm, set_hot_lru);
   // The same get-hit loop on three caches that differ only by their metrics
   // options, registered next to each other so they run back to back.
   const std::string m = "get_hit_metrics/16B_key_100B_value_1M_entries";
