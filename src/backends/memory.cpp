@@ -53,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/backend_table.h"
 #include "core/error.h"
 #include "util/uri.h"
 
@@ -693,13 +694,28 @@ uint64_t MemoryBackend::bytes() const {
   return b;
 }
 
+// The table's entry (cache/backend_table.h): in-process, the L1 of a tiered
+// cache, no breaker (it does not fail as a remote store does).
+const BackendSpec& memory_backend_spec() {
+  static constexpr std::string_view kSchemes[] = {"memory"};
+  static constexpr std::string_view kOptions[] = {"max_entries", "max_bytes"};
+  static constexpr BackendSpec kSpec{
+      .name = "memory",
+      .schemes = kSchemes,
+      .make = &make_memory_backend,
+      .options = kOptions,
+      .traits = {.shared = false, .tier_l1 = true, .tier_l2 = false, .change_feed = false},
+      .breaker = {.failures = 0},
+      .entry_overhead = kEntryOverhead,
+  };
+  return kSpec;
+}
+
 std::unique_ptr<Backend> make_memory_backend(const Uri& uri, BackendEvents* events) {
   if (!uri.location.empty())
     throw Error(CM_EINVAL, "uri \"" + uri.text + "\": memory:// takes no location (memory://?options), got \"" +
                                uri.location + "\"");
-  std::vector<std::string_view> known{"max_entries", "max_bytes"};
-  known.insert(known.end(), std::begin(kFrontOptions), std::end(kFrontOptions));
-  uri.query.check_known(known);
+  uri.query.check_known(known_options(memory_backend_spec()));
   int64_t max_entries = uri.query.get_int("max_entries", 100000, 0, 1000000000);
   int64_t max_bytes = uri.query.get_size("max_bytes", 0, 0, int64_t{1} << 50);
   return std::make_unique<MemoryBackend>(static_cast<uint64_t>(max_entries), static_cast<uint64_t>(max_bytes),

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -33,6 +34,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cache/backend_table.h"
 #include "core/error.h"
 #include "backends/hiredis_util.h"
 #include "util/fork.h"
@@ -473,12 +475,31 @@ int parse_port(const Uri& uri, std::string_view s) {
 
 }  // namespace
 
+// The table's entry (cache/backend_table.h): a server other processes
+// share, the L2 of a tiered cache with a change feed (its invalidations),
+// behind a breaker by default (a server that went away fails fast).
+const BackendSpec& redis_backend_spec() {
+  static constexpr std::string_view kSchemes[] = {"redis", "redis+unix"};
+  static constexpr std::string_view kOptions[] = {"namespace", "prefix",   "timeout_ms",        "connect_timeout_ms",
+                                                  "pool",      "user",     "password",          "count_interval_ms",
+                                                  "db"};
+  static constexpr BackendSpec kSpec{
+      .name = "redis",
+      .schemes = kSchemes,
+      .make = &make_redis_backend,
+      .options = kOptions,
+      .traits = {.shared = true, .tier_l1 = false, .tier_l2 = true, .change_feed = true},
+      .breaker = {.failures = 5, .cooldown_ms = 1000},
+      .entry_overhead = 0,  // bytes() is not accounted (redis.h)
+  };
+  return kSpec;
+}
+
 std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*events: Redis expires keys itself*/) {
   const bool unix_socket = uri.scheme == "redis+unix";
-  std::vector<std::string_view> known{"namespace", "prefix", "timeout_ms", "connect_timeout_ms", "pool",
-                                      "user",      "password", "count_interval_ms"};
-  if (unix_socket) known.push_back("db");
-  known.insert(known.end(), std::begin(kFrontOptions), std::end(kFrontOptions));
+  std::vector<std::string_view> known = known_options(redis_backend_spec());
+  // db= is for sockets only: redis://host:port/db names it in the path.
+  if (!unix_socket) known.erase(std::find(known.begin(), known.end(), "db"));
   uri.query.check_known(known);
   RedisOptions o;
   auto bad = [&](const std::string& why) { return Error(CM_EINVAL, "uri \"" + uri.text + "\": " + why); };

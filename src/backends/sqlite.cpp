@@ -48,6 +48,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cache/backend_table.h"
 #include "core/error.h"
 #include "sqlite/db.h"
 #include "util/fork.h"
@@ -573,11 +574,27 @@ int SqliteBackend::health() {
   });
 }
 
+// The table's entry (cache/backend_table.h): a file other processes share,
+// the L2 of a tiered cache without a change feed; no breaker unless asked
+// (a local file fails for reasons a pause does not cure).
+const BackendSpec& sqlite_backend_spec() {
+  static constexpr std::string_view kSchemes[] = {"sqlite"};
+  static constexpr std::string_view kOptions[] = {"namespace",       "max_entries", "max_bytes",
+                                                  "busy_timeout_ms", "synchronous", "mmap_mb"};
+  static constexpr BackendSpec kSpec{
+      .name = "sqlite",
+      .schemes = kSchemes,
+      .make = &make_sqlite_backend,
+      .options = kOptions,
+      .traits = {.shared = true, .tier_l1 = false, .tier_l2 = true, .change_feed = false},
+      .breaker = {.failures = 0},
+      .entry_overhead = kSqliteEntryOverhead,
+  };
+  return kSpec;
+}
+
 std::unique_ptr<Backend> make_sqlite_backend(const Uri& uri, BackendEvents* events) {
-  std::vector<std::string_view> known{"namespace", "max_entries", "max_bytes", "busy_timeout_ms", "synchronous",
-                                      "mmap_mb"};
-  known.insert(known.end(), std::begin(kFrontOptions), std::end(kFrontOptions));
-  uri.query.check_known(known);
+  uri.query.check_known(known_options(sqlite_backend_spec()));
   SqliteOptions o;
   if (uri.location.empty())
     throw Error(CM_EINVAL, "uri \"" + uri.text + "\": sqlite:// needs a file (sqlite:///abs/path.db or sqlite://rel.db)");
