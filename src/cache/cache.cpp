@@ -21,6 +21,7 @@
 #include "backends/redis.h"
 #endif
 #include "backends/tiered.h"
+#include "cache/backend_table.h"
 #include "cache/breaker.h"
 #include "metrics/registry.h"
 #include "util/text.h"
@@ -118,6 +119,7 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
     g->duration[static_cast<int>(op)] =
         series_of(r, Kind::Histogram, p + "operation_duration_seconds", "Cache operation latency, by operation.",
                   {"cache", "backend", "op"}, {cn, bk, op_name(op)}, true);
+  const BackendSpec* spec = find_backend_kind(k);  // none for "tiered": its L2 is shared
   CacheGroup* raw = g.get();
   add_collector(r, raw, [raw] {
     double e = 0, b = 0;
@@ -142,7 +144,7 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
     cm_gauge_set(raw->bytes, b);
     // Handles of one name share the gauge: it shows the worst circuit.
     if (state_series) cm_gauge_set(state_series, state);
-  }, k != "memory" /* counting a redis or sqlite store is backend I/O */);
+  }, !spec || spec->traits.shared /* counting a shared store is backend I/O */);
   return g;
 }
 
@@ -394,7 +396,12 @@ std::unique_ptr<cm_cache> new_handle(cm_registry* reg, const char* name, const C
   return c;
 }
 
-bool is_remote(const Uri& u) { return u.scheme == "sqlite" || u.scheme == "redis" || u.scheme == "redis+unix"; }
+// Decided by the backend table's traits (cache/backend_table.h); an unknown
+// scheme is not remote (make_backend reports it).
+bool is_remote(const Uri& u) {
+  const BackendSpec* s = find_backend_spec(u.scheme);
+  return s && s->traits.shared;
+}
 
 // The front's options from the query of the URI that carries them.
 void parse_front_options(cm_cache& c, Uri& u) {
@@ -411,11 +418,13 @@ void parse_front_options(cm_cache& c, Uri& u) {
   if (!is_remote(u)) {
     for (const char* k : {"breaker_failures", "breaker_cooldown_ms"})
       if (q.has(k))
-        throw Error(CM_EINVAL, "uri \"" + u.text + "\": option " + k + " applies to redis and sqlite caches only");
+        throw Error(CM_EINVAL, "uri \"" + u.text + "\": option " + k + " applies to " +
+                                   names_where([](const BackendTraits& t) { return t.shared; }) + " caches only");
   }
-  const bool redis = u.scheme == "redis" || u.scheme == "redis+unix";
-  c.opt.breaker_failures = static_cast<int>(q.get_int("breaker_failures", redis ? 5 : 0, 0, 1000000));
-  c.opt.breaker_cooldown_ms = q.get_int("breaker_cooldown_ms", c.opt.breaker_cooldown_ms, 1, int64_t{1} << 40);
+  const BackendSpec* spec = find_backend_spec(u.scheme);
+  const BreakerDefaults br = spec ? spec->breaker : BreakerDefaults{};
+  c.opt.breaker_failures = static_cast<int>(q.get_int("breaker_failures", br.failures, 0, 1000000));
+  c.opt.breaker_cooldown_ms = q.get_int("breaker_cooldown_ms", br.cooldown_ms, 1, int64_t{1} << 40);
 }
 
 // The store of a URI, behind a circuit breaker when breaker_failures > 0.
@@ -469,18 +478,22 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
   auto c = new_handle(reg, name, clock);
   Uri u1 = Uri::parse(l1_uri);
   Uri u2 = Uri::parse(l2_uri);
-  if (u1.scheme != "memory")
-    throw Error(CM_EINVAL, "l1 uri \"" + u1.text + "\": the L1 of a tiered cache is a memory:// cache");
-  if (!is_remote(u2))
-    throw Error(CM_EINVAL, "l2 uri \"" + u2.text + "\": the L2 of a tiered cache is a redis://, redis+unix:// or sqlite:// cache");
+  const BackendSpec* s1 = find_backend_spec(u1.scheme);
+  const BackendSpec* s2 = find_backend_spec(u2.scheme);
+  if (!s1 || !s1->traits.tier_l1)
+    throw Error(CM_EINVAL, "l1 uri \"" + u1.text + "\": the L1 of a tiered cache is a " +
+                               schemes_where([](const BackendTraits& t) { return t.tier_l1; }) + " cache");
+  if (!s2 || !s2->traits.tier_l2)
+    throw Error(CM_EINVAL, "l2 uri \"" + u2.text + "\": the L2 of a tiered cache is a " +
+                               schemes_where([](const BackendTraits& t) { return t.tier_l2; }) + " cache");
   for (std::string_view k : kFrontOptions)
     if (k != "ttl_ms" && u1.query.has(k))
       throw Error(CM_EINVAL, "l1 uri \"" + u1.text + "\": option " + std::string(k) +
                                  " belongs on the L2 uri (the L1 takes max_entries, max_bytes and ttl_ms)");
   parse_front_options(*c, u2);
   TieredOptions topt;
-  // Without a change feed (sqlite), an L1 copy may be stale for its ttl_ms.
-  topt.l1_ttl_ms = u1.query.get_int("ttl_ms", u2.scheme == "sqlite" ? 1000 : 0, 0, int64_t{1} << 50);
+  // Without a change feed, an L1 copy may be stale for its ttl_ms.
+  topt.l1_ttl_ms = u1.query.get_int("ttl_ms", s2->traits.change_feed ? 0 : 1000, 0, int64_t{1} << 50);
   std::unique_ptr<Backend> l1 = make_backend(u1, c.get());
   std::unique_ptr<Backend> l2 = make_store(*c, u2);
   Backend* l1_raw = l1.get();
