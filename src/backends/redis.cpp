@@ -37,6 +37,7 @@
 #include "cache/backend_table.h"
 #include "core/error.h"
 #include "backends/hiredis_util.h"
+#include "backends/redis_invalidation.h"
 #include "util/fork.h"
 #include "util/uri.h"
 
@@ -474,6 +475,10 @@ int parse_port(const Uri& uri, std::string_view s) {
 }
 
 }  // namespace
+
+std::unique_ptr<ChangeFeed::Subscription> RedisBackend::subscribe(Callbacks cb) {
+  return std::make_unique<RedisInvalidation>(opt_, opt_.prefix, std::move(cb));
+}
 
 // The table's entry (cache/backend_table.h): a server other processes
 // share, the L2 of a tiered cache with a change feed (its invalidations),

@@ -13,6 +13,7 @@
 #include <cachemeter/common.h>
 
 #include "cache/backend.h"
+#include "cache/change_feed.h"
 #include "util/wall_clock.h"
 
 namespace cm {
@@ -41,7 +42,7 @@ struct RedisOptions {
   std::string where() const;
 };
 
-class RedisBackend final : public Backend {
+class RedisBackend final : public Backend, private ChangeFeed {
  public:
   // Does not connect: the cache opens while Redis is down (a cache must
   // outlive its store's restarts); each operation connects as needed and
@@ -80,6 +81,11 @@ class RedisBackend final : public Backend {
   bool supports_lock() const override { return true; }
   bool try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) override;
   void unlock(std::string_view key, std::string_view token) override;
+
+  // Its change feed: a RedisInvalidation listener (redis_invalidation.h) on
+  // this backend's prefix, over a connection of its own.
+  ChangeFeed* change_feed() override { return this; }
+  std::unique_ptr<Subscription> subscribe(Callbacks cb) override;
 
   const RedisOptions& options() const { return opt_; }
   std::string share_key() const override {

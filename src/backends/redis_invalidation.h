@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "backends/redis.h"
+#include "cache/change_feed.h"
 #include "util/fork.h"
 
 struct redisReply;  // hiredis
@@ -59,12 +60,14 @@ namespace cm {
 //
 // Redis: 6.0+ (CLIENT TRACKING). An ACL user needs +client|id
 // +client|tracking +subscribe +ping and the channel &__redis__:invalidate.
-class RedisInvalidation final : private fork::Hooks {
+//
+// The redis backend's change feed (cache/change_feed.h): RedisBackend's
+// subscribe() makes one for its own prefix.
+class RedisInvalidation final : public ChangeFeed::Subscription, private fork::Hooks {
  public:
-  struct Callbacks {
-    std::function<void(std::string_view key)> invalidate;  // without the prefix; valid during the call
-    std::function<void()> flush;  // drop everything (lost connection, reconnect, FLUSHALL/FLUSHDB)
-  };
+  // invalidate: the key without the prefix, valid during the call; flush:
+  // drop everything (lost connection, reconnect, FLUSHALL/FLUSHDB).
+  using Callbacks = ChangeFeed::Callbacks;
 
   // A PING is sent after this long without traffic; its reply is due within
   // timeout_ms.
@@ -79,18 +82,18 @@ class RedisInvalidation final : private fork::Hooks {
   // Returns promptly whatever the thread is doing (connecting, waiting for
   // a reply from a server that never answers, backing off), except while it
   // resolves a host name, which the resolver's own timeout bounds.
-  ~RedisInvalidation();
+  ~RedisInvalidation() override;
   RedisInvalidation(const RedisInvalidation&) = delete;
   RedisInvalidation& operator=(const RedisInvalidation&) = delete;
 
   // True only while subscribed and tracking: the L1 may serve only then.
-  bool connected() const { return connected_.load(); }
+  bool connected() const override { return connected_.load(); }
   // See "Epoch" above.
   uint64_t epoch() const { return epoch_.load(); }
   // Times an established connection was lost (each one followed by flush()).
   uint64_t losses() const { return losses_.load(); }
   // Waits up to timeout_ms for connected(); returns connected().
-  bool wait_connected(int timeout_ms) const;
+  bool wait_connected(int timeout_ms) const override;
   // Why it is not connected: the last failure since it last connected (""
   // while connected and before a first failure). Names host:port (or the
   // socket) and Redis's text, never the password.
@@ -101,8 +104,8 @@ class RedisInvalidation final : private fork::Hooks {
   // its own (thread-safe, idempotent; the owner calls it lazily, on its
   // next use, so a child that only calls exec() never starts one). The new
   // session flushes the L1 before it serves, like any reconnect.
-  bool inherited() const { return inherited_.load(std::memory_order_relaxed); }
-  void revive();
+  bool inherited() const override { return inherited_.load(std::memory_order_relaxed); }
+  void revive() override;
 
  private:
   class Conn;

@@ -6,14 +6,6 @@
 #include <functional>
 
 #include "core/error.h"
-#if CM_WITH_REDIS
-#include "backends/redis.h"
-#include "backends/redis_invalidation.h"
-#else
-namespace cm {
-class RedisInvalidation {};  // never made without redis
-}  // namespace cm
-#endif
 
 namespace cm {
 namespace {
@@ -28,34 +20,30 @@ TieredBackend::TieredBackend(std::unique_ptr<Backend> l1, std::unique_ptr<Backen
                              const Clock* clock, BackendEvents* events)
     : l1_(std::move(l1)), l2_(std::move(l2)), opt_(opt), clock_(clock), events_(events) {}
 
-// The listener's thread calls back into L1: stop it before L1 goes.
-TieredBackend::~TieredBackend() { listener_.reset(); }
+// The feed's thread calls back into L1: stop it before L1 goes.
+TieredBackend::~TieredBackend() { feed_.reset(); }
 
-#if CM_WITH_REDIS
-void TieredBackend::start_coherence(const RedisOptions& redis, const std::string& prefix) {
-  RedisInvalidation::Callbacks cb;
+void TieredBackend::start_coherence() {
+  ChangeFeed* feed = l2_->change_feed();
+  if (!feed) return;
+  ChangeFeed::Callbacks cb;
   cb.invalidate = [this](std::string_view key) { on_invalidate(key); };
   cb.flush = [this] { on_flush(); };
-  listener_ = std::make_unique<RedisInvalidation>(redis, prefix, std::move(cb));
+  feed_ = feed->subscribe(std::move(cb));
 }
 
 bool TieredBackend::coherent() const {
-  if (!listener_) return true;
-  // In a child of fork() the listener is the parent's: start this process's
-  // own on first use (it flushes L1 before L1 serves again).
-  if (listener_->inherited()) [[unlikely]]
-    listener_->revive();
-  return listener_->connected();
+  if (!feed_) return true;
+  // In a child of fork() the subscription is the parent's: start this
+  // process's own on first use (it flushes L1 before L1 serves again).
+  if (feed_->inherited()) [[unlikely]]
+    feed_->revive();
+  return feed_->connected();
 }
 
 bool TieredBackend::wait_coherent(int timeout_ms) const {
-  return coherent() || listener_->wait_connected(timeout_ms);
+  return coherent() || feed_->wait_connected(timeout_ms);
 }
-#else
-void TieredBackend::start_coherence(const RedisOptions&, const std::string&) {}
-bool TieredBackend::coherent() const { return true; }
-bool TieredBackend::wait_coherent(int) const { return true; }
-#endif
 
 bool TieredBackend::l1_serves() const {
   return coherent() || l2_->breaker_state() != BreakerState::Closed;
@@ -124,7 +112,7 @@ void TieredBackend::set(std::string_view key, std::string_view value, Expiry e, 
     l1_->set(key, value, l1_expiry(e.fresh_until_ms, now_ms), now_ms);
     return;
   }
-  if (listener_)
+  if (feed_)
     l1_->del(key, now_ms);  // the invalidation of this write would drop it anyway
   else
     l1_->set(key, value, l1_expiry(e.fresh_until_ms, now_ms), now_ms);

@@ -11,21 +11,23 @@
 // L2 is down, L1 keeps answering with what it holds. Other failures (a
 // value too large for L2, a corrupt entry) are thrown as usual.
 //
-// Coherence with a redis L2 (other processes writing the same keys): a
-// RedisInvalidation listener (redis_invalidation.h) subscribes to every
-// change under the cache's key prefix. An invalidated key is dropped from
-// L1; a lost (or re-established) listener connection empties L1 (counted,
-// on_l1_flush), since changes may have been missed. L1 answers only while
-// the listener is connected, or while L2 itself is unreachable (its circuit
-// is not closed: nobody can change L2 then). A write to L2 drops the key
-// from L1 instead of storing it there (this process's own write comes back
-// as an invalidation anyway); the next read fills L1. A fill is skipped when
-// an invalidation for a key of the same slot arrived during the L2 read, so
-// a value read before another process's write is never kept after it.
+// Coherence with an L2 that offers a change feed (cache/change_feed.h;
+// redis: its invalidation listener), for other processes writing the same
+// keys: start_coherence() subscribes to it. An invalidated key is dropped
+// from L1; a flush (the feed's connection lost or re-established, the store
+// flushed) empties L1 (counted, on_l1_flush), since changes may have been
+// missed. L1 answers only while the feed is connected, or while L2 itself is
+// unreachable (its circuit is not closed: nobody can change L2 then). A
+// write to L2 drops the key from L1 instead of storing it there (this
+// process's own write comes back as an invalidation anyway); the next read
+// fills L1. A fill is skipped when an invalidation for a key of the same
+// slot arrived during the L2 read, so a value read before another process's
+// write is never kept after it. This code knows the feed only through that
+// interface: nothing here is specific to one store.
 //
-// With a sqlite L2 there is no change feed: L1 copies may be stale for at
-// most the L1 URI's ttl_ms (default 1000 ms for a sqlite L2), and writes from
-// this handle update its own L1 directly.
+// With an L2 without a change feed (sqlite), L1 copies may be stale for at
+// most the L1 URI's ttl_ms (the front's default is then 1000 ms), and writes
+// from this handle update its own L1 directly.
 #pragma once
 
 #include <atomic>
@@ -33,12 +35,10 @@
 #include <memory>
 
 #include "cache/backend.h"
+#include "cache/change_feed.h"
 #include "util/clock.h"
 
 namespace cm {
-
-class RedisInvalidation;
-struct RedisOptions;
 
 struct TieredOptions {
   int64_t l1_ttl_ms = 0;  // the longest an entry stays in L1 (0: as long as in L2)
@@ -52,10 +52,11 @@ class TieredBackend final : public Backend {
                 BackendEvents* events);
   ~TieredBackend() override;
 
-  // Starts the invalidation listener for a redis L2 (keys under prefix).
-  // Until it is connected, L1 is bypassed.
-  void start_coherence(const RedisOptions& redis, const std::string& prefix);
-  // True when no listener is needed or it is connected: L1 may answer.
+  // Subscribes to L2's change feed, if it offers one (nothing otherwise).
+  // Until the feed is connected, L1 is bypassed. Call it once, after the
+  // events object is ready to receive its reports (from the feed's thread).
+  void start_coherence();
+  // True when no feed is needed or it is connected: L1 may answer.
   bool coherent() const;
   // Waits until coherent() (tests, and callers who want L1 from the start).
   bool wait_coherent(int timeout_ms) const;
@@ -98,7 +99,7 @@ class TieredBackend final : public Backend {
   // a fill reads the stamp before the L2 read and fills only if unchanged.
   std::atomic<uint64_t> gen_{0};
   std::atomic<uint64_t> slot_epoch_[kSlots] = {};
-  std::unique_ptr<RedisInvalidation> listener_;
+  std::unique_ptr<ChangeFeed::Subscription> feed_;
 };
 
 }  // namespace cm

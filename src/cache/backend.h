@@ -34,6 +34,7 @@ class Options;
 struct Uri;
 
 class Error;
+class ChangeFeed;
 
 enum class EvictReason { Size, Expired };
 
@@ -138,6 +139,10 @@ class Backend {
   // The circuit state of the backend (or of its L2); Closed when it has no
   // breaker.
   virtual BreakerState breaker_state() const { return BreakerState::Closed; }
+
+  // The store's change feed (cache/change_feed.h), owned by the backend and
+  // valid while it lives; nullptr when it has none (the default).
+  virtual ChangeFeed* change_feed() { return nullptr; }
 };
 
 // The front's URI options that backends must not reject as unknown (the

@@ -60,6 +60,8 @@ class BreakerBackend final : public Backend, private fork::Hooks {
   BreakerState breaker_state() const override { return state_.load(std::memory_order_acquire); }
 
   std::string share_key() const override { return inner_->share_key(); }
+  // The store's own feed: its events do not pass through the breaker.
+  ChangeFeed* change_feed() override { return inner_->change_feed(); }
 
   Backend& inner() { return *inner_; }
   const BreakerOptions& options() const { return opt_; }

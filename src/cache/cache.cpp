@@ -17,9 +17,6 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#if CM_WITH_REDIS
-#include "backends/redis.h"
-#endif
 #include "backends/tiered.h"
 #include "cache/backend_table.h"
 #include "cache/breaker.h"
@@ -502,14 +499,8 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
   TieredBackend* t = tiered.get();
   c->backend = std::move(tiered);
   finish_open(*c, l1_raw, l2_raw);
-  // Last: the listener's thread reports into the series finish_open made.
-#if CM_WITH_REDIS
-  const RedisBackend* redis = dynamic_cast<const RedisBackend*>(l2_raw);
-  if (auto* br = dynamic_cast<BreakerBackend*>(l2_raw)) redis = dynamic_cast<const RedisBackend*>(&br->inner());
-  if (redis) t->start_coherence(redis->options(), redis->options().prefix);
-#else
-  (void)t;
-#endif
+  // Last: the change feed's thread reports into the series finish_open made.
+  t->start_coherence();
   return c;
 }
 
