@@ -43,11 +43,11 @@ enum class Op { Get = 0, Set, Delete, Clear, Load };
 constexpr int kOps = 5;
 const char* op_name(Op op);
 
-// A circuit breaker's state (cache/breaker.h); the values are the
+// A circuit breaker's state (wrappers/breaker.h); the values are the
 // circuit_breaker_state gauge's.
 enum class BreakerState { Closed = 0, Open = 1, HalfOpen = 2 };
 
-// The tiers of a tiered cache (backends/tiered.h).
+// The tiers of a tiered cache (wrappers/tiered.h).
 enum class Tier { L1 = 0, L2 = 1 };
 constexpr int kTiers = 2;
 

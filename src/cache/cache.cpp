@@ -17,12 +17,12 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "backends/tiered.h"
 #include "cache/backend_table.h"
-#include "cache/breaker.h"
 #include "metrics/registry.h"
 #include "util/text.h"
 #include "util/uri.h"
+#include "wrappers/breaker.h"
+#include "wrappers/tiered.h"
 
 namespace cm {
 

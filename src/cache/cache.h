@@ -167,7 +167,7 @@ namespace cm {
 std::unique_ptr<cm_cache> open_cache(cm_registry* reg, const char* name, const char* uri, const Clock* clock);
 // A memory L1 (l1_uri: memory:// with max_entries, max_bytes and ttl_ms, the
 // longest an entry stays in L1) in front of l2_uri (redis or sqlite, with
-// the front's options). See backends/tiered.h.
+// the front's options). See wrappers/tiered.h.
 std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, const char* l1_uri, const char* l2_uri,
                                             const Clock* clock);
 

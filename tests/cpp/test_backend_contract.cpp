@@ -12,12 +12,12 @@
 
 #include "backend_contract.h"
 #include "backends/memory.h"
-#include "cache/breaker.h"
+#include "wrappers/breaker.h"
 #include "util/clock.h"
 #include "util/uri.h"
 #if CM_WITH_SQLITE
 #include "backends/sqlite.h"
-#include "backends/tiered.h"
+#include "wrappers/tiered.h"
 #endif
 #if CM_WITH_REDIS
 #include "redis_server.h"

@@ -1,4 +1,4 @@
-// The circuit breaker (cache/breaker.h) on a manual clock, over a store that
+// The circuit breaker (wrappers/breaker.h) on a manual clock, over a store that
 // fails when told to: the state machine, fast failure without touching the
 // store, the single half-open probe, and the transitions it reports.
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "cache/breaker.h"
+#include "wrappers/breaker.h"
 #include "util/clock.h"
 
 namespace {

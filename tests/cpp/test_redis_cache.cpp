@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "backends/tiered.h"
+#include "wrappers/tiered.h"
 #include "cache/cache.h"
 #include "redis_server.h"
 

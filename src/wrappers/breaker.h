@@ -28,8 +28,8 @@
 #include <mutex>
 #include <string>
 
-#include "cache/backend.h"
 #include "util/clock.h"
+#include "wrappers/forwarding.h"
 #include "util/fork.h"
 
 namespace cm {
@@ -39,12 +39,14 @@ struct BreakerOptions {
   int64_t cooldown_ms = 1000;  // how long it stays open before a probe
 };
 
-class BreakerBackend final : public Backend, private fork::Hooks {
+// Overrides every call that reaches the store; kind(), supports_lock(),
+// share_key() and change_feed() (whose events do not pass through the
+// breaker) are forwarded unchanged.
+class BreakerBackend final : public ForwardingBackend, private fork::Hooks {
  public:
   // events may be null; clock must outlive this.
   BreakerBackend(std::unique_ptr<Backend> inner, BreakerOptions opt, const Clock* clock, BackendEvents* events);
 
-  std::string_view kind() const override { return inner_->kind(); }
   bool get(std::string_view key, int64_t now_ms, Fetched* out) override;
   void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) override;
   bool del(std::string_view key, int64_t now_ms) override;
@@ -54,16 +56,10 @@ class BreakerBackend final : public Backend, private fork::Hooks {
   // Fails fast (CM_EUNAVAILABLE) while open; after the cooldown it is a
   // probe like any other call, so a health check alone can close a circuit.
   int health() override;
-  bool supports_lock() const override { return inner_->supports_lock(); }
   bool try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) override;
   void unlock(std::string_view key, std::string_view token) override;
   BreakerState breaker_state() const override { return state_.load(std::memory_order_acquire); }
 
-  std::string share_key() const override { return inner_->share_key(); }
-  // The store's own feed: its events do not pass through the breaker.
-  ChangeFeed* change_feed() override { return inner_->change_feed(); }
-
-  Backend& inner() { return *inner_; }
   const BreakerOptions& options() const { return opt_; }
 
  private:
@@ -75,7 +71,6 @@ class BreakerBackend final : public Backend, private fork::Hooks {
   void failed(bool probe, int64_t now_ms, const std::string& why);
   void transition(BreakerState from, BreakerState to);
 
-  std::unique_ptr<Backend> inner_;
   BreakerOptions opt_;
   const Clock* clock_;
   BackendEvents* events_;

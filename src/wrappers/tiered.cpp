@@ -1,5 +1,5 @@
 // The tiered backend. Contract: tiered.h.
-#include "backends/tiered.h"
+#include "wrappers/tiered.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -18,13 +18,13 @@ bool is_outage(int status) { return status == CM_EUNAVAILABLE || status == CM_ET
 
 TieredBackend::TieredBackend(std::unique_ptr<Backend> l1, std::unique_ptr<Backend> l2, TieredOptions opt,
                              const Clock* clock, BackendEvents* events)
-    : l1_(std::move(l1)), l2_(std::move(l2)), opt_(opt), clock_(clock), events_(events) {}
+    : ForwardingBackend(std::move(l2)), l1_(std::move(l1)), opt_(opt), clock_(clock), events_(events) {}
 
 // The feed's thread calls back into L1: stop it before L1 goes.
 TieredBackend::~TieredBackend() { feed_.reset(); }
 
 void TieredBackend::start_coherence() {
-  ChangeFeed* feed = l2_->change_feed();
+  ChangeFeed* feed = inner_->change_feed();
   if (!feed) return;
   ChangeFeed::Callbacks cb;
   cb.invalidate = [this](std::string_view key) { on_invalidate(key); };
@@ -46,7 +46,7 @@ bool TieredBackend::wait_coherent(int timeout_ms) const {
 }
 
 bool TieredBackend::l1_serves() const {
-  return coherent() || l2_->breaker_state() != BreakerState::Closed;
+  return coherent() || inner_->breaker_state() != BreakerState::Closed;
 }
 
 size_t TieredBackend::slot_of(std::string_view key) const { return std::hash<std::string_view>{}(key) % kSlots; }
@@ -87,7 +87,7 @@ bool TieredBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
   const size_t slot = slot_of(key);
   const uint64_t before = stamp(slot);
   int64_t t0 = clock_->now_ns();
-  bool found = l2_->get(key, now_ms, out);
+  bool found = inner_->get(key, now_ms, out);
   if (events_) events_->on_tier_get(Tier::L2, found, clock_->now_ns() - t0);
   if (found && now_ms < out->fresh_until_ms && coherent() && stamp(slot) == before) {
     try {
@@ -104,7 +104,7 @@ bool TieredBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
 
 void TieredBackend::set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) {
   try {
-    l2_->set(key, value, e, now_ms);
+    inner_->set(key, value, e, now_ms);
   } catch (const Error& err) {
     if (!is_outage(err.status())) throw;
     if (events_) events_->on_absorbed_error(Op::Set, err);
@@ -121,7 +121,7 @@ void TieredBackend::set(std::string_view key, std::string_view value, Expiry e, 
 bool TieredBackend::del(std::string_view key, int64_t now_ms) {
   bool in_l1 = l1_->del(key, now_ms);
   try {
-    return l2_->del(key, now_ms) || in_l1;
+    return inner_->del(key, now_ms) || in_l1;
   } catch (const Error& err) {
     if (!is_outage(err.status())) throw;
     if (events_) events_->on_absorbed_error(Op::Delete, err);
@@ -132,7 +132,7 @@ bool TieredBackend::del(std::string_view key, int64_t now_ms) {
 void TieredBackend::clear() {
   l1_->clear();
   try {
-    l2_->clear();
+    inner_->clear();
   } catch (const Error& err) {
     if (!is_outage(err.status())) throw;
     if (events_) events_->on_absorbed_error(Op::Clear, err);

@@ -34,9 +34,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "cache/backend.h"
 #include "cache/change_feed.h"
 #include "util/clock.h"
+#include "wrappers/forwarding.h"
 
 namespace cm {
 
@@ -44,7 +44,10 @@ struct TieredOptions {
   int64_t l1_ttl_ms = 0;  // the longest an entry stays in L1 (0: as long as in L2)
 };
 
-class TieredBackend final : public Backend {
+// Wraps L2 (the inner backend): everything but the entry operations goes
+// to L2 unchanged (entries and bytes are L2's: L1 holds copies; health,
+// locks, breaker state, share key and change feed too).
+class TieredBackend final : public ForwardingBackend {
  public:
   // l1 is the memory backend; l2 the shared store (maybe behind a breaker).
   // clock and events must outlive this.
@@ -66,21 +69,8 @@ class TieredBackend final : public Backend {
   void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) override;
   bool del(std::string_view key, int64_t now_ms) override;
   void clear() override;
-  // L2's entries and bytes (the cache's content; L1 holds copies).
-  uint64_t entries() const override { return l2_->entries(); }
-  uint64_t bytes() const override { return l2_->bytes(); }
-  int health() override { return l2_->health(); }
-  bool supports_lock() const override { return l2_->supports_lock(); }
-  bool try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) override {
-    return l2_->try_lock(key, token, ttl_ms);
-  }
-  void unlock(std::string_view key, std::string_view token) override { l2_->unlock(key, token); }
-  BreakerState breaker_state() const override { return l2_->breaker_state(); }
-
-  std::string share_key() const override { return l2_->share_key(); }
-
   Backend& l1() { return *l1_; }
-  Backend& l2() { return *l2_; }
+  Backend& l2() { return inner(); }
 
  private:
   static constexpr size_t kSlots = 64;
@@ -91,7 +81,7 @@ class TieredBackend final : public Backend {
   void on_invalidate(std::string_view key);
   void on_flush();
 
-  std::unique_ptr<Backend> l1_, l2_;
+  std::unique_ptr<Backend> l1_;
   TieredOptions opt_;
   const Clock* clock_;
   BackendEvents* events_;

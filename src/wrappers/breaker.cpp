@@ -1,5 +1,5 @@
 // The circuit breaker. Contract: breaker.h.
-#include "cache/breaker.h"
+#include "wrappers/breaker.h"
 
 #include <new>
 
@@ -16,7 +16,7 @@ bool counts_as_failure(int status) {
 
 BreakerBackend::BreakerBackend(std::unique_ptr<Backend> inner, BreakerOptions opt, const Clock* clock,
                                BackendEvents* events)
-    : inner_(std::move(inner)), opt_(opt), clock_(clock), events_(events) {
+    : ForwardingBackend(std::move(inner)), opt_(opt), clock_(clock), events_(events) {
   if (opt_.failures < 1) opt_.failures = 1;
   if (opt_.cooldown_ms < 0) opt_.cooldown_ms = 0;
 }
