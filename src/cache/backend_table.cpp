@@ -51,8 +51,9 @@ const Missing kMissing[] = {
     {{}, {}},  // keeps the array non-empty
 };
 
-// "a, b or c" (or "a and b" with last = " and ").
+// "a, b or c" (or "a and b" with last = " and "); a build without any says so.
 std::string join(std::vector<std::string> items, std::string_view last) {
+  if (items.empty()) return "(none in this build)";
   std::sort(items.begin(), items.end());
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) {

@@ -85,7 +85,7 @@ const BackendSpec& backend_spec(const Uri& uri);
 std::vector<std::string_view> known_options(const BackendSpec& spec);
 
 // The schemes of the specs whose traits satisfy pred, sorted, for messages:
-// "redis://, redis+unix:// or sqlite://".
+// "redis://, redis+unix:// or sqlite://" ("(none in this build)" if none).
 std::string schemes_where(bool (*pred)(const BackendTraits&));
 // The names of those specs, sorted: "redis and sqlite".
 std::string names_where(bool (*pred)(const BackendTraits&));
