@@ -9,10 +9,8 @@
 #include <cstring>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <random>
 #include <thread>
-#include <tuple>
 
 #include <unistd.h>
 
@@ -26,277 +24,7 @@
 
 namespace cm {
 
-const char* op_name(Op op) {
-  switch (op) {
-    case Op::Get: return "get";
-    case Op::Set: return "set";
-    case Op::Delete: return "delete";
-    case Op::Clear: return "clear";
-    case Op::Load: return "load";
-  }
-  return "unknown";
-}
-
-// Latency buckets for cache operations, in seconds: a memory get takes well
-// under a microsecond, a redis round trip a fraction of a millisecond, a
-// loader anything up to seconds.
-static const double kDurationBounds[] = {1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3,
-                                         5e-3, 1e-2, 5e-2, 0.1,  0.5,  1,    5};
-
-CacheGroup::~CacheGroup() {
-  remove_collector(*reg, this);  // no collector runs with this group from here on
-  std::vector<cm_series*> v = all();
-  v.push_back(entries);
-  v.push_back(bytes);
-  release_series(*reg, v.data(), v.size());
-}
-
 namespace {
-
-using GroupKey = std::tuple<cm_registry*, std::string, std::string>;
-std::mutex g_groups_mu;
-
-// g_groups_mu is held across fork() (util/fork.h).
-struct GroupsForkHooks final : fork::Hooks {
-  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(g_groups_mu)); }
-};
-
-std::map<GroupKey, std::weak_ptr<CacheGroup>>& groups() {
-  static auto* m = [] {
-    static GroupsForkHooks hooks;
-    static fork::Enrolment enrolment(&hooks);
-    return new std::map<GroupKey, std::weak_ptr<CacheGroup>>();
-  }();
-  return *m;
-}
-
-cm_series* series_of(cm_registry& r, Kind kind, const std::string& name, const char* help,
-                     std::vector<const char*> labels, std::vector<const char*> values, bool histogram = false) {
-  cm_family* f = register_family(r, kind, name, help, labels.data(), labels.size(), histogram ? kDurationBounds : nullptr,
-                                 histogram ? std::size(kDurationBounds) : 0, false);
-  return hold_series(*f, values.data(), values.size());
-}
-
-std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, std::string_view kind) {
-  const std::string k(kind);
-  const std::string p = r.prefix + "cache_";
-  const char* cn = name.c_str();
-  const char* bk = k.c_str();
-  auto g = std::make_shared<CacheGroup>();
-  g->reg = &r;
-  auto counter = [&](const char* stem, const char* help) {
-    return series_of(r, Kind::Counter, p + stem, help, {"cache", "backend"}, {cn, bk});
-  };
-  auto counter3 = [&](const char* stem, const char* help, const char* label, const char* value) {
-    return series_of(r, Kind::Counter, p + stem, help, {"cache", "backend", label}, {cn, bk, value});
-  };
-  g->hits = counter("hits_total", "Cache lookups that found a fresh entry.");
-  g->misses = counter("misses_total", "Cache lookups that found no fresh entry.");
-  g->stale_hits = counter("stale_hits_total", "get_or_load lookups answered with an expired entry inside its stale window.");
-  g->sets = counter("sets_total", "Cache set operations (including values stored by loads).");
-  g->deletes = counter("deletes_total", "Cache delete operations.");
-  {
-    const char* labels[] = {"cache", "backend", "op", "kind"};
-    g->errors = register_family(r, Kind::Counter, p + "errors_total",
-                                "Cache operations that failed in the backend, by operation and kind of failure.",
-                                labels, 4, nullptr, 0, false);
-  }
-  g->evict_size = counter3("evictions_total", "Entries removed by the cache, by reason.", "reason", "size");
-  g->evict_expired = counter3("evictions_total", "Entries removed by the cache, by reason.", "reason", "expired");
-  g->loads_ok = counter3("loads_total", "Loader runs of get_or_load, by result.", "result", "ok");
-  g->loads_error = counter3("loads_total", "Loader runs of get_or_load, by result.", "result", "error");
-  g->load_wait_timeouts =
-      counter("load_wait_timeouts_total", "get_or_load callers that gave up waiting for another caller's load.");
-  g->rejected_too_large =
-      counter3("rejections_total", "Entries refused by the cache, by reason.", "reason", "too_large");
-  g->entries = series_of(r, Kind::Gauge, p + "entries", "Entries held by the cache.", {"cache", "backend"}, {cn, bk});
-  g->bytes = series_of(r, Kind::Gauge, p + "bytes", "Bytes held by the cache (keys, values and per-entry overhead).",
-                       {"cache", "backend"}, {cn, bk});
-  for (Op op : {Op::Get, Op::Set, Op::Delete, Op::Load})
-    g->duration[static_cast<int>(op)] =
-        series_of(r, Kind::Histogram, p + "operation_duration_seconds", "Cache operation latency, by operation.",
-                  {"cache", "backend", "op"}, {cn, bk, op_name(op)}, true);
-  const BackendSpec* spec = find_backend_kind(k);  // none for "tiered": its L2 is shared
-  CacheGroup* raw = g.get();
-  add_collector(r, raw, [raw] {
-    double e = 0, b = 0;
-    int state = -1;
-    cm_series* state_series = nullptr;
-    {
-      std::lock_guard<std::mutex> lk(raw->members_mu);
-      std::vector<std::string> counted;  // shared stores are counted once
-      for (cm_cache* c : raw->members) {
-        if (c->extra.breaker_state) {
-          state_series = c->extra.breaker_state;
-          state = std::max(state, static_cast<int>(c->backend->breaker_state()));
-        }
-        std::string share = c->backend->share_key();
-        if (!share.empty() && std::find(counted.begin(), counted.end(), share) != counted.end()) continue;
-        if (!share.empty()) counted.push_back(std::move(share));
-        e += static_cast<double>(c->backend->entries());
-        b += static_cast<double>(c->backend->bytes());
-      }
-    }
-    cm_gauge_set(raw->entries, e);
-    cm_gauge_set(raw->bytes, b);
-    // Handles of one name share the gauge: it shows the worst circuit.
-    if (state_series) cm_gauge_set(state_series, state);
-  }, !spec || spec->traits.shared /* counting a shared store is backend I/O */);
-  return g;
-}
-
-// The optional series of a handle (ExtraSeries), registered in the group's
-// families when the handle has the feature.
-void make_extra(cm_cache& c, Backend& b, bool breaker, Backend* l1, Backend* l2) {
-  cm_registry& r = *c.reg;
-  const std::string p = r.prefix;
-  const std::string kind(b.kind());
-  const char* cn = c.name.c_str();
-  const char* bk = kind.c_str();
-  ExtraSeries& x = c.extra;
-  auto counter = [&](const std::string& name, const char* help) {
-    return series_of(r, Kind::Counter, name, help, {"cache", "backend"}, {cn, bk});
-  };
-  if (breaker) {
-    x.breaker_state = series_of(r, Kind::Gauge, p + "circuit_breaker_state",
-                                "State of the cache's circuit breaker: 0 closed, 1 open, 2 half-open.",
-                                {"cache", "backend"}, {cn, bk});
-    x.breaker_opens = counter(p + "circuit_breaker_opens_total", "Times the cache's circuit breaker opened.");
-    x.breaker_closes = counter(p + "circuit_breaker_closes_total", "Times the cache's circuit breaker closed again.");
-  }
-  if (l1 && l2) {
-    Backend* tiers[kTiers] = {l1, l2};
-    const char* tier_names[kTiers] = {"l1", "l2"};
-    for (int t = 0; t < kTiers; ++t) {
-      const std::string tk(tiers[t]->kind());
-      std::vector<const char*> labels{"cache", "backend", "tier"};
-      std::vector<const char*> values{cn, tk.c_str(), tier_names[t]};
-      x.tier_hits[t] = series_of(r, Kind::Counter, p + "cache_tier_hits_total",
-                                 "Lookups of a tiered cache answered by the tier.", labels, values);
-      x.tier_misses[t] = series_of(r, Kind::Counter, p + "cache_tier_misses_total",
-                                   "Lookups of a tiered cache that the tier could not answer.", labels, values);
-      x.tier_duration[t] = series_of(r, Kind::Histogram, p + "cache_tier_get_duration_seconds",
-                                     "Latency of a tiered cache's lookups in one tier.", labels, values, true);
-    }
-    x.l1_flushes = counter(p + "cache_l1_flushes_total",
-                           "Times a tiered cache emptied its L1 because invalidations may have been missed.");
-    x.invalidations = counter(p + "cache_invalidations_total",
-                              "Keys a tiered cache dropped from its L1 because another writer changed them.");
-  }
-  if (b.supports_lock()) {
-    x.lock_acquisitions =
-        counter(p + "lock_acquisitions_total", "Cross-process load locks taken by get_or_load.");
-    x.lock_timeouts = counter(p + "lock_timeouts_total",
-                              "get_or_load callers that gave up waiting for another process's load.");
-    x.lock_wait = series_of(r, Kind::Histogram, p + "lock_wait_duration_seconds",
-                            "Time get_or_load spent on the cross-process load lock before loading or reading the "
-                            "value another process loaded.",
-                            {"cache", "backend"}, {cn, bk}, true);
-  }
-}
-
-inline void inc(cm_series* s) {
-  if (s) cells::add_count(s->block, 1, 1);
-}
-inline void add(cm_series* s, uint64_t n) {
-  if (s && n) cells::add_count(s->block, 1, n);
-}
-
-// 1 in `sample` operations per thread is timed: a countdown per thread (no
-// division, nothing shared), restarted from the sample rate of the cache
-// whose operation it timed, and cut to the current cache's rate.
-constinit thread_local uint32_t t_sample_countdown __attribute__((tls_model("initial-exec"))) = 0;
-
-class OpTimer {
- public:
-  OpTimer(cm_cache& c, Op op) : c_(c) {
-    if (c.group) {
-      // A countdown left by a cache with a sparser rate never delays this one.
-      if (t_sample_countdown > c.opt.sample) t_sample_countdown = c.opt.sample;
-      if (t_sample_countdown <= 1) {
-        t_sample_countdown = c.opt.sample;
-        s_ = c.group->duration[static_cast<int>(op)];
-        if (s_) t0_ = c.clock->now_ns();
-      } else {
-        --t_sample_countdown;
-      }
-    }
-  }
-  ~OpTimer() {
-    if (!s_) return;
-    const double secs = static_cast<double>(c_.clock->now_ns() - t0_) * 1e-9;
-    cm_histogram_observe(s_, secs);
-    if (also_) cm_histogram_observe(also_, secs);
-  }
-  // When this operation is timed, its duration also goes to s (a tiered
-  // cache's L1 hit: the whole get is the L1 lookup).
-  void also(cm_series* s) {
-    if (s_) also_ = s;
-  }
-  // Records nothing after all.
-  void cancel() { s_ = nullptr; }
-  OpTimer(const OpTimer&) = delete;
-  OpTimer& operator=(const OpTimer&) = delete;
-
- private:
-  cm_cache& c_;
-  cm_series* s_ = nullptr;
-  cm_series* also_ = nullptr;
-  int64_t t0_ = 0;
-};
-
-// A tiered cache's L1 hit, counted by tier.
-inline void count_l1_hit(cm_cache& c, OpTimer& t) {
-  inc(c.extra.tier_hits[0]);
-  t.also(c.extra.tier_duration[0]);
-}
-
-void take_snapshot(CacheGroup& g, int64_t now_ms) {
-  std::unique_lock<std::mutex> lk(g.window.mu, std::try_to_lock);
-  if (!lk.owns_lock()) return;  // another thread is taking it
-  if (now_ms < g.window.next_ms.load(std::memory_order_relaxed)) return;
-  auto& v = g.window.snaps;
-  v.push_back({now_ms, cm_series_value(g.hits), cm_series_value(g.misses)});
-  if (v.size() > WindowRing::kSlots) v.erase(v.begin());
-  g.window.next_ms.store(now_ms + WindowRing::kStepMs, std::memory_order_relaxed);
-}
-
-inline void tick_window(cm_cache& c, int64_t now_ms) {
-  if (c.group && now_ms >= c.group->window.next_ms.load(std::memory_order_relaxed)) [[unlikely]]
-    take_snapshot(*c.group, now_ms);
-}
-
-ErrorKind kind_of(const Error& e) {
-  if (e.kind() != ErrorKind::None) return e.kind();
-  switch (e.status()) {
-    case CM_ETIMEOUT: return ErrorKind::Timeout;
-    case CM_ECORRUPT: return ErrorKind::Corrupt;
-    default: return ErrorKind::Other;
-  }
-}
-
-// Counts one failure in cache_errors_total{op, kind}; the series is made on
-// first use (a full registry drops the count rather than fail the caller).
-void count_error(cm_cache& c, Op op, ErrorKind k) {
-  if (!c.group) return;
-  auto& slot = c.group->error_series[static_cast<int>(op)][static_cast<int>(k)];
-  cm_series* s = slot.load(std::memory_order_acquire);
-  if (!s) {
-    const std::string kind(c.backend->kind());
-    const char* values[] = {c.name.c_str(), kind.c_str(), op_name(op), error_kind_name(k)};
-    try {
-      s = hold_series(*c.group->errors, values, 4);
-    } catch (...) {
-      return;
-    }
-    cm_series* expected = nullptr;
-    if (!slot.compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
-      release_series(*c.reg, &s, 1);  // another thread made it first: one hold per group
-      s = expected;
-    }
-  }
-  inc(s);
-}
 
 // Runs a backend call; a backend failure is counted under op and rethrown.
 template <class Fn>
@@ -304,16 +32,12 @@ auto backend_call(cm_cache& c, Op op, Fn&& fn) {
   try {
     return fn();
   } catch (const Error& e) {
-    if (e.status() == CM_ELIMIT) {
-      if (c.group) inc(c.group->rejected_too_large);
-    } else {
-      count_error(c, op, kind_of(e));
-    }
+    c.metrics.failed(op, e);
     throw;
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {
-    count_error(c, op, ErrorKind::Other);
+    c.metrics.error(op, ErrorKind::Other);
     throw Error(CM_EBACKEND, std::string(c.backend->kind()) + " backend: " + e.what());
   }
 }
@@ -351,7 +75,7 @@ bool env_metrics_enabled() {
 bool too_large(cm_cache& c, std::string_view key, std::string_view val) {
   const auto max = static_cast<uint64_t>(c.opt.max_entry_bytes);
   if (key.size() <= max && val.size() <= max - key.size()) return false;
-  if (c.group) inc(c.group->rejected_too_large);
+  c.metrics.rejected_too_large();
   return true;
 }
 
@@ -361,7 +85,7 @@ void store(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_
     c.backend->set(key, val, expiry_for(c, now, ttl_ms), now);
     return 0;
   });
-  if (c.group) inc(c.group->sets);
+  c.metrics.set();
 }
 
 // Stores a loaded value (when it fits) and counts the set.
@@ -426,10 +150,10 @@ void parse_front_options(cm_cache& c, Uri& u) {
 
 // The store of a URI, behind a circuit breaker when breaker_failures > 0.
 std::unique_ptr<Backend> make_store(cm_cache& c, const Uri& u) {
-  std::unique_ptr<Backend> b = make_backend(u, &c);
+  std::unique_ptr<Backend> b = make_backend(u, &c.metrics);
   if (c.opt.breaker_failures > 0)
     b = std::make_unique<BreakerBackend>(std::move(b), BreakerOptions{c.opt.breaker_failures, c.opt.breaker_cooldown_ms},
-                                         c.clock, &c);
+                                         c.clock, &c.metrics);
   return b;
 }
 
@@ -440,20 +164,7 @@ void finish_open(cm_cache& c, Backend* l1, Backend* l2) {
     add_health_check(*c.reg, &c, c.name, std::string(b->kind()), [b] { return b->health(); });
   }
   if (!c.opt.metrics) return;
-  GroupKey key{c.reg, c.name, std::string(c.backend->kind())};
-  std::lock_guard<std::mutex> lk(g_groups_mu);
-  std::shared_ptr<CacheGroup> g = groups()[key].lock();
-  if (!g) {
-    g = make_group(*c.reg, c.name, c.backend->kind());
-    groups()[key] = g;
-  }
-  make_extra(c, *c.backend, c.opt.breaker_failures > 0, l1, l2);
-  {
-    std::lock_guard<std::mutex> mlk(g->members_mu);
-    g->members.push_back(&c);
-  }
-  c.group = std::move(g);
-  take_snapshot(*c.group, c.clock->coarse_ms());
+  c.metrics.join({c.reg, c.name, c.clock, c.opt.sample, c.opt.breaker_failures > 0, c.backend.get(), l1, l2});
 }
 
 }  // namespace
@@ -491,11 +202,11 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
   TieredOptions topt;
   // Without a change feed, an L1 copy may be stale for its ttl_ms.
   topt.l1_ttl_ms = u1.query.get_int("ttl_ms", s2->traits.change_feed ? 0 : 1000, 0, int64_t{1} << 50);
-  std::unique_ptr<Backend> l1 = make_backend(u1, c.get());
+  std::unique_ptr<Backend> l1 = make_backend(u1, &c->metrics);
   std::unique_ptr<Backend> l2 = make_store(*c, u2);
   Backend* l1_raw = l1.get();
   Backend* l2_raw = l2.get();
-  auto tiered = std::make_unique<TieredBackend>(std::move(l1), std::move(l2), topt, c->clock, c.get());
+  auto tiered = std::make_unique<TieredBackend>(std::move(l1), std::move(l2), topt, c->clock, &c->metrics);
   TieredBackend* t = tiered.get();
   c->backend = std::move(tiered);
   finish_open(*c, l1_raw, l2_raw);
@@ -506,67 +217,29 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
 
 }  // namespace cm
 
-void cm_cache::on_evict(cm::EvictReason why, uint64_t entries, uint64_t) {
-  if (!group) return;
-  cm::add(why == cm::EvictReason::Size ? group->evict_size : group->evict_expired, entries);
-}
-
-void cm_cache::on_breaker(cm::BreakerState from, cm::BreakerState to) {
-  if (extra.breaker_state) cm_gauge_set(extra.breaker_state, static_cast<double>(to));
-  if (to == cm::BreakerState::Open) cm::inc(extra.breaker_opens);
-  if (to == cm::BreakerState::Closed && from != cm::BreakerState::Closed) cm::inc(extra.breaker_closes);
-}
-
-void cm_cache::on_absorbed_error(cm::Op op, const cm::Error& e) { cm::count_error(*this, op, cm::kind_of(e)); }
-
-void cm_cache::on_tier_get(cm::Tier t, bool hit, int64_t ns) {
-  const int i = static_cast<int>(t);
-  cm::inc(hit ? extra.tier_hits[i] : extra.tier_misses[i]);
-  if (ns >= 0 && extra.tier_duration[i]) cm_histogram_observe(extra.tier_duration[i], static_cast<double>(ns) * 1e-9);
-}
-
-void cm_cache::on_l1_flush() { cm::inc(extra.l1_flushes); }
-
-void cm_cache::on_invalidation() { cm::inc(extra.invalidations); }
-
 cm_cache::~cm_cache() {
   // Waits for a /health check of this cache in flight (bounded by the
   // backend's timeout): the check uses the backend freed below.
   if (reg && backend) cm::remove_health_check(*reg, this);
-  if (group) {
-    std::lock_guard<std::mutex> lk(group->members_mu);
-    std::erase(group->members, this);
-  }
-  const std::string kind = backend ? std::string(backend->kind()) : std::string();
+  metrics.leave();  // the group's collector no longer reads the backend
   // The backend's threads (a tiered cache's invalidation listener) report
   // into this handle's series: stop them before the series can go.
   backend.reset();
-  if (reg) {
-    std::vector<cm_series*> x = extra.all();
-    cm::release_series(*reg, x.data(), x.size());
-    extra = cm::ExtraSeries{};
-  }
-  if (group) {
-    std::lock_guard<std::mutex> lk(cm::g_groups_mu);
-    cm::GroupKey key{reg, name, kind};
-    group.reset();  // the last handle of the name: ~CacheGroup removes the series
-    auto it = cm::groups().find(key);
-    if (it != cm::groups().end() && it->second.expired()) cm::groups().erase(it);
-  }
+  metrics.close();
 }
 
 namespace cm {
 
 int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool count_miss) {
   check_key(key);
-  OpTimer t(c, Op::Get);
+  OpTimer t = c.metrics.time(Op::Get);
   int64_t now = c.clock->coarse_ms();
-  tick_window(c, now);
+  c.metrics.tick(now);
   Fetched f;
   bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
   if (found && now < f.fresh_until_ms) {
-    if (c.group) inc(c.group->hits);
-    if (f.from_l1) count_l1_hit(c, t);
+    c.metrics.hit();
+    if (f.from_l1) c.metrics.l1_hit(t);
     *val = f.data;
     *vlen = f.len;
     return CM_OK;
@@ -576,13 +249,13 @@ int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool 
     t.cancel();  // the cm_cache_get_or_load that follows times and counts it
     return CM_MISS;
   }
-  if (c.group) inc(c.group->misses);
+  c.metrics.miss();
   return CM_MISS;
 }
 
 int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms) {
   check_key(key);
-  OpTimer t(c, Op::Set);
+  OpTimer t = c.metrics.time(Op::Set);
   if (too_large(c, key, val)) {
     // The sizes as given: their sum may not fit a size_t (a bogus vlen).
     const size_t k = key.size(), v = val.size();
@@ -591,17 +264,17 @@ int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t t
                                ") exceeds max_entry_bytes=" + std::to_string(c.opt.max_entry_bytes));
   }
   int64_t now = c.clock->coarse_ms();
-  tick_window(c, now);
+  c.metrics.tick(now);
   store(c, key, val, ttl_ms, now);
   return CM_OK;
 }
 
 int cache_delete(cm_cache& c, std::string_view key) {
   check_key(key);
-  OpTimer t(c, Op::Delete);
+  OpTimer t = c.metrics.time(Op::Delete);
   int64_t now = c.clock->coarse_ms();
   bool found = backend_call(c, Op::Delete, [&] { return c.backend->del(key, now); });
-  if (c.group) inc(c.group->deletes);
+  c.metrics.del();
   return found ? CM_OK : CM_MISS;
 }
 
@@ -677,10 +350,7 @@ class DistLock {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     const auto deadline = t0 + std::chrono::milliseconds(c_.opt.load_timeout_ms);
-    auto observe = [&] {
-      if (c_.extra.lock_wait)
-        cm_histogram_observe(c_.extra.lock_wait, std::chrono::duration<double>(clock::now() - t0).count());
-    };
+    auto observe = [&] { c_.metrics.lock_wait(std::chrono::duration<double>(clock::now() - t0).count()); };
     token_ = lock_token();
     auto backoff = std::chrono::milliseconds(1);
     for (;;) {
@@ -693,7 +363,7 @@ class DistLock {
       }
       if (got) {
         held_ = true;
-        inc(c_.extra.lock_acquisitions);
+        c_.metrics.lock_acquired();
         observe();
         // Stored while we were waiting for the lock? Then no load.
         return lookup(value);
@@ -714,7 +384,7 @@ class DistLock {
       auto now = clock::now();
       if (now >= deadline) {
         observe();
-        inc(c_.extra.lock_timeouts);
+        c_.metrics.lock_timeout();
         throw Error(CM_ETIMEOUT, "waited load_timeout_ms=" + std::to_string(c_.opt.load_timeout_ms) +
                                      " for another process's load of this key (its lock is held)");
       }
@@ -751,14 +421,14 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
                       size_t* vlen) {
   check_key(key);
   int64_t now = c.clock->coarse_ms();
-  tick_window(c, now);
+  c.metrics.tick(now);
   Fetched f;
   {
-    OpTimer t(c, Op::Get);
+    OpTimer t = c.metrics.time(Op::Get);
     bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
     if (found && now < f.fresh_until_ms) {
-      if (c.group) inc(c.group->hits);
-      if (f.from_l1) count_l1_hit(c, t);
+      c.metrics.hit();
+      if (f.from_l1) c.metrics.l1_hit(t);
       *val = f.data;
       *vlen = f.len;
       return CM_OK;
@@ -772,7 +442,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
   } holder{f};
   bool stale = f.data != nullptr && c.opt.stale_ms > 0;
   auto give_stale = [&] {
-    if (c.group) inc(c.group->stale_hits);
+    c.metrics.stale_hit();
     *val = f.data;
     *vlen = f.len;
     f.data = nullptr;
@@ -794,12 +464,12 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     }
   }
   if (stale && !leader) return give_stale();  // someone is refreshing it
-  if (c.group) inc(c.group->misses);  // a stale refresher missed too
+  c.metrics.miss();  // a stale refresher missed too
 
   if (!leader) {
     std::unique_lock<std::mutex> lk(flight->mu);
     if (!flight->cv.wait_for(lk, std::chrono::milliseconds(c.opt.load_timeout_ms), [&] { return flight->done; })) {
-      if (c.group) inc(c.group->load_wait_timeouts);
+      c.metrics.load_wait_timeout();
       throw Error(CM_ETIMEOUT, "waited load_timeout_ms=" + std::to_string(c.opt.load_timeout_ms) +
                                    " for another caller's load of this key");
     }
@@ -862,7 +532,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     }
   }
   if (!loaded_meanwhile) {
-    OpTimer t(c, Op::Load);
+    OpTimer t = c.metrics.time(Op::Load);
     void* lv = nullptr;
     size_t ll = 0;
     status = load(ctx, key.data(), key.size(), &lv, &ll);
@@ -886,7 +556,7 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     std::free(lv);
   }
   if (!loaded_meanwhile) {
-    if (c.group) inc(status == CM_OK ? c.group->loads_ok : c.group->loads_error);
+    c.metrics.load(status == CM_OK);
     if (status == CM_OK) store_loaded(c, k, value, ttl_ms);
   }
   dlock.release();  // after the store: a waiter that sees the lock gone finds the value
@@ -935,8 +605,8 @@ std::string cache_stats_json(cm_cache& c) {
   out.append(",\"backend\":");
   append_json_string(out, c.backend->kind());
   out.append(",\"metrics\":");
-  out.append(c.group ? "true" : "false");
-  CacheGroup* g = c.group.get();
+  CacheGroup* g = c.metrics.group();
+  out.append(g ? "true" : "false");
   auto v = [&](cm_series* s) { return g ? cm_series_value(s) : 0.0; };
   double hits = v(g ? g->hits : nullptr), misses = v(g ? g->misses : nullptr);
   out.append(",\"hits\":");
@@ -1004,16 +674,6 @@ std::string cache_stats_json(cm_cache& c) {
   return std::string(out.view());
 }
 
-void cache_reset_stats(cm_cache& c) {
-  if (!c.group) return;
-  std::vector<cm_series*> s = c.group->all();
-  reset_series(*c.reg, s.data(), s.size());
-  {
-    std::lock_guard<std::mutex> lk(c.group->window.mu);
-    c.group->window.snaps.clear();
-    c.group->window.next_ms.store(0, std::memory_order_relaxed);
-  }
-  take_snapshot(*c.group, c.clock->coarse_ms());
-}
+void cache_reset_stats(cm_cache& c) { c.metrics.reset(c.clock->coarse_ms()); }
 
 }  // namespace cm

@@ -30,7 +30,7 @@ TEST(CacheFront, StaleWhileRevalidate) {
   EXPECT_EQ(refreshed, "v:k:2");
   EXPECT_EQ(c.get("k", &v), CM_OK);
   EXPECT_EQ(v, "v:k:2");
-  cm::CacheGroup* g = c.c->group.get();
+  cm::CacheGroup* g = c.c->metrics.group();
   EXPECT_EQ(cm_series_value(g->stale_hits), 1);
   EXPECT_EQ(cm_series_value(g->loads_ok), 2);
 
@@ -55,7 +55,7 @@ TEST(CacheFront, GetHitLeavesStaleAndMissesToGetOrLoad) {
   Loader l;
   std::string v;
   ASSERT_EQ(load(*c.c, "k", l, &v, 1000), CM_OK);
-  cm::CacheGroup* g = c.c->group.get();
+  cm::CacheGroup* g = c.c->metrics.group();
   auto probe = [&](std::string* out) {
     void* p = nullptr;
     size_t n = 0;
@@ -110,7 +110,7 @@ TEST(CacheFront, SingleFlightHundredThreadsOneLoad) {
     EXPECT_EQ(rc[i], CM_OK) << i;
     EXPECT_EQ(got[i], "v:hot:1") << i;
   }
-  cm::CacheGroup* g = c.c->group.get();
+  cm::CacheGroup* g = c.c->metrics.group();
   EXPECT_EQ(cm_series_value(g->loads_ok), 1);
   EXPECT_EQ(cm_series_value(g->hits) + cm_series_value(g->misses), kThreads);
   EXPECT_EQ(cm_series_value(g->sets), 1);
@@ -133,7 +133,7 @@ TEST(CacheFront, WaitersTimeOutAndAreCounted) {
   l.release();
   leader.join();
   EXPECT_EQ(leader_rc, CM_OK);
-  EXPECT_EQ(cm_series_value(c.c->group->load_wait_timeouts), 1);
+  EXPECT_EQ(cm_series_value(c.c->metrics.group()->load_wait_timeouts), 1);
   EXPECT_EQ(l.calls, 1);
 }
 

@@ -24,7 +24,7 @@ TEST(CacheFront, TtlExpiresExactlyOnTheManualClock) {
   EXPECT_EQ(c.get("default"), CM_MISS);
   clock.advance_ms(int64_t{1} << 40);
   EXPECT_EQ(c.get("forever"), CM_OK);
-  cm::CacheGroup* g = c.c->group.get();
+  cm::CacheGroup* g = c.c->metrics.group();
   ASSERT_NE(g, nullptr);
   EXPECT_EQ(cm_series_value(g->evict_expired), 2);  // both found expired on get
   EXPECT_EQ(cm_series_value(g->hits), 3);
@@ -73,7 +73,7 @@ TEST(CacheFront, MetricsMatchOperationsExactly) {
     }
     clock.advance_ns(1500);  // every operation "takes" 0 ns on the manual clock
   }
-  cm::CacheGroup* g = c.c->group.get();
+  cm::CacheGroup* g = c.c->metrics.group();
   EXPECT_EQ(cm_series_value(g->hits), hits);
   EXPECT_EQ(cm_series_value(g->misses), misses);
   EXPECT_EQ(cm_series_value(g->sets), 167);
@@ -86,7 +86,7 @@ TEST(CacheFront, SamplingTimesOneInN) {
   cm::ManualClock clock;
   Cache c(r.reg, "memory://?sample=10", &clock);
   for (int i = 0; i < 1000; ++i) c.get("x");
-  cm::CacheGroup* g = c.c->group.get();
+  cm::CacheGroup* g = c.c->metrics.group();
   EXPECT_EQ(cm_series_value(g->misses), 1000);  // counts are never sampled
   EXPECT_EQ(cm_series_value(g->duration[static_cast<int>(cm::Op::Get)]), 100);
 }

@@ -18,10 +18,10 @@ struct Tiered : cmtest::Cache {
   Tiered(cm_registry* reg, const std::string& l1, const std::string& l2, const cm::Clock* clock,
          const char* name = "t")
       : Cache(cm::open_cache_tiered(reg, name, l1.c_str(), l2.c_str(), clock)) {}
-  double l1_hits() { return cm_series_value(c->extra.tier_hits[0]); }
-  double l2_hits() { return cm_series_value(c->extra.tier_hits[1]); }
-  double l1_misses() { return cm_series_value(c->extra.tier_misses[0]); }
-  double l2_misses() { return cm_series_value(c->extra.tier_misses[1]); }
+  double l1_hits() { return cm_series_value(c->metrics.extra().tier_hits[0]); }
+  double l2_hits() { return cm_series_value(c->metrics.extra().tier_hits[1]); }
+  double l1_misses() { return cm_series_value(c->metrics.extra().tier_misses[0]); }
+  double l2_misses() { return cm_series_value(c->metrics.extra().tier_misses[1]); }
 };
 
 class TieredSqlite : public ::testing::Test {
@@ -62,7 +62,7 @@ TEST_F(TieredSqlite, ReadThroughWriteThroughAndTierCounts) {
   EXPECT_EQ(w.l1_hits(), 1);
   EXPECT_EQ(v, "v");
   // The whole cache's counts: a hit in either tier is a hit.
-  EXPECT_EQ(cm_series_value(w.c->group->hits), 2);
+  EXPECT_EQ(cm_series_value(w.c->metrics.group()->hits), 2);
 
   ASSERT_EQ(cm::cache_delete(*t.c, "k"), CM_OK);
   EXPECT_EQ(t.get("k"), CM_MISS);
