@@ -34,14 +34,7 @@ struct FrontOptions {
   int64_t breaker_cooldown_ms = 1000;
 };
 
-struct Flight {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  int status = CM_OK;
-  std::string value;
-  std::string errmsg;
-};
+struct Flight;  // load.cpp
 
 }  // namespace cm
 

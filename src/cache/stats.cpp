@@ -1,0 +1,121 @@
+// cm_cache_stats_json and cm_cache_reset_stats: a cache's statistics from
+// its metrics group (hit ratios, evictions, latency quantiles, hit-ratio
+// windows). See cache.h and docs/metrics.md.
+#include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache/cache.h"
+#include "metrics/registry.h"
+#include "util/text.h"
+
+namespace cm {
+
+namespace {
+
+void json_num(OutBuf& out, double v) {
+  if (std::isfinite(v))
+    out.append_double(v);
+  else
+    out.append("null");
+}
+
+double series_quantile(cm_series* s, double q, uint64_t* count) {
+  uint64_t payload[2 + std::size(kDurationBounds)];
+  {
+    auto lk = cells::Space::get().lock();
+    read_payload(*s, payload, lk);
+  }
+  std::vector<double> bounds(std::begin(kDurationBounds), std::end(kDurationBounds));
+  uint64_t cum[std::size(kDurationBounds) + 1];
+  uint64_t run = 0;
+  for (size_t i = 0; i <= bounds.size(); ++i) cum[i] = run += payload[1 + i];
+  *count = run;
+  return histogram_quantile(q, bounds, cum);
+}
+
+}  // namespace
+
+std::string cache_stats_json(cm_cache& c) {
+  int64_t now = c.clock->coarse_ms();
+  OutBuf out;
+  out.append("{\"cache\":");
+  append_json_string(out, c.name);
+  out.append(",\"backend\":");
+  append_json_string(out, c.backend->kind());
+  out.append(",\"metrics\":");
+  CacheGroup* g = c.metrics.group();
+  out.append(g ? "true" : "false");
+  auto v = [&](cm_series* s) { return g ? cm_series_value(s) : 0.0; };
+  double hits = v(g ? g->hits : nullptr), misses = v(g ? g->misses : nullptr);
+  out.append(",\"hits\":");
+  json_num(out, hits);
+  out.append(",\"misses\":");
+  json_num(out, misses);
+  out.append(",\"stale_hits\":");
+  json_num(out, v(g ? g->stale_hits : nullptr));
+  out.append(",\"hit_ratio\":");
+  json_num(out, hits + misses > 0 ? hits / (hits + misses) : NAN);
+  out.append(",\"entries\":");
+  out.append_u64(c.backend->entries());
+  out.append(",\"bytes\":");
+  out.append_u64(c.backend->bytes());
+  out.append(",\"evictions\":{\"size\":");
+  json_num(out, v(g ? g->evict_size : nullptr));
+  out.append(",\"expired\":");
+  json_num(out, v(g ? g->evict_expired : nullptr));
+  out.append("},\"latency_seconds\":{");
+  bool first = true;
+  for (Op op : {Op::Get, Op::Set, Op::Delete, Op::Load}) {
+    if (!first) out.push(',');
+    first = false;
+    append_json_string(out, op_name(op));
+    out.append(":{\"count\":");
+    uint64_t n = 0;
+    double p50 = NAN, p99 = NAN;
+    if (g) {
+      p50 = series_quantile(g->duration[static_cast<int>(op)], 0.5, &n);
+      p99 = series_quantile(g->duration[static_cast<int>(op)], 0.99, &n);
+    }
+    out.append_u64(n);
+    out.append(",\"p50\":");
+    json_num(out, p50);
+    out.append(",\"p99\":");
+    json_num(out, p99);
+    out.push('}');
+  }
+  out.append("},\"hit_ratio_window\":{");
+  const std::pair<const char*, int64_t> windows[] = {{"1m", 60000}, {"5m", 300000}, {"1h", 3600000}};
+  first = true;
+  for (const auto& [label, span] : windows) {
+    if (!first) out.push(',');
+    first = false;
+    append_json_string(out, label);
+    out.push(':');
+    double ratio = NAN;
+    if (g) {
+      std::lock_guard<std::mutex> lk(g->window.mu);
+      const auto& snaps = g->window.snaps;
+      // The newest snapshot at or before the window's start, else the oldest
+      // (the cache is younger than the window).
+      const WindowRing::Snap* base = nullptr;
+      for (const auto& s : snaps)
+        if (s.t_ms <= now - span) base = &s;
+      if (!base && !snaps.empty()) base = &snaps.front();
+      if (base) {
+        double dh = hits - base->hits, dm = misses - base->misses;
+        if (dh >= 0 && dm >= 0 && dh + dm > 0) ratio = dh / (dh + dm);
+      }
+    }
+    json_num(out, ratio);
+  }
+  out.append("}}");
+  return std::string(out.view());
+}
+
+void cache_reset_stats(cm_cache& c) { c.metrics.reset(c.clock->coarse_ms()); }
+
+}  // namespace cm
