@@ -132,7 +132,10 @@ CM_EXTERN int cm_cache_clear(cm_cache *c);
  * buffer allocated with cm_alloc() (ownership passes to the cache, also when
  * the loader fails), and its length into *vlen; returns CM_OK, CM_MISS (no
  * such value: nothing is cached), or a negative status that is handed back
- * to every caller waiting for this load (nothing is cached).
+ * to every caller waiting for this load (nothing is cached). The cache hands
+ * that very buffer to the caller that ran the load (it is not copied; a NUL
+ * is written after the value, growing the buffer only when it has no room:
+ * allocate *vlen + 1 bytes to spare that); waiting callers get copies.
  * Thread and locks: the loader runs on the thread of the cm_cache_get_or_load
  * caller that leads the load (one per key and process at a time), with no
  * lock of the library held: it may block, and it may call any cm_* function,

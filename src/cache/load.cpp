@@ -3,12 +3,19 @@
 // See cache.h.
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
+#include <utility>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -17,7 +24,9 @@
 
 namespace cm {
 
-// One load in progress: its waiters block on cv until done.
+// One load in progress: its waiters block on cv until done. value: one
+// copy of the loaded value shared by every waiter (made only when there
+// are waiters; the leader's caller gets the loader's own buffer).
 struct Flight {
   std::mutex mu;
   std::condition_variable cv;
@@ -56,18 +65,62 @@ std::string lock_token() {
 
 namespace {
 
-// Looks key up again (no hit or miss counted): true and *value filled when
-// the store holds it fresh now.
-bool fetch_fresh(cm_cache& c, std::string_view key, std::string* value) {
+// A value as the C API hands it out: malloc'd, len bytes and a NUL after
+// them. Freed unless released to the caller.
+class Buf {
+ public:
+  Buf() = default;
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  ~Buf() { std::free(p_); }
+  void reset(void* p, size_t len) {
+    std::free(p_);
+    p_ = static_cast<char*>(p);
+    len_ = len;
+  }
+  std::string_view view() const { return {p_, len_}; }
+  size_t size() const { return len_; }
+  void* release() { return std::exchange(p_, nullptr); }
+
+ private:
+  char* p_ = nullptr;
+  size_t len_ = 0;
+};
+
+// Takes the loader's buffer (cm_alloc'd, i.e. malloc'd) as the value handed
+// out: it needs a NUL after its ll bytes. Written in place when the
+// allocation has room (a loader that allocates ll + 1 bytes, or malloc's
+// rounding), else the buffer grows by realloc (in place when it can). lv
+// is freed on failure.
+void adopt_loaded(Buf* out, void* lv, size_t ll) {
+  if (!lv) return out->reset(copy_out({}), 0);  // CM_OK with (NULL, 0): the empty value
+  char* p = static_cast<char*>(lv);
+#if defined(__GLIBC__)
+  if (malloc_usable_size(lv) > ll) {
+    p[ll] = '\0';
+    return out->reset(p, ll);
+  }
+#endif
+  p = ll < SIZE_MAX ? static_cast<char*>(std::realloc(lv, ll + 1)) : nullptr;
+  if (!p) {
+    std::free(lv);
+    throw std::bad_alloc();
+  }
+  p[ll] = '\0';
+  out->reset(p, ll);
+}
+
+// Looks key up again (no hit or miss counted): true and *value filled (with
+// the backend's buffer) when the store holds it fresh now.
+bool fetch_fresh(cm_cache& c, std::string_view key, Buf* value) {
   Fetched f;
   int64_t now = c.clock->coarse_ms();
   bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
-  struct Free {
-    void* p;
-    ~Free() { std::free(p); }
-  } free_f{f.data};
-  if (!found || now >= f.fresh_until_ms) return false;
-  value->assign(static_cast<const char*>(f.data), f.len);
+  if (!found || now >= f.fresh_until_ms) {
+    std::free(f.data);
+    return false;
+  }
+  value->reset(f.data, f.len);
   return true;
 }
 
@@ -87,7 +140,7 @@ class DistLock {
   // false: load here (the lock is held, or could not be taken). With
   // once, a lock held elsewhere is not waited for: *busy is set instead
   // (a stale refresh then serves the stale value).
-  bool acquire(std::string* value, bool once = false, bool* busy = nullptr) {
+  bool acquire(Buf* value, bool once = false, bool* busy = nullptr) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     const auto deadline = t0 + std::chrono::milliseconds(c_.opt.load_timeout_ms);
@@ -148,7 +201,7 @@ class DistLock {
   }
 
  private:
-  bool lookup(std::string* value) { return fetch_fresh(c_, key_, value); }
+  bool lookup(Buf* value) { return fetch_fresh(c_, key_, value); }
 
   cm_cache& c_;
   std::string_view key_;
@@ -229,21 +282,25 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
   struct LeaderGuard {
     cm_cache& c;
     const std::string& k;
-    Flight& f;
+    const std::shared_ptr<Flight>& f;
     bool published = false;
-    void publish(int status, const std::string& errmsg, const std::string* value) {
+    void publish(int status, const std::string& errmsg, const Buf* value) {
       {
         std::lock_guard<std::mutex> lk(c.flights_mu);
         c.flights.erase(k);
       }
+      // Out of the map, the flight is held by us and by its waiters only
+      // (they took it under flights_mu): no waiter, no copy.
+      std::string shared;
+      if (value && f.use_count() > 1) shared.assign(value->view());
       {
-        std::lock_guard<std::mutex> lk(f.mu);
-        f.status = status;
-        f.errmsg = errmsg;
-        if (value) f.value = *value;
-        f.done = true;
+        std::lock_guard<std::mutex> lk(f->mu);
+        f->status = status;
+        f->errmsg = errmsg;
+        f->value = std::move(shared);
+        f->done = true;
       }
-      f.cv.notify_all();
+      f->cv.notify_all();
       published = true;
     }
     ~LeaderGuard() {
@@ -254,10 +311,11 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
         }
       }
     }
-  } guard{c, k, *flight};
+  } guard{c, k, flight};
 
   int status = CM_OK;
-  std::string value, errmsg;
+  std::string errmsg;
+  Buf value;  // handed to our caller as it is: the loader's or the backend's buffer
   // A load may have finished between our lookup and our becoming the leader
   // (its flight already gone): look again before loading twice.
   bool loaded_meanwhile = !stale && fetch_fresh(c, key, &value);
@@ -288,17 +346,14 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     } else if (status == CM_MISS) {
       errmsg = "the loader found no value";
     }
-    try {
-      if (status == CM_OK && ll) value.assign(static_cast<const char*>(lv), ll);
-    } catch (...) {
+    if (status == CM_OK)
+      adopt_loaded(&value, lv, ll);
+    else
       std::free(lv);
-      throw;
-    }
-    std::free(lv);
   }
   if (!loaded_meanwhile) {
     c.metrics.load(status == CM_OK);
-    if (status == CM_OK) store_loaded(c, k, value, ttl_ms);
+    if (status == CM_OK) store_loaded(c, k, value.view(), ttl_ms);
   }
   dlock.release();  // after the store: a waiter that sees the lock gone finds the value
   guard.publish(status, errmsg, status == CM_OK ? &value : nullptr);
@@ -308,8 +363,8 @@ int cache_get_or_load(cm_cache& c, std::string_view key, cm_loader_fn load, void
     if (status < 0) throw Error(status, errmsg);
     return status;
   }
-  *val = copy_out(value);
   *vlen = value.size();
+  *val = value.release();
   return CM_OK;
 }
 

@@ -114,3 +114,57 @@ TEST(CacheFront, LockTokensDifferAcrossFork) {
   EXPECT_EQ(mine.size(), 32u);
   EXPECT_NE(std::string(buf, static_cast<size_t>(n)), mine);
 }
+
+// get_or_load's leader hands its caller the loader's own buffer (no copy)
+// when the allocation has room for the NUL after the value; otherwise the
+// buffer grows to hold it. Either way the value ends in a NUL and is cached.
+TEST(CacheFront, GetOrLoadHandsTheLoadersBufferThrough) {
+  Reg r;
+  cm::ManualClock clock;
+  Cache c(r.reg, "memory://", &clock);
+  struct Ctx {
+    size_t room;  // bytes allocated beyond the value
+    void* given = nullptr;
+  };
+  auto loader = [](void* ctx, const void*, size_t, void** val, size_t* vlen) -> int {
+    auto* x = static_cast<Ctx*>(ctx);
+    const std::string v(100, 'x');
+    x->given = cm_alloc(v.size() + x->room);
+    std::memcpy(x->given, v.data(), v.size());
+    *val = x->given;
+    *vlen = v.size();
+    return CM_OK;
+  };
+  for (size_t room : {size_t{1}, size_t{0}}) {
+    Ctx ctx{room};
+    const std::string key = "k" + std::to_string(room);
+    void* v = nullptr;
+    size_t n = 0;
+    ASSERT_EQ(cm::cache_get_or_load(*c.c, key, loader, &ctx, 0, &v, &n), CM_OK);
+    ASSERT_EQ(n, 100u);
+    EXPECT_EQ(std::string(static_cast<char*>(v), n), std::string(100, 'x'));
+    EXPECT_EQ(static_cast<char*>(v)[n], '\0');
+#if defined(__GLIBC__)
+    if (room) {
+      EXPECT_EQ(v, ctx.given);  // malloc_usable_size says the NUL fits: no copy
+    }
+#endif
+    cm_free(v);
+    std::string cached;
+    EXPECT_EQ(c.get(key, &cached), CM_OK);
+    EXPECT_EQ(cached, std::string(100, 'x'));
+  }
+  // CM_OK with (NULL, 0): the empty value, still a buffer with its NUL.
+  auto empty = [](void*, const void*, size_t, void** val, size_t* vlen) -> int {
+    *val = nullptr;
+    *vlen = 0;
+    return CM_OK;
+  };
+  void* v = nullptr;
+  size_t n = 1;
+  ASSERT_EQ(cm::cache_get_or_load(*c.c, "e", empty, nullptr, 0, &v, &n), CM_OK);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(static_cast<char*>(v)[0], '\0');
+  cm_free(v);
+}
