@@ -61,6 +61,7 @@ struct cm_server {};
 %ignore cm_free;
 %ignore cm_cache_get_or_load; /* wrapped as get_or_load with a target-language loader */
 %ignore cm_loader_fn;
+%ignore cm_cache_get_into;    /* a C caller's buffer: not wrapped yet */
 
 /* ---- the GIL ---------------------------------------------------------------
  * -threads releases the GIL around every wrapped call: the default is right

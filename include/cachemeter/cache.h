@@ -85,6 +85,29 @@ CM_EXTERN void cm_cache_close(cm_cache *c);
  * vlen NULL, klen 0); CM_ENOMEM; backend errors. */
 CM_EXTERN int cm_cache_get(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
 
+/* Looks key up and copies its value into the caller's buffer buf of cap
+ * bytes: nothing to free, and no allocation when the backend copies
+ * straight from its entry (a backend that cannot goes through an internal
+ * copy). No NUL is added after the value. buf may be NULL when cap is 0 (a
+ * probe for the size).
+ * Returns:
+ *   CM_OK      a hit: the value's *vlen bytes are in buf[0 .. *vlen).
+ *   CM_ELIMIT  a hit whose value does not fit: *vlen is its length, the
+ *              cap it needs; cm_errmsg() says so. Call again with a buffer
+ *              of at least *vlen bytes (the entry may have changed by then:
+ *              the call can return CM_ELIMIT again, or CM_MISS).
+ *   CM_MISS    absent or expired; *vlen is 0.
+ *   CM_EINVAL  c, key or vlen NULL, klen 0, buf NULL with cap > 0.
+ *   CM_ENOMEM, and backend errors (as cm_cache_get: CM_EUNAVAILABLE,
+ *              CM_ETIMEOUT, CM_EBACKEND, CM_ECORRUPT); *vlen is 0.
+ * On any status but CM_OK the contents of buf are unspecified.
+ * Counted and timed exactly as cm_cache_get: a hit (CM_OK or CM_ELIMIT)
+ * counts in cache_hits_total, a miss in cache_misses_total, a backend
+ * failure in cache_errors_total{op="get"}; CM_ELIMIT is not a cache error.
+ * A retry after CM_ELIMIT is a second lookup and counts again. */
+CM_EXTERN int cm_cache_get_into(cm_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+                                size_t *vlen);
+
 /* The lookup cm_cache_get_or_load starts with, on its own: for a caller that
  * must not wait for a load. A fresh value is returned and counted exactly as
  * cm_cache_get (or cm_cache_get_or_load) counts a hit. Anything else --

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "api/guard.h"
 #include "cache/cache.h"
@@ -47,6 +48,20 @@ CM_EXTERN int cm_cache_get(cm_cache* c, const void* key, size_t klen, void** val
     *vlen = 0;
     CM_REQUIRE(c != nullptr, "cache is NULL");
     return cm::cache_get(*c, key_of(key, klen), val, vlen);
+  });
+}
+
+CM_EXTERN int cm_cache_get_into(cm_cache* c, const void* key, size_t klen, void* buf, size_t cap, size_t* vlen) {
+  return cm::guard("cm_cache_get_into", [&] {
+    CM_REQUIRE(vlen != nullptr, "vlen is NULL");
+    *vlen = 0;
+    CM_REQUIRE(c != nullptr, "cache is NULL");
+    CM_REQUIRE(buf != nullptr || cap == 0, "buf is NULL with cap > 0");
+    int rc = cm::cache_get_into(*c, key_of(key, klen), buf, cap, vlen);
+    if (rc == CM_ELIMIT)  // a status, not a failure: no exception on this path
+      return cm::set_error(CM_ELIMIT, "cm_cache_get_into: the value of " + std::to_string(*vlen) +
+                                          " bytes does not fit cap=" + std::to_string(cap));
+    return rc;
   });
 }
 

@@ -22,6 +22,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -100,6 +102,21 @@ class Backend {
   // false otherwise (an entry found past keep_until is dropped and reported
   // as an Expired eviction).
   virtual bool get(std::string_view key, int64_t now_ms, Fetched* out) = 0;
+
+  // get() into the caller's buffer (cm_cache_get_into): as get(), but the
+  // value is copied into buf when out->len <= cap (else nothing is copied),
+  // and out->data stays null. The default goes through get() (an allocation
+  // and a copy more); a backend that can copy straight from its entry
+  // overrides it.
+  virtual bool get_into(std::string_view key, int64_t now_ms, void* buf, size_t cap, Fetched* out) {
+    Fetched f;
+    if (!get(key, now_ms, &f)) return false;
+    if (f.len <= cap && f.len) std::memcpy(buf, f.data, f.len);
+    std::free(f.data);
+    f.data = nullptr;
+    *out = f;
+    return true;
+  }
 
   // Inserts or replaces. May evict other entries (reported through events).
   // A backend may refuse an entry it can never hold (larger than its whole

@@ -57,27 +57,50 @@ void store_loaded(cm_cache& c, const std::string& key, std::string_view value, i
   }
 }
 
-int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool count_miss) {
+namespace {
+
+// The lookup of get and get_into, timed and counted: fetch(now) is the
+// backend's read into *f. True for a fresh hit; otherwise a miss, counted
+// unless count_miss is false (then not timed either: the
+// cm_cache_get_or_load that follows times and counts it).
+template <class Fetch>
+inline bool lookup(cm_cache& c, std::string_view key, bool count_miss, const Fetched& f, Fetch&& fetch) {
   check_key(key);
   OpTimer t = c.metrics.time(Op::Get);
   int64_t now = c.clock->coarse_ms();
   c.metrics.tick(now);
-  Fetched f;
-  bool found = backend_call(c, Op::Get, [&] { return c.backend->get(key, now, &f); });
+  bool found = backend_call(c, Op::Get, [&] { return fetch(now); });
   if (found && now < f.fresh_until_ms) {
     c.metrics.hit();
     if (f.from_l1) c.metrics.l1_hit(t);
+    return true;
+  }
+  if (count_miss)
+    c.metrics.miss();
+  else
+    t.cancel();
+  return false;
+}
+
+}  // namespace
+
+int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool count_miss) {
+  Fetched f;
+  if (lookup(c, key, count_miss, f, [&](int64_t now) { return c.backend->get(key, now, &f); })) {
     *val = f.data;
     *vlen = f.len;
     return CM_OK;
   }
   std::free(f.data);  // expired, inside another handle's stale window
-  if (!count_miss) {
-    t.cancel();  // the cm_cache_get_or_load that follows times and counts it
-    return CM_MISS;
-  }
-  c.metrics.miss();
   return CM_MISS;
+}
+
+int cache_get_into(cm_cache& c, std::string_view key, void* buf, size_t cap, size_t* vlen) {
+  Fetched f;
+  if (!lookup(c, key, true, f, [&](int64_t now) { return c.backend->get_into(key, now, buf, cap, &f); }))
+    return CM_MISS;
+  *vlen = f.len;
+  return f.len <= cap ? CM_OK : CM_ELIMIT;
 }
 
 int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms) {

@@ -76,6 +76,10 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
 // The operations behind the C API (throw Error; return CM_OK / CM_MISS).
 // count_miss false: cm_cache_get_hit (a miss is neither counted nor timed).
 int cache_get(cm_cache& c, std::string_view key, void** val, size_t* vlen, bool count_miss = true);
+// cm_cache_get_into: CM_OK (the value's *vlen bytes are in buf), CM_ELIMIT
+// (a hit whose *vlen bytes exceed cap; nothing copied) or CM_MISS. Counted
+// and timed as cache_get.
+int cache_get_into(cm_cache& c, std::string_view key, void* buf, size_t cap, size_t* vlen);
 int cache_set(cm_cache& c, std::string_view key, std::string_view val, int64_t ttl_ms);
 int cache_delete(cm_cache& c, std::string_view key);
 int cache_clear(cm_cache& c);

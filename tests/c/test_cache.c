@@ -178,6 +178,61 @@ static void get_set_delete_clear(void **state) {
   cm_cache_close(c);
 }
 
+/* cm_cache_get_into: the value into the caller's buffer, CM_ELIMIT with the
+ * needed size when it does not fit, every bad argument, and the same counts
+ * as cm_cache_get. */
+static void get_into(void **state) {
+  cm_registry *reg = *state;
+  cm_cache *c = open_ok(reg, "into", "memory://?sample=1");
+  char buf[16];
+  size_t n = 99;
+  assert_status(cm_cache_get_into(c, K("alice"), buf, sizeof buf, &n), CM_MISS);
+  assert_int_equal(n, 0);
+
+  assert_status(cm_cache_set(c, K("alice"), K("admin"), 0), CM_OK);
+  memset(buf, 'Z', sizeof buf);
+  assert_status(cm_cache_get_into(c, K("alice"), buf, sizeof buf, &n), CM_OK);
+  assert_int_equal(n, 5);
+  assert_memory_equal(buf, "admin", 5);
+  assert_int_equal(buf[5], 'Z'); /* no NUL added */
+  /* Too small: the needed size, nothing to free; a probe with no buffer. */
+  n = 0;
+  assert_status(cm_cache_get_into(c, K("alice"), NULL, 0, &n), CM_ELIMIT);
+  assert_int_equal(n, 5);
+  assert_contains(cm_errmsg(), "cap=0");
+  n = 0;
+  assert_status(cm_cache_get_into(c, K("alice"), buf, 4, &n), CM_ELIMIT);
+  assert_int_equal(n, 5);
+  assert_status(cm_cache_get_into(c, K("alice"), buf, 5, &n), CM_OK); /* exactly */
+  assert_memory_equal(buf, "admin", 5);
+  /* Embedded NULs, then an empty value (NULL buffer, cap 0: CM_OK). */
+  assert_status(cm_cache_set(c, K("a\0b"), K("x\0y\0"), 0), CM_OK);
+  assert_status(cm_cache_get_into(c, K("a\0c"), buf, sizeof buf, &n), CM_MISS);
+  assert_status(cm_cache_get_into(c, K("a\0b"), buf, sizeof buf, &n), CM_OK);
+  assert_int_equal(n, 4);
+  assert_memory_equal(buf, "x\0y\0", 4);
+  assert_status(cm_cache_set(c, K("empty"), NULL, 0, 0), CM_OK);
+  n = 99;
+  assert_status(cm_cache_get_into(c, K("empty"), NULL, 0, &n), CM_OK);
+  assert_int_equal(n, 0);
+
+  /* Bad arguments: nothing counted. */
+  assert_status(cm_cache_get_into(NULL, K("alice"), buf, sizeof buf, &n), CM_EINVAL);
+  assert_int_equal(n, 0);
+  assert_status(cm_cache_get_into(c, NULL, 5, buf, sizeof buf, &n), CM_EINVAL);
+  assert_status(cm_cache_get_into(c, "alice", 0, buf, sizeof buf, &n), CM_EINVAL);
+  assert_status(cm_cache_get_into(c, K("alice"), buf, sizeof buf, NULL), CM_EINVAL);
+  assert_contains(cm_errmsg(), "vlen");
+  assert_status(cm_cache_get_into(c, K("alice"), NULL, 1, &n), CM_EINVAL);
+  assert_contains(cm_errmsg(), "buf");
+
+  /* Counted as cm_cache_get counts: CM_OK and CM_ELIMIT are hits. */
+  assert_double_exact(metric(reg, "cachemeter_cache_hits_total", "into", NULL), 6);
+  assert_double_exact(metric(reg, "cachemeter_cache_misses_total", "into", NULL), 2);
+  assert_double_exact(metric(reg, "cachemeter_cache_operation_duration_seconds_count", "into", "op=\"get\""), 8);
+  cm_cache_close(c);
+}
+
 static void bad_arguments(void **state) {
   cm_registry *reg = *state;
   cm_cache *c = NULL;
@@ -827,6 +882,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, cmt_registry_setup, cmt_registry_teardown)
   const struct CMUnitTest tests[] = {
       T(get_set_delete_clear),
+      T(get_into),
       T(bad_arguments),
       T(huge_values),
       T(eviction_by_entries),
