@@ -221,6 +221,22 @@ void get_hit(benchmark::State &st, cm_cache *c, const std::vector<Key> &walk) {
   }
 }
 
+// The same hits through cm_cache_get_into: the value lands in the caller's
+// buffer, nothing to free.
+void get_hit_into(benchmark::State &st, cm_cache *c, const std::vector<Key> &walk) {
+  size_t i = 0;
+  char buf[kValueLen];
+  for (auto _ : st) {
+    size_t vlen;
+    if (cm_cache_get_into(c, walk[i].data(), kKeyLen, buf, sizeof buf, &vlen) != CM_OK) [[unlikely]] {
+      st.SkipWithError("get_into of a present key did not hit");
+      break;
+    }
+    benchmark::DoNotOptimize(buf);
+    if (++i == walk.size()) i = 0;
+  }
+}
+
 void get_hit_cm(benchmark::State &st) { get_hit(st, cache_metrics_on(), hit_walk(st)); }
 void get_hit_metrics_off_cm(benchmark::State &st) {
   get_hit(st, cache_metrics_off(), hit_walk(st));
@@ -231,6 +247,8 @@ void get_hot_metrics_off_cm(benchmark::State &st) {
   get_hit(st, cache_metrics_off(), hot_walk(st));
 }
 void get_hot_sample8_cm(benchmark::State &st) { get_hit(st, cache_sample8(), hot_walk(st)); }
+void get_hit_into_cm(benchmark::State &st) { get_hit_into(st, cache_metrics_on(), hit_walk(st)); }
+void get_hot_into_cm(benchmark::State &st) { get_hit_into(st, cache_metrics_on(), hot_walk(st)); }
 
 void get_hit_lru_walk(benchmark::State &st, const std::vector<Key> &walk) {
   BaselineLru &lru = baseline();
@@ -334,6 +352,14 @@ void register_all() {
   cmbench::register_side(h, "metrics_on", get_hot_cm, {1, 2});
   cmbench::register_side(h, "metrics_off", get_hot_metrics_off_cm, {1, 2});
   cmbench::register_side(h, "sample_8", get_hot_sample8_cm, {1, 2});
+  // cm_cache_get (a malloc'd copy the caller frees) against
+  // cm_cache_get_into (a copy into the caller's buffer), same cache.
+  const std::string i = "get_hit_into/16B_key_100B_value_1M_entries";
+  cmbench::register_side(i, "cm_cache_get", get_hit_cm, {1, 2});
+  cmbench::register_side(i, "cm_cache_get_into", get_hit_into_cm, {1, 2});
+  const std::string ih = "get_hit_hot1k_into/16B_key_100B_value_1M_entries";
+  cmbench::register_side(ih, "cm_cache_get", get_hot_cm, {1, 2});
+  cmbench::register_side(ih, "cm_cache_get_into", get_hot_into_cm, {1, 2});
 }
 
 }  // namespace
