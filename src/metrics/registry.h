@@ -244,7 +244,9 @@ void remove_health_check(cm_registry& r, const void* owner);
 // and *err its message (empty when healthy).
 bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err);
 
-// Readers (render, value): the payload of s, folded. Requires the cell lock.
+// The raw payload of s, folded. Requires the cell lock. Only for src/metrics/
+// (and, until it moves to read_series(), the cache stats JSON): other readers
+// use read_series() or snapshot() (metrics/snapshot.h), which hide the layout.
 void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk);
 
 // Exposition; the caller holds nothing, the renderer takes the locks.
