@@ -3,13 +3,13 @@
 // windows). See cache.h and docs/metrics.md.
 #include <cmath>
 #include <cstdint>
-#include <iterator>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "cache/cache.h"
 #include "metrics/registry.h"
+#include "metrics/snapshot.h"
 #include "util/text.h"
 
 namespace cm {
@@ -24,17 +24,9 @@ void json_num(OutBuf& out, double v) {
 }
 
 double series_quantile(cm_series* s, double q, uint64_t* count) {
-  uint64_t payload[2 + std::size(kDurationBounds)];
-  {
-    auto lk = cells::Space::get().lock();
-    read_payload(*s, payload, lk);
-  }
-  std::vector<double> bounds(std::begin(kDurationBounds), std::end(kDurationBounds));
-  uint64_t cum[std::size(kDurationBounds) + 1];
-  uint64_t run = 0;
-  for (size_t i = 0; i <= bounds.size(); ++i) cum[i] = run += payload[1 + i];
-  *count = run;
-  return histogram_quantile(q, bounds, cum);
+  const SeriesValue v = read_series(*s);
+  *count = v.count;
+  return histogram_quantile(q, s->family->bounds, v.cumulative().data());
 }
 
 }  // namespace

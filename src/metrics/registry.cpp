@@ -601,8 +601,4 @@ void run_collectors(cm_registry& r, Collectors which) {
   }
 }
 
-void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk) {
-  cells::Space::get().read(s.block, out, lk);
-}
-
 }  // namespace cm

@@ -244,11 +244,6 @@ void remove_health_check(cm_registry& r, const void* owner);
 // and *err its message (empty when healthy).
 bool run_health_check(cm_registry::HealthCheck& h, int* rc, std::string* err);
 
-// The raw payload of s, folded. Requires the cell lock. Only for src/metrics/
-// (and, until it moves to read_series(), the cache stats JSON): other readers
-// use read_series() or snapshot() (metrics/snapshot.h), which hide the layout.
-void read_payload(const cm_series& s, uint64_t* out, const cells::Space::Lock& lk);
-
 // Exposition; the caller holds nothing, the renderer takes the locks.
 // names: when not null and not empty, only the families one of whose exposed
 // names (family name, OpenMetrics name, any sample name) is listed.
