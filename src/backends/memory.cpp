@@ -566,19 +566,26 @@ static uint64_t hash_key(std::string_view key) { return std::hash<std::string_vi
 // shard lock shared (or exclusive): readers race on freq, so it is read
 // first and stored only below its cap; a lost increment (two readers storing
 // the same count) costs S3-FIFO nothing it would notice.
-static void take_hit(Node* x, Fetched* out) {
-  void* data = std::malloc(size_t{x->vlen} + 1);
-  if (!data) throw std::bad_alloc();
-  if (x->vlen) std::memcpy(data, x->value(), x->vlen);
-  static_cast<char*>(data)[x->vlen] = '\0';
+// into: copy the value into buf when it fits (cm_cache_get_into; out->data
+// stays null), else into a new malloc'd, NUL-terminated buffer.
+static void take_hit(Node* x, Fetched* out, bool into, void* buf, size_t cap) {
+  if (into) {
+    if (x->vlen && x->vlen <= cap) std::memcpy(buf, x->value(), x->vlen);
+    out->data = nullptr;
+  } else {
+    void* data = std::malloc(size_t{x->vlen} + 1);
+    if (!data) throw std::bad_alloc();
+    if (x->vlen) std::memcpy(data, x->value(), x->vlen);
+    static_cast<char*>(data)[x->vlen] = '\0';
+    out->data = data;
+  }
   std::atomic_ref<uint8_t> freq(x->freq);
   if (uint8_t f = freq.load(std::memory_order_relaxed); f < kMaxFreq) freq.store(f + 1, std::memory_order_relaxed);
-  out->data = data;
   out->len = x->vlen;
   out->fresh_until_ms = x->fresh_until;
 }
 
-bool MemoryBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
+bool MemoryBackend::lookup(std::string_view key, int64_t now_ms, Fetched* out, bool into, void* buf, size_t cap) {
   uint64_t h = hash_key(key);
   Shard& s = shard_of(h);
   {
@@ -586,7 +593,7 @@ bool MemoryBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
     Node* x = s.index.find(h, key);
     if (!x) return false;
     if (now_ms < x->keep_until) [[likely]] {
-      take_hit(x, out);
+      take_hit(x, out, into, buf, cap);
       return true;
     }
   }
@@ -598,7 +605,7 @@ bool MemoryBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
     Node* x = s.index.find(h, key);
     if (!x) return false;
     if (now_ms < x->keep_until) {
-      take_hit(x, out);
+      take_hit(x, out, into, buf, cap);
       return true;
     }
     s.drop(x, true, t);
@@ -606,6 +613,15 @@ bool MemoryBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
   }
   if (events_) events_->on_evict(EvictReason::Expired, t.exp_n, t.exp_b);
   return false;
+}
+
+bool MemoryBackend::get(std::string_view key, int64_t now_ms, Fetched* out) {
+  return lookup(key, now_ms, out, false, nullptr, 0);
+}
+
+// Copied straight from the entry under the shard lock: no allocation.
+bool MemoryBackend::get_into(std::string_view key, int64_t now_ms, void* buf, size_t cap, Fetched* out) {
+  return lookup(key, now_ms, out, true, buf, cap);
 }
 
 void MemoryBackend::set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) {

@@ -59,6 +59,7 @@ class MemoryBackend final : public Backend, private fork::Hooks {
 
   std::string_view kind() const override { return "memory"; }
   bool get(std::string_view key, int64_t now_ms, Fetched* out) override;
+  bool get_into(std::string_view key, int64_t now_ms, void* buf, size_t cap, Fetched* out) override;
   // Throws Error(CM_ELIMIT) when key + value + kEntryOverhead exceeds one
   // shard's byte cap (max_bytes / shard_count()), or a length exceeds 4 GiB.
   void set(std::string_view key, std::string_view value, Expiry e, int64_t now_ms) override;
@@ -77,6 +78,8 @@ class MemoryBackend final : public Backend, private fork::Hooks {
   static unsigned default_shards(uint64_t max_entries, uint64_t max_bytes);
 
  private:
+  // get() and get_into(): into selects the copy into buf (at most cap bytes).
+  bool lookup(std::string_view key, int64_t now_ms, Fetched* out, bool into, void* buf, size_t cap);
   struct Shard;
   BackendEvents* events_;
   unsigned nshards_;

@@ -322,8 +322,50 @@ TYPED_TEST_P(BackendContract, ConcurrentWritersReadersAndDeleters) {
   this->expect_no_evictions();
 }
 
+// get_into (cm_cache_get_into): the value lands in the caller's buffer when
+// it fits; a buffer too small gets nothing written and learns the length; a
+// miss, a value past keep_until and an empty value behave as get() does.
+TYPED_TEST_P(BackendContract, GetIntoCopiesWhatFitsAndReportsTheLength) {
+  constexpr int64_t fresh = TestFixture::kFresh, keep = TestFixture::kKeep;
+  auto b = this->open();
+  const std::string v = "value with a \0 NUL";
+  set(*b, "k", v, kT0, cm::Expiry{kT0 + fresh, kT0 + keep});
+  set(*b, "empty", "", kT0);
+  std::string buf(64, '#');
+  cm::Fetched f;
+  ASSERT_TRUE(b->get_into("k", kT0, buf.data(), buf.size(), &f));
+  EXPECT_EQ(f.data, nullptr);
+  EXPECT_EQ(f.len, v.size());
+  EXPECT_EQ(f.fresh_until_ms, kT0 + fresh);
+  EXPECT_EQ(buf.substr(0, v.size()), v);
+  EXPECT_EQ(buf[v.size()], '#');  // nothing past the value
+  std::string small(v.size() - 1, '#');
+  cm::Fetched g;
+  ASSERT_TRUE(b->get_into("k", kT0, small.data(), small.size(), &g));
+  EXPECT_EQ(g.data, nullptr);
+  EXPECT_EQ(g.len, v.size());
+  EXPECT_EQ(small, std::string(v.size() - 1, '#'));  // untouched
+  cm::Fetched exact;
+  std::string fit(v.size(), '#');
+  ASSERT_TRUE(b->get_into("k", kT0, fit.data(), fit.size(), &exact));
+  EXPECT_EQ(fit, v);
+  cm::Fetched e;
+  ASSERT_TRUE(b->get_into("empty", kT0, nullptr, 0, &e));
+  EXPECT_EQ(e.len, 0u);
+  EXPECT_EQ(e.data, nullptr);
+  cm::Fetched m;
+  EXPECT_FALSE(b->get_into("missing", kT0, buf.data(), buf.size(), &m));
+  EXPECT_FALSE(b->get_into("k", kT0 + keep, buf.data(), buf.size(), &m));  // keep_until reached
+  EXPECT_FALSE(get(*b, "k", kT0 + keep));
+  if (this->kTraits.reports_evictions) {
+    EXPECT_EQ(this->events_.expired.entries, 1u);
+    EXPECT_EQ(this->events_.expired.bytes, this->charge("k", v));
+  }
+}
+
 REGISTER_TYPED_TEST_SUITE_P(BackendContract, GetSetDeleteClear, EmptyValuesAndNulBytes, ReplaceKeepsOneEntry,
                             TtlFreshThenStaleThenGoneAtKeepUntil, DelOfAnExpiredEntryIsFalse, SetRenewsExpiry,
+                            GetIntoCopiesWhatFitsAndReportsTheLength,
                             BoundByEntriesWithExactAccounting, BoundByBytesWithExactAccounting,
                             EntryLargerThanTheCapacityIsLimit, ConcurrentWritersReadersAndDeleters);
 
