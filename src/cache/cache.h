@@ -26,7 +26,7 @@ namespace cm {
 struct FrontOptions {
   int64_t default_ttl_ms = 0;  // 0: never expires
   int64_t max_entry_bytes = int64_t{1} << 20;
-  uint32_t sample = 16;  // time 1 in 16 operations (two precise clock reads cost ~50 ns)
+  uint32_t sample = 16;  // time 1 in N operations; the URI default is its backend spec's default_sample
   bool metrics = true;
   int64_t load_timeout_ms = 30000;
   int64_t stale_ms = 0;

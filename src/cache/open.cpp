@@ -59,7 +59,8 @@ void parse_front_options(cm_cache& c, Uri& u) {
   const Options& q = u.query;
   c.opt.default_ttl_ms = q.get_int("ttl_ms", 0, 0, int64_t{1} << 50);
   c.opt.max_entry_bytes = q.get_size("max_entry_bytes", c.opt.max_entry_bytes, 1, int64_t{1} << 40);
-  c.opt.sample = static_cast<uint32_t>(q.get_int("sample", c.opt.sample, 1, 1000000));
+  const BackendSpec* spec = find_backend_spec(u.scheme);
+  c.opt.sample = static_cast<uint32_t>(q.get_int("sample", spec ? spec->default_sample : c.opt.sample, 1, 1000000));
   c.opt.metrics = q.get_bool("metrics", true) && env_metrics_enabled();
   c.opt.load_timeout_ms = q.get_int("load_timeout_ms", c.opt.load_timeout_ms, 1, int64_t{1} << 40);
   c.opt.stale_ms = q.get_int("stale_ms", 0, 0, int64_t{1} << 50);
@@ -69,7 +70,6 @@ void parse_front_options(cm_cache& c, Uri& u) {
         throw Error(CM_EINVAL, "uri \"" + u.text + "\": option " + k + " applies to " +
                                    names_where([](const BackendTraits& t) { return t.shared; }) + " caches only");
   }
-  const BackendSpec* spec = find_backend_spec(u.scheme);
   const BreakerDefaults br = spec ? spec->breaker : BreakerDefaults{};
   c.opt.breaker_failures = static_cast<int>(q.get_int("breaker_failures", br.failures, 0, 1000000));
   c.opt.breaker_cooldown_ms = q.get_int("breaker_cooldown_ms", br.cooldown_ms, 1, int64_t{1} << 40);
