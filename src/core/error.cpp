@@ -2,6 +2,8 @@
 // cache_errors_total.
 #include "core/error.h"
 
+#include <cerrno>
+
 namespace cm {
 namespace {
 thread_local std::string t_errmsg;
@@ -14,6 +16,16 @@ int set_error(int status, const std::string& msg) noexcept {
     t_errmsg.clear();  // out of memory: keep the status, lose the detail
   }
   return status;
+}
+
+int status_of_errno(int err) noexcept {
+  switch (err) {
+    case ENOMEM: return CM_ENOMEM;
+    case ENOSPC:
+    case EDQUOT:
+    case EIO: return CM_EBACKEND;
+    default: return CM_EUNAVAILABLE;
+  }
 }
 
 const char* last_error() noexcept { return t_errmsg.c_str(); }

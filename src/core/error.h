@@ -32,6 +32,11 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
+// The status of a failed system call's errno: CM_ENOMEM, CM_EBACKEND for a
+// full disk or an I/O error, else CM_EUNAVAILABLE (permissions, a missing
+// directory, too many open files).
+int status_of_errno(int err) noexcept;
+
 // Records msg as the calling thread's last error and returns status.
 int set_error(int status, const std::string& msg) noexcept;
 // The calling thread's last error message (cm_errmsg()); valid until the

@@ -396,7 +396,7 @@ Db check_file(const std::string& path, bool must_exist, Deadline& deadline, Save
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT && !must_exist) return Db();
-    throw Error(errno == ENOENT ? CM_EINVAL : sqlite::status_of_errno(errno),
+    throw Error(errno == ENOENT ? CM_EINVAL : status_of_errno(errno),
                 "cannot use \"" + path + "\": " + std::strerror(errno));
   }
   if (!S_ISREG(st.st_mode)) throw Error(CM_EINVAL, "\"" + path + "\" is not a regular file");
@@ -460,7 +460,7 @@ class OwnerLock {
   explicit OwnerLock(const std::string& db_path) : path_(db_path + "-lock") {
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0)
-      throw Error(sqlite::status_of_errno(errno), "cannot create the lock file \"" + path_ + "\": " + std::strerror(errno));
+      throw Error(status_of_errno(errno), "cannot create the lock file \"" + path_ + "\": " + std::strerror(errno));
     struct flock fl{};
     fl.l_type = F_WRLCK;
     fl.l_whence = SEEK_SET;
@@ -471,14 +471,14 @@ class OwnerLock {
       fd_ = -1;
       if (err == EAGAIN || err == EACCES)
         throw Error(CM_ESTATE, "\"" + db_path + "\" is owned by process " + pid + " (lock file \"" + path_ + "\")");
-      throw Error(sqlite::status_of_errno(err), "cannot lock \"" + path_ + "\": " + std::strerror(err));
+      throw Error(status_of_errno(err), "cannot lock \"" + path_ + "\": " + std::strerror(err));
     }
     std::string me = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
       int err = errno;
       ::close(fd_);
       fd_ = -1;
-      throw Error(sqlite::status_of_errno(err), "cannot write the lock file \"" + path_ + "\": " + std::strerror(err));
+      throw Error(status_of_errno(err), "cannot write the lock file \"" + path_ + "\": " + std::strerror(err));
     }
   }
   ~OwnerLock() {

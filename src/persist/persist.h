@@ -21,7 +21,7 @@ constexpr int kApplicationId = 0x434D6574;
 // or row count past the bounds, a read past the deadline: see
 // docs/persistence.md "Hostile files"; left untouched), CM_EUNAVAILABLE when
 // it or its lock file cannot be created, opened or written; SQLite failures
-// by sqlite::status_of's table (sqlite/db.h), errno by status_of_errno.
+// by sqlite::status_of's table (sqlite/db.h), errno by status_of_errno (core/error.h).
 void start(cm_registry& r, const std::string& path, unsigned interval_ms);
 
 // Writes every series changed since the last flush, in one transaction.

@@ -25,16 +25,6 @@ int status_of(int rc) noexcept {
   }
 }
 
-int status_of_errno(int err) noexcept {
-  switch (err) {
-    case ENOMEM: return CM_ENOMEM;
-    case ENOSPC:
-    case EDQUOT:
-    case EIO: return CM_EBACKEND;
-    default: return CM_EUNAVAILABLE;
-  }
-}
-
 Error error(int rc, sqlite3* db, std::string_view label, std::string_view what, int busy_timeout_ms) {
   std::string msg;
   if (!label.empty()) {

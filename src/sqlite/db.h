@@ -41,11 +41,9 @@ namespace cm::sqlite {
 //                           which a cache counts as a too-large rejection)
 int status_of(int rc) noexcept;
 
-// The same table for errno from the file calls made beside SQLite (stat,
-// open and lock of persistence's lock file): ENOMEM is CM_ENOMEM; ENOSPC,
-// EDQUOT and EIO are CM_EBACKEND; anything else (ENOENT, ENOTDIR, EACCES,
-// EROFS, ...) is CM_EUNAVAILABLE.
-int status_of_errno(int err) noexcept;
+// errno from the file calls made beside SQLite (stat, open and lock of
+// persistence's lock file) maps by cm::status_of_errno (core/error.h), the
+// same table.
 
 // The Error for rc: status_of(rc) and "<label>: <what>: <SQLite's message>"
 // (no "<label>: " when label is empty), with a hint for a busy timeout, a

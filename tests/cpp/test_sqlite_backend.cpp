@@ -247,7 +247,7 @@ TEST(SqliteStatusTable, OneStatusPerFailure) {
   EXPECT_EQ(status_of(SQLITE_IOERR_NOMEM), CM_ENOMEM);
   for (int rc : {SQLITE_FULL, SQLITE_IOERR, SQLITE_IOERR_WRITE, SQLITE_ERROR, SQLITE_CONSTRAINT})
     EXPECT_EQ(status_of(rc), CM_EBACKEND) << rc;
-  using cm::sqlite::status_of_errno;
+  using cm::status_of_errno;  // core/error.h: the same table for the file calls beside SQLite
   for (int e : {ENOENT, ENOTDIR, EACCES, EPERM, EROFS}) EXPECT_EQ(status_of_errno(e), CM_EUNAVAILABLE) << e;
   for (int e : {ENOSPC, EDQUOT, EIO}) EXPECT_EQ(status_of_errno(e), CM_EBACKEND) << e;
   EXPECT_EQ(status_of_errno(ENOMEM), CM_ENOMEM);
