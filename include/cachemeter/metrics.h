@@ -50,9 +50,25 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *   persist_gauges=B   true/false (default false): cm_registry_persist() also
  *                      saves and restores gauges. Counters and histograms
  *                      are always persisted.
+ *   shared=DIR         a registry shared by the worker processes of a pool
+ *                      (docs/multiprocess.md): every update lands in this
+ *                      process's slot file in DIR (made, one level, when
+ *                      missing), cm_registry_render shows the aggregate of
+ *                      every slot. cm_series_value reads this process's share.
+ *   max_workers=N      shared only: slots in DIR (default 64, 1..4096), fixed
+ *                      when DIR is made.
+ *   gauge_mode=M       shared only: how gauges aggregate over workers: sum,
+ *                      max, min, livesum (default), livemax, all.
+ *   shared_fallback=F  shared only: fail (default) or local: with no free
+ *                      slot, count and render this process only.
  * On success *out is a new registry the caller frees with cm_registry_free().
  * Returns CM_OK; CM_EINVAL (out NULL, unknown key, bad value: cm_errmsg()
- * names it); CM_ENOMEM. Thread-safe. */
+ * names it; shared: DIR is not a directory, or was made for another
+ * max_workers); CM_ELIMIT (shared: all max_workers slots are held by live
+ * processes); CM_ECORRUPT (shared: DIR holds other files, or files of another
+ * layout version or damaged ones; nothing in it is changed);
+ * CM_EUNAVAILABLE (shared: DIR cannot be made, read or written); CM_ENOMEM.
+ * Thread-safe. */
 CM_EXTERN int cm_registry_new(cm_registry **out, const char *options);
 
 /* Frees a registry with all its families and series. NULL is a no-op, and so
@@ -206,7 +222,8 @@ CM_EXTERN int cm_registry_reset(cm_registry *reg);
  * it for the next one. Nothing is written to a file that is not ours.
  * Returns CM_OK; CM_EINVAL (NULL reg, NULL or empty path, path is a
  * directory); CM_ESTATE (reg already persists; another process, or another
- * registry of this one, owns the file: cm_errmsg() names its pid);
+ * registry of this one, owns the file: cm_errmsg() names its pid; reg is a
+ * shared registry, whose directory already keeps its counts);
  * CM_ECORRUPT (the file is not a cachemeter metrics file, or is damaged, or
  * has a newer schema, or a schema other than exactly the one cachemeter
  * writes (a view, a trigger, an extra table or index), or a value or row

@@ -193,6 +193,9 @@ CM_EXTERN int cm_registry_persist(cm_registry* reg, const char* path, unsigned i
   return cm::guard("cm_registry_persist", [&]() -> int {
     CM_REQUIRE(reg != nullptr, "reg is NULL (persist a registry you free: the last flush happens then)");
     CM_REQUIRE(path != nullptr && *path, "path is NULL or empty");
+    if (reg->shared)
+      throw cm::Error(CM_ESTATE, "a shared registry is not persisted: its directory already keeps the pool's "
+                                 "counts across restarts (docs/multiprocess.md)");
 #if CM_WITH_SQLITE
     cm::persist::start(*reg, path, interval_ms);
     return CM_OK;

@@ -37,6 +37,42 @@ constexpr uint32_t kChunkMask = kChunkWords - 1;
 inline uint64_t to_bits(double d) { return std::bit_cast<uint64_t>(d); }
 inline double from_bits(uint64_t u) { return std::bit_cast<double>(u); }
 
+// Cell memory other than the process heap: a shared registry's worker slot
+// file (metrics/shared/pool.h), where every cell is visible to the other
+// processes of the pool. A pool owns whole chunks of the slot space; for
+// each of its chunks it holds a *base* chunk (per block: the generation,
+// then the base payload) and hands out the threads' chunks. Every call is
+// made with the Space's mutex held.
+class Pool {
+ public:
+  // The base chunk of pool chunk pc (taken on first use). Throws Error
+  // (a full slot file: CM_ELIMIT).
+  virtual Word* base_chunk(uint32_t pc) = 0;
+  // A thread's chunk for pool chunk pc, zeroed; nullptr when the pool has
+  // none to give (then the thread's updates fold into the base under the
+  // lock). Never throws.
+  virtual Word* thread_chunk(uint32_t pc, uint64_t tag) noexcept = 0;
+  // Takes back a thread chunk whose values were folded into the base.
+  virtual void release_thread_chunk(Word* chunk) noexcept = 0;
+  // Brackets a move of values between words (base writes, thread exits):
+  // the pool's readers in other processes retry across it.
+  virtual void move_begin() noexcept = 0;
+  virtual void move_end() noexcept = 0;
+  // A pool may lose its memory (the child of a fork() must not write the
+  // parent's slot) and find new memory later (the child claims its own
+  // slot on its first write). claim_pending(): it has none now;
+  // claim(): tries to get it (false: still none). After a successful claim
+  // the Space re-homes the pool's blocks into its new base chunks.
+  virtual bool claim_pending() const noexcept = 0;
+  virtual bool claim() noexcept = 0;
+  // In the child of fork(), one thread, locks held: drop the parent's
+  // memory (the Space re-homes the blocks to fresh base chunks next).
+  virtual void fork_child() noexcept = 0;
+
+ protected:
+  ~Pool() = default;
+};
+
 // The series side of a cell block. Payload words [0, ndoubles) hold doubles
 // (summed as doubles), the rest hold integer counts.
 struct Block {
@@ -44,13 +80,21 @@ struct Block {
   uint32_t width = 0;  // 1 + payload words
   uint32_t ndoubles = 0;
   std::atomic<uint64_t> gen{0};
-  std::vector<uint64_t> base;  // payload not held in live cells; guarded by Space::mu
+  // Payload not held in live cells; guarded by Space::mu. In the heap
+  // (`base`), or for a pool's block in its base chunk (`home`: the
+  // generation's copy, then the payload).
+  std::vector<uint64_t> base;
+  Pool* pool = nullptr;
+  Word* home = nullptr;
 };
 
 struct Arena {
   // Written by the owning thread under Space's mutex; read by the owner
-  // without it and by other threads (readers) with it.
-  std::vector<std::unique_ptr<Word[]>> chunks;
+  // without it and by other threads (readers) with it. A heap chunk is
+  // owned by `owned`, a pool's by the pool.
+  std::vector<Word*> chunks;
+  std::vector<std::unique_ptr<Word[]>> owned;
+  uint64_t tag = 0;  // for people reading a slot file: which thread
 };
 
 // Enrolled for fork(): the cell lock is held across it (util/fork.h).
@@ -59,9 +103,16 @@ class Space final : private fork::Hooks {
   static Space& get();
 
   // Gives b a slot range and a fresh generation; its payload starts at zero.
-  void attach(Block& b, uint32_t payload_words, uint32_t ndoubles);
-  // Returns b's slots (zeroing every thread's copy) for reuse.
+  // pool: the cells live in that pool's memory (may throw its Error).
+  void attach(Block& b, uint32_t payload_words, uint32_t ndoubles, Pool* pool = nullptr);
+  // Returns b's slots (zeroing every thread's copy) for reuse. A pool's
+  // block keeps its words: its values (folded into its base) stay where
+  // the pool's readers count them, and its slots are not reused.
   void detach(Block& b);
+  // The word of b in its pool's word space (pool chunk * kChunkWords + offset).
+  uint32_t pool_word(const Block& b);
+  // The pool goes away (its blocks are all detached): forget its chunks.
+  void drop_pool(Pool* p);
 
   // The calling thread's cell block for b, or nullptr when the thread is
   // exiting (then the caller folds through fold_direct()).
@@ -82,7 +133,14 @@ class Space final : private fork::Hooks {
  private:
   Space() = default;
   Word* add_chunk(Arena* a, uint32_t ci);
+  Pool* pool_of(uint32_t ci) const { return ci < chunk_pool_.size() ? chunk_pool_[ci] : nullptr; }
+  // A pool that lost its memory gets new memory (claims) before any write.
+  void ensure_claimed(Pool* p);
+  // Points every block of p at p's current base chunks, writing their
+  // generations there; keep: copies the base payloads over, else zero.
+  void rehome(Pool* p, bool keep);
   void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu_)); }
+  void fork_child() override;
 
   std::mutex mu_;
   std::vector<std::unique_ptr<Arena>> arenas_;
@@ -90,6 +148,17 @@ class Space final : private fork::Hooks {
   std::vector<std::vector<uint32_t>> free_by_width_;
   uint32_t next_slot_ = 0;
   std::atomic<uint64_t> next_gen_{1};
+  // Pools: the owner of each chunk index (nullptr: heap), its pool chunk
+  // number, and where each pool's next block goes.
+  std::vector<Pool*> chunk_pool_;
+  std::vector<uint32_t> chunk_pc_;
+  struct PoolFill {
+    uint32_t ci = 0;
+    uint32_t fill = kChunkWords;  // full: the next block opens a chunk
+    uint32_t next_pc = 0;
+  };
+  std::vector<std::pair<Pool*, PoolFill>> pools_;
+  uint64_t next_tag_ = 1;
   fork::Enrolment fork_;
 };
 
@@ -103,7 +172,7 @@ inline Word* local(const Block& b) {
   if (a) [[likely]] {
     uint32_t ci = b.slot >> kChunkShift;
     if (ci < a->chunks.size()) [[likely]] {
-      Word* c = a->chunks[ci].get();
+      Word* c = a->chunks[ci];
       if (c) [[likely]] return c + (b.slot & kChunkMask);
     }
   }
@@ -125,7 +194,7 @@ inline Word* local_current(const Block& b) {
   if (!a) [[unlikely]] return nullptr;
   uint32_t ci = b.slot >> kChunkShift;
   if (ci >= a->chunks.size()) [[unlikely]] return nullptr;
-  Word* c = a->chunks[ci].get();
+  Word* c = a->chunks[ci];
   if (!c) [[unlikely]] return nullptr;
   Word* w = c + (b.slot & kChunkMask);
   if (w[0].load(std::memory_order_relaxed) != b.gen.load(std::memory_order_relaxed)) [[unlikely]] return nullptr;

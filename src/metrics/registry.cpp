@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "metrics/names.h"
+#include "metrics/shared/pool.h"
 #include "metrics/sink.h"
 #include "util/clock.h"
 #include "util/options.h"
@@ -146,6 +147,7 @@ cm_registry::~cm_registry() {
   sinks.reset();  // stops the flusher and writes the last flush
   for (auto& [name, f] : families)
     for (auto& s : f->series) cm::cells::Space::get().detach(s->block);
+  if (shared) cm::cells::Space::get().drop_pool(shared.get());
 }
 
 // With every lock held, in the only thread of a child of fork(). A run that
@@ -192,7 +194,7 @@ namespace cm {
 
 // ---- registry ---------------------------------------------------------------
 
-static std::vector<std::string> sample_names_of(Kind kind, const std::string& name) {
+std::vector<std::string> sample_names_of(Kind kind, const std::string& name) {
   switch (kind) {
     case Kind::Counter: {
       std::string base = name.substr(0, name.size() - 6);
@@ -207,8 +209,10 @@ static std::vector<std::string> sample_names_of(Kind kind, const std::string& na
 
 std::unique_ptr<cm_registry> make_registry(const char* options) {
   Options o = Options::parse(options, "registry options");
-  o.check_known({"prefix", "const_labels", "max_series", "max_label_value_bytes", "persist_gauges"});
+  o.check_known({"prefix", "const_labels", "max_series", "max_label_value_bytes", "persist_gauges", "shared",
+                 "max_workers", "gauge_mode", "shared_fallback"});
   auto r = std::make_unique<cm_registry>();
+  r->created = unix_time_now();
   r->prefix = o.get("prefix", "cachemeter_");
   CM_REQUIRE(!r->prefix.empty() && valid_metric_name(r->prefix),
           "option \"prefix\": \"" + r->prefix + "\" is not a valid metric name prefix");
@@ -229,6 +233,23 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
         CM_REQUIRE(kv.first != k, "option \"const_labels\": label \"" + k + "\" given twice");
       r->const_labels.emplace_back(std::move(k), std::move(v));
     }
+  }
+  if (o.has("shared")) {
+    shared::SharedPool::Options so;
+    so.dir = o.get("shared", "");
+    so.max_workers = static_cast<uint32_t>(o.get_int("max_workers", 64, 1, shared::kMaxWorkersLimit));
+    std::string fb = o.get("shared_fallback", "fail");
+    CM_REQUIRE(fb == "fail" || fb == "local", "option \"shared_fallback\": expected fail or local, got \"" + fb + "\"");
+    so.fallback_local = fb == "local";
+    std::string gm = o.get("gauge_mode", "livesum");
+    shared::GaugeMode mode;
+    CM_REQUIRE(shared::parse_gauge_mode(gm, &mode) && mode != shared::GaugeMode::MostRecent,
+               "option \"gauge_mode\": expected sum, max, min, livesum, livemax or all, got \"" + gm + "\"");
+    r->default_gauge_mode = static_cast<uint8_t>(mode);
+    r->shared = std::make_unique<shared::SharedPool>(so);
+  } else {
+    for (const char* k : {"max_workers", "gauge_mode", "shared_fallback"})
+      CM_REQUIRE(!o.has(k), std::string("option \"") + k + "\" applies to shared registries only (shared=DIR)");
   }
   cm_family* rej = register_family(*r, Kind::Counter, r->prefix + "series_rejected_total",
                                    "Series creations refused: the registry reached max_series, or a label "
@@ -302,6 +323,19 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
       throw Error(CM_EEXIST, "\"" + name + "\" would expose \"" + s + "\", which the " +
                                  kind_name(it->second->kind) + " \"" + it->second->name + "\" already exposes");
   auto f = std::make_unique<cm_family>();
+  if (r.shared) {
+    // Every worker's family of this name has this layout (CM_EEXIST when
+    // another worker registered it otherwise).
+    shared::FamilyDef def;
+    def.kind = static_cast<uint8_t>(kind);
+    def.gauge_mode = kind == Kind::Gauge ? r.default_gauge_mode : 0;
+    def.name = name;
+    def.help = help_s;
+    def.label_names = labels;
+    def.bounds = bnds;
+    f->shared_id = r.shared->dir().family_id(def);
+    f->gauge_mode = def.gauge_mode;
+  }
   f->reg = &r;
   f->kind = kind;
   f->internal = internal;
@@ -448,12 +482,24 @@ static cm_series* create_series(cm_family& f, const char* const* values, size_t 
   s->hash = h;
   s->values = std::move(vals);
   s->created = unix_time_now();
+  cells::Space& space = cells::Space::get();
   if (f.kind == Kind::Histogram) {
     s->bounds = f.bounds.data();
     s->nbounds = static_cast<uint32_t>(f.bounds.size());
-    cells::Space::get().attach(s->block, 1 + s->nbounds + 1, 1);  // sum, buckets..., +Inf
+    space.attach(s->block, 1 + s->nbounds + 1, 1, r.shared.get());  // sum, buckets..., +Inf
   } else {
-    cells::Space::get().attach(s->block, cells::kScalarWords, 1);  // double sum, integer sum
+    space.attach(s->block, cells::kScalarWords, 1, r.shared.get());  // double sum, integer sum
+  }
+  if (r.shared) {
+    // Its record in the worker's slot: the other workers' renders see it.
+    try {
+      uint32_t word = space.pool_word(s->block);
+      auto lk = space.lock();
+      r.shared->publish(f.shared_id, word, s->block.width, s->block.ndoubles, s->values);
+    } catch (...) {
+      space.detach(s->block);
+      throw;
+    }
   }
   cm_series* out = s.get();
   if (!f.series.empty() && f.series_sorted && !(f.series.back()->values < out->values)) f.series_sorted = false;

@@ -77,6 +77,9 @@ class RunGuard {
 };
 
 class SinkHost;  // metrics/sink.h
+namespace shared {
+class SharedPool;  // metrics/shared/pool.h
+}
 
 }  // namespace cm
 
@@ -105,6 +108,8 @@ struct cm_family {
   std::vector<double> bounds;     // histograms, +Inf implicit
   cm::SeriesIndex index;
   std::vector<std::string> le_text;  // histograms: each bound as an `le` value
+  uint32_t shared_id = 0;            // shared registries: the family's id in the directory
+  uint8_t gauge_mode = 0;            // shared registries' gauges: shared::GaugeMode
   // Owns the series in creation order, sorted by label values on demand
   // (sorted_series()); a vector scans far faster than a tree when rendering.
   // Registry mutex.
@@ -172,6 +177,12 @@ struct cm_registry final : private cm::fork::Hooks {
   // the first sink, under `mu`; the destructor drops it first (the sinks'
   // last flush still sees every series).
   std::unique_ptr<cm::SinkHost> sinks;
+  // Shared registries (options shared=DIR, docs/multiprocess.md): the
+  // worker's slot, where the cells of every series live, and the default
+  // mode of gauge families. Set at creation, never changed.
+  std::unique_ptr<cm::shared::SharedPool> shared;
+  uint8_t default_gauge_mode = 0;
+  double created = 0;  // unix seconds: the _created of series other workers made
 
   ~cm_registry();
 
@@ -189,6 +200,10 @@ struct cm_registry final : private cm::fork::Hooks {
 };
 
 namespace cm {
+
+// The sample names a family of kind and name exposes (a counter's with and
+// without _total, _created; a histogram's _bucket, _count, _sum, _created).
+std::vector<std::string> sample_names_of(Kind kind, const std::string& name);
 
 // Parses options and builds a registry (throws Error).
 std::unique_ptr<cm_registry> make_registry(const char* options);

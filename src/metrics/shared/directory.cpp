@@ -226,6 +226,11 @@ Directory::~Directory() {
   if (layout_fd_ >= 0) ::close(layout_fd_);
 }
 
+void Directory::reopen_after_fork() noexcept {
+  if (layout_fd_ >= 0) ::close(layout_fd_);
+  layout_fd_ = ::open(file(kLayoutName).c_str(), (read_only_ ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+}
+
 std::vector<FamilyDef> Directory::read_families() const {
   std::string p = file(kFamiliesName);
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);

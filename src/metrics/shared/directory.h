@@ -93,6 +93,11 @@ class Directory {
   const std::string& path() const { return path_; }
   uint32_t max_workers() const { return max_workers_; }
 
+  // In the child of fork(): the layout file's descriptor is shared with
+  // the parent, and so would be its lock (OFD locks belong to the open
+  // file description). Opens its own.
+  void reopen_after_fork() noexcept;
+
   // Is slot i held by a live process (other than through this process's
   // own descriptor of it)? False when it has no file.
   bool slot_live(uint32_t i) const;

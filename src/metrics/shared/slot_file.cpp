@@ -126,15 +126,20 @@ void SlotFile::set_folded(const std::vector<uint64_t>& folded) {
   std::memcpy(base_ + kFoldedOffset, folded.data(), 8 * std::min<size_t>(folded.size(), kMaxWorkersLimit));
 }
 
-// seq_cst read-modify-writes: a full barrier on both sides (no fences: TSan
-// does not model them), so no word of the move is written before seq turns
-// odd or after it turns even.
-SlotFile::Move::Move(SlotFile& f) : f_(f) {
-  f_.hdr64(&SlotHeader::seq).fetch_add(1, std::memory_order_seq_cst);  // odd
+void SlotFile::begin_move() noexcept {
+  if (move_depth_++ > 0) return;  // nested: the outermost move decides
+  // seq_cst read-modify-writes: a full barrier on both sides (no fences:
+  // TSan does not model them), so no word of the move is written before
+  // seq turns odd or after it turns even.
+  hdr64(&SlotHeader::seq).fetch_add(1, std::memory_order_seq_cst);  // odd
 }
 
-SlotFile::Move::~Move() {
-  f_.hdr64(&SlotHeader::seq).fetch_add(1, std::memory_order_seq_cst);  // even
+void SlotFile::end_move() noexcept {
+  if (--move_depth_ > 0) return;
+  hdr64(&SlotHeader::seq).fetch_add(1, std::memory_order_seq_cst);  // even
 }
+
+SlotFile::Move::Move(SlotFile& f) : f_(f) { f_.begin_move(); }
+SlotFile::Move::~Move() { f_.end_move(); }
 
 }  // namespace cm::shared

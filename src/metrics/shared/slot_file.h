@@ -44,7 +44,10 @@ class SlotFile {
   // compact.cm: writes the folded table (kMaxWorkersLimit entries).
   void set_folded(const std::vector<uint64_t>& folded);
 
-  // Readers see no half-done move while one is alive (the seqlock).
+  // The seqlock by hand (begin, end) or as a guard (Move): readers see no
+  // half-done move while one is open.
+  void begin_move() noexcept;
+  void end_move() noexcept;
   class Move {
    public:
     explicit Move(SlotFile& f);
@@ -76,6 +79,7 @@ class SlotFile {
   uint8_t* base_ = nullptr;
   size_t map_bytes_ = 0;
   SlotHeader header_copy_{};  // the fixed part, as written
+  int move_depth_ = 0;        // nested moves (under the caller's lock)
 };
 
 }  // namespace cm::shared

@@ -1,0 +1,17 @@
+// The snapshot walk of a shared registry (metrics/snapshot.h): the aggregate
+// of every worker slot in the directory, read with pread, yielded as
+// families and series like an in-process registry's.
+#pragma once
+
+#include "metrics/snapshot.h"
+
+namespace cm::shared {
+
+// Reads the directory (no lock held), then takes r.mu and visits the
+// aggregate: families by name, series by label values (a gauge of mode
+// `all` gets a trailing `worker` label). Damaged slot files are left out
+// (and named in cm_errmsg() of the calling thread). Throws what the visitor
+// or the directory throws (an unreadable directory: CM_EUNAVAILABLE).
+void snapshot_shared(cm_registry& r, SnapshotVisitor& v, const NameFilter* names);
+
+}  // namespace cm::shared

@@ -1,0 +1,236 @@
+// Shared registries through the public C API (docs/multiprocess.md): the
+// cells of a registry made with shared=DIR live in the worker's slot file;
+// any process renders the pool's aggregate. Real processes (fork), real
+// files, SIGKILL; labelled concurrency (TSan runs the threads of one
+// process; other processes are outside its view).
+#include <cachemeter/cachemeter.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+class TmpDir {
+ public:
+  TmpDir() {
+    char tmpl[] = "/tmp/cm-shreg-XXXXXX";
+    if (char* p = ::mkdtemp(tmpl)) path_ = std::string(p) + "/metrics";
+  }
+  ~TmpDir() {
+    if (!path_.empty()) std::system(("rm -rf '" + path_.substr(0, path_.rfind('/')) + "'").c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+cm_registry* shared_registry(const std::string& dir, const std::string& extra = "") {
+  cm_registry* r = nullptr;
+  std::string opts = "shared=" + dir + extra;
+  int rc = cm_registry_new(&r, opts.c_str());
+  EXPECT_EQ(rc, CM_OK) << cm_errmsg();
+  return r;
+}
+
+// The value of the sample whose line starts with `key ` in the text render
+// (NaN when absent).
+double sample(cm_registry* r, const std::string& key) {
+  char* out = nullptr;
+  size_t len = 0;
+  if (cm_registry_render(r, CM_FORMAT_PROMETHEUS, &out, &len) != CM_OK) return NAN;
+  std::string text(out, len);
+  cm_free(out);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    if (line.rfind(key + " ", 0) == 0) return std::strtod(line.c_str() + key.size() + 1, nullptr);
+    pos = nl + 1;
+  }
+  return NAN;
+}
+
+cm_series* series(cm_family* f, std::vector<const char*> values = {}) {
+  cm_series* s = nullptr;
+  EXPECT_EQ(cm_family_series(f, values.data(), values.size(), &s), CM_OK) << cm_errmsg();
+  return s;
+}
+
+int wait_child(pid_t pid) {
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+}  // namespace
+
+TEST(SharedRegistry, TwoRegistriesRenderTheSum) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path());
+  cm_registry* b = shared_registry(t.path());
+  cm_family *fa, *fb;
+  const char* labels[] = {"code"};
+  ASSERT_EQ(cm_counter_new(a, "requests", "Requests.", labels, 1, &fa), CM_OK);
+  ASSERT_EQ(cm_counter_new(b, "requests", "Requests.", labels, 1, &fb), CM_OK);
+  cm_counter_add(series(fa, {"200"}), 3);
+  cm_counter_add(series(fb, {"200"}), 4);
+  cm_counter_add(series(fb, {"500"}), 1.5);
+  EXPECT_EQ(sample(a, "requests_total{code=\"200\"}"), 7);
+  EXPECT_EQ(sample(b, "requests_total{code=\"200\"}"), 7);
+  EXPECT_EQ(sample(a, "requests_total{code=\"500\"}"), 1.5);  // registered by b only: a renders it too
+  // A series' own value is this worker's share.
+  EXPECT_EQ(cm_series_value(series(fa, {"200"})), 3);
+  cm_registry_free(a);
+  // a's slot is dead now: its counts stay in the total.
+  EXPECT_EQ(sample(b, "requests_total{code=\"200\"}"), 7);
+  cm_registry_free(b);
+}
+
+TEST(SharedRegistry, ForkedChildrenHammerWhileTheParentRenders) {
+  TmpDir t;
+  cm_registry* r = shared_registry(t.path(), "&max_workers=8");
+  cm_family *hits, *mine, *lat;
+  const char* child_label[] = {"child"};
+  ASSERT_EQ(cm_counter_new(r, "hits", "Hits.", nullptr, 0, &hits), CM_OK);
+  ASSERT_EQ(cm_counter_new(r, "mine", "Per child.", child_label, 1, &mine), CM_OK);
+  double bounds[] = {1, 10};
+  ASSERT_EQ(cm_histogram_new(r, "lat", "Latency.", nullptr, 0, bounds, 2, &lat), CM_OK);
+  cm_series* h = series(hits);
+  cm_counter_add(h, 1);
+  constexpr int kChildren = 4, kThreads = 2, kAdds = 20000;
+  std::vector<pid_t> kids;
+  for (int c = 0; c < kChildren; ++c) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      // The registry was made before fork(): the child gets its own slot.
+      std::string id = std::to_string(c);
+      cm_series* m = nullptr;
+      const char* v[] = {id.c_str()};
+      if (cm_family_series(mine, v, 1, &m) != CM_OK) ::_exit(2);
+      cm_series* l = nullptr;
+      if (cm_family_series(lat, nullptr, 0, &l) != CM_OK) ::_exit(3);
+      std::vector<std::thread> ts;
+      for (int k = 0; k < kThreads; ++k)
+        ts.emplace_back([&] {
+          for (int i = 0; i < kAdds; ++i) {
+            cm_counter_add(h, 1);
+            cm_histogram_observe(l, 5);
+          }
+          cm_counter_add(m, 1);
+        });
+      for (auto& th : ts) th.join();
+      ::_exit(0);  // no cm_registry_free: the slot file holds everything
+    }
+    kids.push_back(pid);
+  }
+  // The parent renders meanwhile: the total never goes backwards.
+  double last = 0;
+  bool done = false;
+  while (!done) {
+    double v = sample(r, "hits_total");
+    ASSERT_FALSE(std::isnan(v));
+    ASSERT_GE(v, last);
+    last = v;
+    done = true;
+    for (pid_t p : kids)
+      if (::waitpid(p, nullptr, WNOHANG) == 0) done = false;
+  }
+  for (pid_t p : kids) ::waitpid(p, nullptr, 0);
+  EXPECT_EQ(sample(r, "hits_total"), 1 + kChildren * kThreads * kAdds);
+  for (int c = 0; c < kChildren; ++c)
+    EXPECT_EQ(sample(r, "mine_total{child=\"" + std::to_string(c) + "\"}"), kThreads) << c;
+  EXPECT_EQ(sample(r, "lat_bucket{le=\"10.0\"}"), kChildren * kThreads * kAdds);
+  EXPECT_EQ(sample(r, "lat_bucket{le=\"1.0\"}"), 0);
+  EXPECT_EQ(sample(r, "lat_sum"), 5.0 * kChildren * kThreads * kAdds);
+  EXPECT_EQ(cm_series_value(h), 1);  // the parent's own share
+  cm_registry_free(r);
+}
+
+TEST(SharedRegistry, ASigkilledWorkerLosesNothingLiveGaugesForgetIt) {
+  TmpDir t;
+  cm_registry* r = shared_registry(t.path(), "&gauge_mode=livesum");
+  cm_registry* s = shared_registry(t.path() + "2", "&gauge_mode=sum");
+  cm_family *jobs, *inflight, *total_inflight;
+  ASSERT_EQ(cm_counter_new(r, "jobs", "Jobs.", nullptr, 0, &jobs), CM_OK);
+  ASSERT_EQ(cm_gauge_new(r, "inflight", "In flight.", nullptr, 0, &inflight), CM_OK);
+  ASSERT_EQ(cm_gauge_new(s, "inflight", "In flight.", nullptr, 0, &total_inflight), CM_OK);
+  cm_gauge_set(series(inflight), 1);
+  cm_gauge_set(series(total_inflight), 1);
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    cm_counter_add(series(jobs), 5);
+    cm_gauge_set(series(inflight), 10);
+    cm_gauge_set(series(total_inflight), 10);
+    char c = 'x';
+    if (::write(ready[1], &c, 1) != 1) ::_exit(2);
+    ::pause();
+    ::_exit(0);
+  }
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  EXPECT_EQ(sample(r, "jobs_total"), 5);
+  EXPECT_EQ(sample(r, "inflight"), 11);
+  EXPECT_EQ(sample(s, "inflight"), 11);
+  ::kill(pid, SIGKILL);
+  EXPECT_EQ(wait_child(pid), 128 + SIGKILL);
+  EXPECT_EQ(sample(r, "jobs_total"), 5);  // counted before the kill: kept
+  EXPECT_EQ(sample(r, "inflight"), 1);    // livesum: the dead worker's 10 is gone
+  EXPECT_EQ(sample(s, "inflight"), 11);   // sum: its last value stays
+  ::close(ready[0]);
+  ::close(ready[1]);
+  cm_registry_free(s);
+  cm_registry_free(r);
+}
+
+TEST(SharedRegistry, PastMaxWorkersIsElimitUnlessLocalFallback) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path(), "&max_workers=1");
+  cm_registry* b = nullptr;
+  std::string opts = "shared=" + t.path() + "&max_workers=1";
+  EXPECT_EQ(cm_registry_new(&b, opts.c_str()), CM_ELIMIT);
+  EXPECT_NE(std::string(cm_errmsg()).find("worker slots"), std::string::npos) << cm_errmsg();
+  opts += "&shared_fallback=local";
+  ASSERT_EQ(cm_registry_new(&b, opts.c_str()), CM_OK) << cm_errmsg();
+  cm_family *fa, *fb;
+  ASSERT_EQ(cm_counter_new(a, "n", "N.", nullptr, 0, &fa), CM_OK);
+  ASSERT_EQ(cm_counter_new(b, "n", "N.", nullptr, 0, &fb), CM_OK);
+  cm_counter_add(series(fa), 2);
+  cm_counter_add(series(fb), 3);
+  EXPECT_EQ(sample(a, "n_total"), 2);  // b counts in its own process only
+  EXPECT_EQ(sample(b, "n_total"), 3);
+  cm_registry_free(b);
+  cm_registry_free(a);
+}
+
+TEST(SharedRegistry, ConflictsAndRefusals) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path());
+  cm_registry* b = shared_registry(t.path());
+  cm_family* f;
+  const char* la[] = {"a"};
+  const char* lb[] = {"b"};
+  ASSERT_EQ(cm_counter_new(a, "x", "X.", la, 1, &f), CM_OK);
+  EXPECT_EQ(cm_counter_new(b, "x", "X.", lb, 1, &f), CM_EEXIST);
+  EXPECT_NE(std::string(cm_errmsg()).find("another worker"), std::string::npos) << cm_errmsg();
+  EXPECT_EQ(cm_registry_persist(a, (t.path() + ".db").c_str(), 0), CM_ESTATE);
+  cm_registry* c = nullptr;
+  EXPECT_EQ(cm_registry_new(&c, ("shared=" + t.path() + "&max_workers=9").c_str()), CM_EINVAL);
+  EXPECT_EQ(cm_registry_new(&c, ("shared=" + t.path() + "&gauge_mode=avg").c_str()), CM_EINVAL);
+  EXPECT_EQ(cm_registry_new(&c, "max_workers=4"), CM_EINVAL);
+  EXPECT_EQ(cm_registry_new(&c, "shared=/dev/null"), CM_EINVAL);
+  cm_registry_free(b);
+  cm_registry_free(a);
+}
