@@ -4,7 +4,10 @@
 // and observations (see bench_util.h); each pair differs only by library.
 #include "bench_util.h"
 
+#include <cstdlib>
 #include <string>
+
+#include <stdlib.h>
 
 namespace {
 
@@ -85,6 +88,39 @@ Fixture &fx() {
   return f;
 }
 
+// The same counter and histogram in a shared registry (docs/multiprocess.md):
+// cells in this worker's slot file, in a fresh directory removed at exit.
+struct SharedFixture {
+  std::string dir;
+  cm_registry *reg = nullptr;
+  cm_series *counter = nullptr;
+  cm_series *histogram = nullptr;
+  SharedFixture() {
+    using cmbench::check;
+    char tmpl[] = "/tmp/cm-bench-shared-XXXXXX";
+    if (!::mkdtemp(tmpl)) std::abort();
+    dir = tmpl;
+    check(cm_registry_new(&reg, ("shared=" + dir + "/metrics").c_str()), "cm_registry_new(shared)");
+    const char *worker[] = {"worker"};
+    cm_family *fc, *fh;
+    check(cm_counter_new(reg, "bench_counter_total", "c", worker, 1, &fc), "cm_counter_new");
+    const auto &bounds = cmbench::histogram_bounds();
+    check(cm_histogram_new(reg, "bench_histogram_seconds", "h", worker, 1, bounds.data(), bounds.size(), &fh),
+          "cm_histogram_new");
+    check(cm_family_series(fc, &kWorkerNames[0], 1, &counter), "cm_family_series");
+    check(cm_family_series(fh, &kWorkerNames[0], 1, &histogram), "cm_family_series");
+  }
+  ~SharedFixture() {
+    cm_registry_free(reg);
+    std::system(("rm -rf '" + dir + "'").c_str());
+  }
+};
+
+SharedFixture &shared_fx() {
+  static SharedFixture f;
+  return f;
+}
+
 // ---- counter add: every thread on series 0 (shared), or on its own series
 void counter_add_one_series_cm(benchmark::State &st) {
   cm_series *s = fx().counter[0];
@@ -93,6 +129,16 @@ void counter_add_one_series_cm(benchmark::State &st) {
 void counter_add_own_series_cm(benchmark::State &st) {
   cm_series *s = fx().counter[st.thread_index() % kWorkers];
   for (auto _ : st) cm_counter_add(s, 1.0);
+}
+
+void counter_add_one_series_shared(benchmark::State &st) {
+  cm_series *s = shared_fx().counter;
+  for (auto _ : st) cm_counter_add(s, 1.0);
+}
+void histogram_observe_shared(benchmark::State &st) {
+  cm_series *s = shared_fx().histogram;
+  unsigned i = 0;
+  for (auto _ : st) cm_histogram_observe(s, cmbench::kObservations[i++ & cmbench::kObservationMask]);
 }
 
 // ---- gauge add and histogram observe, all threads on one series
@@ -177,6 +223,9 @@ void register_all() {
   register_pair("histogram_observe/11_buckets", histogram_observe_cm, histogram_observe_prom, {1, 2});
   register_pair("series_value/counter", series_value_cm, series_value_prom, {1});
   register_pair("series_lookup/2_labels", series_lookup_cm, series_lookup_prom, {1, 2});
+  // Issue 15: the same updates on a shared registry (target: <= 1.5x in-process).
+  cmbench::register_side("counter_add/one_series", "cachemeter_shared", counter_add_one_series_shared, {1, 2});
+  cmbench::register_side("histogram_observe/11_buckets", "cachemeter_shared", histogram_observe_shared, {1, 2});
 #ifdef CM_BENCH_HAVE_PROMETHEUS
   cmbench::register_side("series_lookup/2_labels", "prometheus_cpp_labels_per_call",
                          series_lookup_prom_labels_per_call, {1});
