@@ -2,9 +2,12 @@
 //   cachemeter demo [--seconds N] [--threads N] [--keys N] [--zipf S] [--uri URI]
 //   cachemeter dump [--format prometheus|openmetrics|json] [demo options]
 //   cachemeter dump --db FILE [--format prometheus|openmetrics|json]
+//   cachemeter dump --shared DIR [--format prometheus|openmetrics|json]
+//   cachemeter serve --shared DIR [--listen ADDR]
 // Uses the public C API only (cachemeter/cachemeter.h), like any user.
 #include <cachemeter/cachemeter.h>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +37,7 @@ struct Args {
   std::string listen = "127.0.0.1:9464";  // empty: no HTTP endpoint
   bool listen_given = false;              // --listen on the command line
   std::string db;                         // dump --db: a persisted metrics file
+  std::string shared;                     // --shared DIR: a shared metrics directory
 };
 
 const char* kDemoHelp =
@@ -50,6 +54,8 @@ const char* kDemoHelp =
     "  --keys N      size of the key space (default 100000; 10 .. 100000000)\n"
     "  --zipf S      Zipf exponent of the key popularity (default 1.0; 0 .. 3)\n"
     "  --uri URI     open every cache over URI instead of its own memory:// URI\n"
+    "  --shared DIR  count into the shared metrics directory DIR as one worker of\n"
+    "                a pool (docs/multiprocess.md); run it several times at once\n"
     "  --listen ADDR serve /metrics, /metrics.json and /health on ADDR while it\n"
     "                runs (default 127.0.0.1:9464; port 0 picks one; \"off\": none)\n"
     "  --quiet       no progress line\n"
@@ -58,6 +64,10 @@ const char* kDemoHelp =
 const char* kDumpHelp =
     "usage: cachemeter dump [--format prometheus|openmetrics|json] [demo options]\n"
     "       cachemeter dump --db FILE [--format prometheus|openmetrics|json]\n"
+    "       cachemeter dump --shared DIR [--format prometheus|openmetrics|json]\n"
+    "\n"
+    "With --shared, prints the aggregate of every worker of the shared metrics\n"
+    "directory DIR (docs/multiprocess.md), read-only: no slot is claimed.\n"
     "\n"
     "With --db, prints the metrics saved in FILE by cm_registry_persist(): the\n"
     "file is opened read-only and no lock is taken, so it works while the\n"
@@ -66,12 +76,26 @@ const char* kDumpHelp =
     "Without it, runs the demo workload (default 1 second, no progress line) and\n"
     "prints the registry it filled, in the chosen format (default prometheus).\n";
 
+const char* kServeHelp =
+    "usage: cachemeter serve --shared DIR [--listen ADDR]\n"
+    "\n"
+    "Serves the aggregate of every worker of the shared metrics directory DIR\n"
+    "(docs/multiprocess.md) on /metrics, /metrics.json and /health: a sidecar\n"
+    "for a pool of worker processes. Read-only: it claims no worker slot.\n"
+    "Runs until SIGINT or SIGTERM.\n"
+    "\n"
+    "options:\n"
+    "  --shared DIR  the directory the workers' registries were made with\n"
+    "  --listen ADDR address to serve on (default 127.0.0.1:9464; port 0 picks one)\n"
+    "  -h, --help    this text\n";
+
 const char* kMainHelp =
     "usage: cachemeter <command> [options]\n"
     "\n"
     "commands:\n"
     "  demo   run a workload over named caches and summarise it\n"
     "  dump   run a short workload and print its metrics registry\n"
+    "  serve  serve a shared metrics directory's aggregate over HTTP\n"
     "\n"
     "cachemeter <command> --help for a command's options.\n";
 
@@ -91,9 +115,13 @@ double parse_number(const char* opt, const char* text, double lo, double hi, con
   return v;
 }
 
-Args parse_args(int argc, char** argv, int first, bool dump) {
+enum class Cmd { Demo, Dump, Serve };
+
+Args parse_args(int argc, char** argv, int first, Cmd cmd) {
   Args a;
-  const char* help = dump ? kDumpHelp : kDemoHelp;
+  bool dump = cmd == Cmd::Dump;
+  bool serve = cmd == Cmd::Serve;
+  const char* help = serve ? kServeHelp : dump ? kDumpHelp : kDemoHelp;
   if (dump) {
     a.seconds = 1;
     a.quiet = true;
@@ -108,6 +136,11 @@ Args parse_args(int argc, char** argv, int first, bool dump) {
     if (o == "-h" || o == "--help") {
       std::fputs(help, stdout);
       std::exit(0);
+    } else if (serve && o != "--shared" && o != "--listen") {
+      usage_error("unknown option \"" + o + "\"", help);
+    } else if (o == "--shared") {
+      a.shared = value();
+      if (a.shared.empty()) usage_error("--shared needs a directory", help);
     } else if (o == "--seconds") {
       a.seconds = parse_number("--seconds", value(), 0.1, 3600, help);
     } else if (o == "--threads") {
@@ -118,7 +151,7 @@ Args parse_args(int argc, char** argv, int first, bool dump) {
       a.zipf = parse_number("--zipf", value(), 0, 3, help);
     } else if (o == "--uri") {
       a.uri = value();
-    } else if (!dump && o == "--listen") {
+    } else if ((!dump || serve) && o == "--listen") {
       a.listen = value();
       a.listen_given = true;
       if (a.listen == "off") a.listen.clear();
@@ -134,7 +167,24 @@ Args parse_args(int argc, char** argv, int first, bool dump) {
       usage_error("unknown option \"" + o + "\"", help);
     }
   }
+  if (serve && a.shared.empty()) usage_error("serve needs --shared DIR", help);
+  if (dump && !a.shared.empty() && !a.db.empty()) usage_error("--shared and --db exclude each other", help);
   return a;
+}
+
+// DIR as a registry option value: '%', '&' and '=' percent-encoded.
+std::string shared_option(const std::string& dir) {
+  std::string out = "shared=";
+  for (char c : dir) {
+    if (c == '%' || c == '&' || c == '=') {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", static_cast<unsigned char>(c));
+      out += b;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 // Zipf(s) over [0, n): the CDF once, then a binary search per draw.
@@ -221,7 +271,9 @@ struct Run {
 
 Run run_workload(const Args& a) {
   Run run;
-  int rc = cm_registry_new(&run.reg, "const_labels=app:cachemeter_demo");
+  std::string opts = "const_labels=app:cachemeter_demo";
+  if (!a.shared.empty()) opts += "&" + shared_option(a.shared);
+  int rc = cm_registry_new(&run.reg, opts.c_str());
   if (rc != CM_OK) die("cm_registry_new", rc);
   static DemoCache defs[] = {
       {"users", "memory://?max_entries=5000&ttl_ms=60000", 5, 64},
@@ -393,6 +445,20 @@ int demo(const Args& a) {
 int dump(const Args& a) {
   int format = a.format == "json" ? CM_FORMAT_JSON : a.format == "openmetrics" ? CM_FORMAT_OPENMETRICS
                                                                                 : CM_FORMAT_PROMETHEUS;
+  if (!a.shared.empty()) {
+    // A read-only view of the directory: renders the pool, changes nothing.
+    cm_registry* reg = nullptr;
+    int rc = cm_registry_new(&reg, (shared_option(a.shared) + "&shared_readonly=true").c_str());
+    if (rc != CM_OK) die(("reading " + a.shared).c_str(), rc);
+    char* text = nullptr;
+    size_t len = 0;
+    rc = cm_registry_render(reg, format, &text, &len);
+    if (rc != CM_OK) die("cm_registry_render", rc);
+    std::fwrite(text, 1, len, stdout);
+    cm_free(text);
+    cm_registry_free(reg);
+    return 0;
+  }
   if (!a.db.empty()) {
     // A throwaway registry holding the file's rows; ours to render, then free.
     cm_registry* reg = nullptr;
@@ -420,6 +486,31 @@ int dump(const Args& a) {
   return 0;
 }
 
+int serve(const Args& a) {
+  // SIGINT/SIGTERM end it: blocked here (the server's threads inherit the
+  // mask), taken with sigwait below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  cm_registry* reg = nullptr;
+  int rc = cm_registry_new(&reg, (shared_option(a.shared) + "&shared_readonly=true").c_str());
+  if (rc != CM_OK) die(("reading " + a.shared).c_str(), rc);
+  cm_server* server = nullptr;
+  rc = cm_server_start(&server, reg, a.listen.c_str(), nullptr);
+  if (rc != CM_OK) die(("serving on " + a.listen).c_str(), rc);
+  std::printf("serving %s on http://%s:%d/metrics  /metrics.json  /health\n", a.shared.c_str(),
+              a.listen.rfind(':') == 0 ? "127.0.0.1" : a.listen.substr(0, a.listen.rfind(':')).c_str(),
+              cm_server_port(server));
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop, &sig);
+  cm_server_stop(server);
+  cm_registry_free(reg);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -433,7 +524,8 @@ int main(int argc, char** argv) {
     std::printf("cachemeter %s\n", cm_version());
     return 0;
   }
-  if (cmd == "demo") return demo(parse_args(argc, argv, 2, false));
-  if (cmd == "dump") return dump(parse_args(argc, argv, 2, true));
+  if (cmd == "demo") return demo(parse_args(argc, argv, 2, Cmd::Demo));
+  if (cmd == "dump") return dump(parse_args(argc, argv, 2, Cmd::Dump));
+  if (cmd == "serve") return serve(parse_args(argc, argv, 2, Cmd::Serve));
   usage_error("unknown command \"" + cmd + "\"", kMainHelp);
 }

@@ -61,6 +61,10 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *                      max, min, livesum (default), livemax, all.
  *   shared_fallback=F  shared only: fail (default) or local: with no free
  *                      slot, count and render this process only.
+ *   shared_readonly=B  shared only: true: a view of DIR (a sidecar's, as
+ *                      `cachemeter serve --shared`): renders the pool,
+ *                      claims no slot, changes nothing in DIR; registering a
+ *                      family is CM_ESTATE. max_workers defaults to DIR's.
  * On success *out is a new registry the caller frees with cm_registry_free().
  * Returns CM_OK; CM_EINVAL (out NULL, unknown key, bad value: cm_errmsg()
  * names it; shared: DIR is not a directory, or was made for another

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "metrics/names.h"
+#include "metrics/shared/directory.h"
 #include "metrics/shared/pool.h"
 #include "metrics/sink.h"
 #include "util/clock.h"
@@ -210,7 +211,7 @@ std::vector<std::string> sample_names_of(Kind kind, const std::string& name) {
 std::unique_ptr<cm_registry> make_registry(const char* options) {
   Options o = Options::parse(options, "registry options");
   o.check_known({"prefix", "const_labels", "max_series", "max_label_value_bytes", "persist_gauges", "shared",
-                 "max_workers", "gauge_mode", "shared_fallback"});
+                 "max_workers", "gauge_mode", "shared_fallback", "shared_readonly"});
   auto r = std::make_unique<cm_registry>();
   r->created = unix_time_now();
   r->prefix = o.get("prefix", "cachemeter_");
@@ -234,7 +235,12 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
       r->const_labels.emplace_back(std::move(k), std::move(v));
     }
   }
-  if (o.has("shared")) {
+  if (o.has("shared") && o.get_bool("shared_readonly", false)) {
+    for (const char* k : {"gauge_mode", "shared_fallback"})
+      CM_REQUIRE(!o.has(k), std::string("option \"") + k + "\" does not apply to a shared_readonly registry");
+    r->shared_view = shared::Directory::open(
+        o.get("shared", ""), static_cast<uint32_t>(o.get_int("max_workers", 0, 0, shared::kMaxWorkersLimit)), true);
+  } else if (o.has("shared")) {
     shared::SharedPool::Options so;
     so.dir = o.get("shared", "");
     so.max_workers = static_cast<uint32_t>(o.get_int("max_workers", 64, 1, shared::kMaxWorkersLimit));
@@ -248,7 +254,7 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
     r->default_gauge_mode = static_cast<uint8_t>(mode);
     r->shared = std::make_unique<shared::SharedPool>(so);
   } else {
-    for (const char* k : {"max_workers", "gauge_mode", "shared_fallback"})
+    for (const char* k : {"max_workers", "gauge_mode", "shared_fallback", "shared_readonly"})
       CM_REQUIRE(!o.has(k), std::string("option \"") + k + "\" applies to shared registries only (shared=DIR)");
   }
   cm_family* rej = register_family(*r, Kind::Counter, r->prefix + "series_rejected_total",
@@ -322,6 +328,8 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
     if (auto it = r.sample_names.find(s); it != r.sample_names.end())
       throw Error(CM_EEXIST, "\"" + name + "\" would expose \"" + s + "\", which the " +
                                  kind_name(it->second->kind) + " \"" + it->second->name + "\" already exposes");
+  if (r.shared_view && !internal)
+    throw Error(CM_ESTATE, "\"" + name + "\": a shared_readonly registry shows its directory; it registers nothing");
   auto f = std::make_unique<cm_family>();
   if (r.shared) {
     // Every worker's family of this name has this layout (CM_EEXIST when

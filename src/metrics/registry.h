@@ -79,6 +79,7 @@ class RunGuard {
 class SinkHost;  // metrics/sink.h
 namespace shared {
 class SharedPool;  // metrics/shared/pool.h
+class Directory;   // metrics/shared/directory.h
 }
 
 }  // namespace cm
@@ -181,6 +182,9 @@ struct cm_registry final : private cm::fork::Hooks {
   // worker's slot, where the cells of every series live, and the default
   // mode of gauge families. Set at creation, never changed.
   std::unique_ptr<cm::shared::SharedPool> shared;
+  // shared_readonly=true: a view of a directory (a sidecar's): renders the
+  // pool's aggregate, claims no slot, registers no application family.
+  std::unique_ptr<cm::shared::Directory> shared_view;
   uint8_t default_gauge_mode = 0;
   double created = 0;  // unix seconds: the _created of series other workers made
 

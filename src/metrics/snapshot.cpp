@@ -134,7 +134,7 @@ void snapshot_locked(cm_registry& r, SnapshotVisitor& v, const NameFilter* names
 
 void snapshot(cm_registry& r, SnapshotVisitor& v, const SnapshotOptions& o) {
   if (o.collect) run_collectors(r);
-  if (r.shared && !r.shared->local_only()) return shared::snapshot_shared(r, v, o.names);  // the pool's aggregate
+  if (shared::rendered_directory(r)) return shared::snapshot_shared(r, v, o.names);  // the pool's aggregate
   std::lock_guard<std::mutex> g(r.mu);
   snapshot_locked(r, v, o.names);
 }

@@ -62,4 +62,52 @@ assert "cachemeter_cache_hits" in names, names
 expect_exit 0 '"cachemeter_cache_operation_duration_seconds"' dump --format json --seconds 0.2 --keys 1000
 /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert any(f["name"]=="cachemeter_cache_misses_total" for f in d["families"])' "$out" ||
   fail "the JSON dump does not parse or lacks cachemeter_cache_misses_total"
+# A shared metrics directory (docs/multiprocess.md): two demo "workers" at
+# once, then a third; dump --shared and a serve --shared sidecar show the
+# pool, and the totals only grow as workers come and go.
+shared="$(mktemp -d)/metrics"
+trap 'rm -f "$out"; rm -rf "$(dirname "$shared")"; [[ -n "${serve_pid:-}" ]] && kill "$serve_pid" 2>/dev/null || true' EXIT
+expect_exit 2 'serve needs --shared DIR' serve
+expect_exit 2 'unknown option "--seconds"' serve --shared "$shared" --seconds 1
+expect_exit 1 'reading .*CM_EUNAVAILABLE' dump --shared "$shared"
+hits() {  # the pool's users hits, from a dump --shared
+  "$bin" dump --shared "$shared" >"$out" 2>&1 || fail "dump --shared failed"
+  sed -n 's/^cachemeter_cache_hits_total{cache="users",backend="memory"} \([0-9]*\)$/\1/p' "$out"
+}
+"$bin" demo --shared "$shared" --seconds 0.3 --threads 1 --keys 1000 --listen off --quiet >/dev/null &
+w1=$!
+"$bin" demo --shared "$shared" --seconds 0.3 --threads 1 --keys 1000 --listen off --quiet >/dev/null ||
+  fail "a demo worker on $shared failed"
+wait "$w1" || fail "the other demo worker on $shared failed"
+h1="$(hits)"
+[[ "$h1" =~ ^[1-9][0-9]*$ ]] || fail "dump --shared shows no users hits"
+promtool check metrics <"$out" || fail "promtool check metrics rejects the dump --shared"
+"$bin" demo --shared "$shared" --seconds 0.2 --threads 1 --keys 1000 --listen off --quiet >/dev/null ||
+  fail "the third demo worker failed"
+h2="$(hits)"
+((h2 > h1)) || fail "the pool's hits went from $h1 to $h2 after a third worker"
+echo "ok: dump --shared: users hits $h1 after two workers, $h2 after a third"
+# The sidecar: port 0 picks one; it prints where it serves.
+"$bin" serve --shared "$shared" --listen 127.0.0.1:0 >"$out.serve" 2>&1 &
+serve_pid=$!
+port=""
+for _ in $(seq 1 500); do  # up to ~10 s for the line
+  port="$(sed -n 's|^serving .* on http://127\.0\.0\.1:\([0-9]*\)/metrics.*|\1|p' "$out.serve" 2>/dev/null)"
+  [[ -n "$port" ]] && break
+  kill -0 "$serve_pid" 2>/dev/null || { cat "$out.serve" >&2; fail "serve --shared exited"; }
+  sleep 0.02
+done
+[[ -n "$port" ]] || fail "serve --shared never said where it serves"
+/usr/bin/python3 - "$port" "$h2" <<'PY' || fail "the sidecar's /metrics does not show the pool"
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=10).read().decode()
+want = f'cachemeter_cache_hits_total{{cache="users",backend="memory"}} {sys.argv[2]}'
+assert want in body.splitlines(), (want, body[:2000])
+PY
+kill -TERM "$serve_pid"
+wait "$serve_pid" || fail "serve --shared did not exit cleanly on SIGTERM"
+serve_pid=""
+rm -f "$out.serve"
+echo "ok: serve --shared on port $port shows the pool"
+
 echo "check_cli: all checks passed"

@@ -157,6 +157,41 @@ TEST(SharedRegistry, ForkedChildrenHammerWhileTheParentRenders) {
   cm_registry_free(r);
 }
 
+// Threads come and go (each exit folds its cells into the slot's bases and
+// frees its chunk) while another thread renders: exact, never backwards.
+TEST(SharedRegistry, ThreadsThatExitWhileRenderingKeepTheirCounts) {
+  TmpDir t;
+  cm_registry* r = shared_registry(t.path());
+  cm_family* f;
+  ASSERT_EQ(cm_counter_new(r, "ops", "Ops.", nullptr, 0, &f), CM_OK);
+  cm_series* s = series(f);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> backwards{false};
+  std::thread reader([&] {
+    double last = 0;
+    while (!stop.load()) {
+      double v = sample(r, "ops_total");
+      if (v < last) backwards = true;
+      last = v;
+    }
+  });
+  constexpr int kRounds = 20, kThreads = 4, kAdds = 5000;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::thread> ts;
+    for (int k = 0; k < kThreads; ++k)
+      ts.emplace_back([&] {
+        for (int i = 0; i < kAdds; ++i) cm_counter_add(s, 1);
+      });
+    for (auto& th : ts) th.join();
+  }
+  stop = true;
+  reader.join();
+  EXPECT_FALSE(backwards.load());
+  EXPECT_EQ(sample(r, "ops_total"), kRounds * kThreads * kAdds);
+  EXPECT_EQ(cm_series_value(s), kRounds * kThreads * kAdds);
+  cm_registry_free(r);
+}
+
 TEST(SharedRegistry, ASigkilledWorkerLosesNothingLiveGaugesForgetIt) {
   TmpDir t;
   cm_registry* r = shared_registry(t.path(), "&gauge_mode=livesum");

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -123,7 +124,7 @@ class Directory::Lock {
 
 std::unique_ptr<Directory> Directory::open(const std::string& path, uint32_t max_workers, bool read_only) {
   if (path.empty()) throw Error(CM_EINVAL, "shared=: the directory is empty");
-  if (max_workers == 0 || max_workers > kMaxWorkersLimit)
+  if ((max_workers == 0 && !read_only) || max_workers > kMaxWorkersLimit)
     throw Error(CM_EINVAL, "max_workers must be 1.." + std::to_string(kMaxWorkersLimit));
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
@@ -188,6 +189,13 @@ std::unique_ptr<Directory> Directory::open(const std::string& path, uint32_t max
     refuse("made by another version of cachemeter (\"" + lines[1].substr(0, 40) + "\", this library writes layout " +
            std::to_string(kLayoutVersion) + ")");
   if (lines[2] != std::string("byte_order ") + byte_order()) refuse("made on a machine of another byte order");
+  if (max_workers == 0 && lines[3].rfind("max_workers ", 0) == 0) {  // a reader: the directory's own
+    char* end = nullptr;
+    unsigned long n = std::strtoul(lines[3].c_str() + 12, &end, 10);
+    if (*end || n == 0 || n > kMaxWorkersLimit) refuse("its layout file names no valid max_workers");
+    max_workers = static_cast<uint32_t>(n);
+    d->max_workers_ = max_workers;
+  }
   if (lines[3] != "max_workers " + std::to_string(max_workers))
     throw Error(CM_EINVAL, "\"" + path + "\" was made for " + lines[3].substr(0, 40) + ", not max_workers " +
                                std::to_string(max_workers) + " (use the same value in every worker, or a new directory)");

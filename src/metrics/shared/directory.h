@@ -62,7 +62,8 @@ class Directory {
   // directory was made for another max_workers; CM_EUNAVAILABLE when it
   // cannot be written (read_only: read); CM_ECORRUPT, nothing touched, for
   // a directory of other files, another layout version or byte order, or a
-  // damaged families or slot file.
+  // damaged families or slot file. read_only: nothing is made or locked;
+  // max_workers 0 takes the directory's own.
   static std::unique_ptr<Directory> open(const std::string& path, uint32_t max_workers, bool read_only = false);
   ~Directory();
   Directory(const Directory&) = delete;

@@ -65,9 +65,15 @@ double created_of(cm_registry& r, const std::string& family, const std::vector<s
 
 }  // namespace
 
+Directory* rendered_directory(const cm_registry& r) {
+  if (r.shared_view) return r.shared_view.get();
+  if (r.shared && !r.shared->local_only()) return &r.shared->dir();
+  return nullptr;
+}
+
 void snapshot_shared(cm_registry& r, SnapshotVisitor& vis, const NameFilter* names) {
   std::vector<std::string> skipped;
-  std::unique_ptr<Directory::View> view = r.shared->dir().read(&skipped);
+  std::unique_ptr<Directory::View> view = rendered_directory(r)->read(&skipped);
   if (!skipped.empty()) set_error(CM_ECORRUPT, "left out of the render: " + skipped.front());
 
   // The aggregate's series by family (its keys are ordered by family, then

@@ -14,4 +14,10 @@ namespace cm::shared {
 // or the directory throws (an unreadable directory: CM_EUNAVAILABLE).
 void snapshot_shared(cm_registry& r, SnapshotVisitor& v, const NameFilter* names);
 
+// The directory a registry renders: its worker pool's, or the one it views
+// (shared_readonly); nullptr for an in-process registry or one counting
+// locally only (shared_fallback=local without a slot).
+class Directory;
+Directory* rendered_directory(const cm_registry& r);
+
 }  // namespace cm::shared
