@@ -128,6 +128,9 @@ PyObject *cmpy_gauge_add(cm_series *s, double v = 1.0);
 PyObject *cmpy_gauge_dec(cm_series *s, double v = 1.0);
 PyObject *cmpy_gauge_set(cm_series *s, double v);
 PyObject *cmpy_histogram_observe(cm_series *s, double v);
+%rename(series_update) cmpy_series_update;
+%feature("docstring") cmpy_series_update "series_update(s, op, keep): a callable doing op (0 counter inc, 1 gauge inc, 2 gauge dec, 3 gauge set, 4 observe) on s";
+PyObject *cmpy_series_update(cm_series *s, int op, PyObject *keep);
 
 /* cm_cache_get/set/delete again, keeping the GIL (for memory:// caches). */
 %rename(cache_get_gil) cmpy_cache_get_gil;

@@ -88,6 +88,22 @@ PyObject *cmpy_gauge_dec(cm_series *s, double v);
 PyObject *cmpy_gauge_set(cm_series *s, double v);
 PyObject *cmpy_histogram_observe(cm_series *s, double v);
 
+/* The operations of cmpy_series_update. */
+enum cmpy_update_op {
+  CMPY_COUNTER_INC = 0,
+  CMPY_GAUGE_INC = 1,
+  CMPY_GAUGE_DEC = 2,
+  CMPY_GAUGE_SET = 3,
+  CMPY_HISTOGRAM_OBSERVE = 4
+};
+/* A callable doing operation op on s when called with the value (one
+ * positional or keyword `v`; inc and dec default to 1): what a Python
+ * series stores as its inc/dec/set/observe. keep (the SWIG handle of s) is
+ * held as long as the callable lives. New reference, or NULL with an
+ * exception set (InvalidArgument for a NULL series or an unknown op). */
+PyObject *cmpy_series_update(cm_series *s, int op, PyObject *keep);
+int cmpy_update_init(PyObject *module);
+
 /* ---- cache calls that keep the GIL (memory:// caches) ------------------ */
 /* Plain forwarders to cm_cache_get/set/delete, wrapped without releasing the
  * GIL: a memory:// operation never blocks on anything that needs Python, and
@@ -196,7 +212,8 @@ PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *t
 PyObject *cmpy_codec_dumps(PyObject *obj);
 PyObject *cmpy_codec_loads(PyObject *data);
 
-/* Called by the module's init: readies and adds the CachedFunction type.
+/* Called by the module's init: readies and adds the CachedFunction and
+ * SeriesUpdate types.
  * Returns 0, or -1 with an exception set. */
 int cmpy_init_module(PyObject *module);
 

@@ -784,6 +784,7 @@ static PyTypeObject CachedFunctionType = {
 };
 
 int cmpy_init_module(PyObject *module) {
+  if (cmpy_update_init(module) < 0) return -1;
   if (PyType_Ready(&CachedFunctionType) < 0) return -1;
   Py_INCREF(&CachedFunctionType);
   if (PyModule_AddObject(module, "CachedFunction", (PyObject *)&CachedFunctionType) < 0) {

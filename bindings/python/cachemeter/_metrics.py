@@ -7,8 +7,9 @@ series, cache or server created on it. ``Registry.close()`` only gives up the
 registry's own hold, so a series kept somewhere never points at freed memory.
 
 Hot path: a series' update methods (``inc``, ``add``, ``set``, ``observe``)
-are the C functions bound to the series handle (``functools.partial`` over
-the SWIG wrappers), stored in the series' slots: one C call, no Python frame.
+are C callables bound to the series handle (``_core.series_update``, a small
+vectorcall type in cmpy_update.c), stored in the series' slots: one C call,
+no Python frame, no SWIG argument unpacking.
 """
 from __future__ import annotations
 
@@ -259,6 +260,9 @@ def _label_names(labels: Iterable[str]) -> Tuple[str, ...]:
 
 # ---- series -------------------------------------------------------------------
 
+# The operations of _core.series_update (cmpy.h, cmpy_update_op).
+_COUNTER_INC, _GAUGE_INC, _GAUGE_DEC, _GAUGE_SET, _OBSERVE = range(5)
+
 class _Series:
     __slots__ = ("_p", "family", "label_values", "__weakref__")
     _p: Any
@@ -293,7 +297,7 @@ class CounterSeries(_Series):
 
     def __init__(self, ptr: Any, family: "_Family", values: Tuple[str, ...]) -> None:
         super().__init__(ptr, family, values)
-        self.inc = functools.partial(_core.counter_inc, ptr)
+        self.inc = _core.series_update(ptr, _COUNTER_INC, ptr)
 
 
 class GaugeSeries(_Series):
@@ -309,10 +313,10 @@ class GaugeSeries(_Series):
 
     def __init__(self, ptr: Any, family: "_Family", values: Tuple[str, ...]) -> None:
         super().__init__(ptr, family, values)
-        self.inc = functools.partial(_core.gauge_inc, ptr)
+        self.inc = _core.series_update(ptr, _GAUGE_INC, ptr)
         self.add = self.inc
-        self.dec = functools.partial(_core.gauge_dec, ptr)
-        self.set = functools.partial(_core.gauge_set, ptr)
+        self.dec = _core.series_update(ptr, _GAUGE_DEC, ptr)
+        self.set = _core.series_update(ptr, _GAUGE_SET, ptr)
 
     def set_to_current_time(self) -> None:
         """Sets the gauge to the Unix time in seconds."""
@@ -333,7 +337,7 @@ class HistogramSeries(_Series):
 
     def __init__(self, ptr: Any, family: "_Family", values: Tuple[str, ...]) -> None:
         super().__init__(ptr, family, values)
-        self.observe = functools.partial(_core.histogram_observe, ptr)
+        self.observe = _core.series_update(ptr, _OBSERVE, ptr)
 
     @property
     def count(self) -> float:
