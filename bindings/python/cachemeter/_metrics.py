@@ -74,14 +74,37 @@ class Registry:
     self metrics; default ``"cachemeter_"``); application metrics keep their
     names. ``const_labels`` are added to every series; ``max_series`` caps the
     labelled series (``LimitExceeded`` past it).
+
+    ``shared="/run/app/metrics"`` makes a registry shared by the worker
+    processes of a pool (gunicorn, uvicorn ``--workers``; docs/multiprocess.md):
+    every update lands in this process's slot in the directory and
+    ``render()`` shows the whole pool. With it: ``max_workers`` (default 64,
+    fixed when the directory is made), ``gauge_mode`` (``"livesum"`` default,
+    ``"sum"``, ``"max"``, ``"min"``, ``"livemax"``, ``"all"``),
+    ``shared_fallback`` (``"fail"``: ``LimitExceeded`` when every slot is held
+    by a live process; ``"local"``: count this process only) and
+    ``shared_readonly=True`` (a sidecar's view: renders, claims no slot).
+    A registry made before ``os.fork()`` gives each child its own slot.
     """
 
     _default: Optional["Registry"] = None
     _default_lock = threading.Lock()
 
     def __init__(self, prefix: Optional[str] = None, const_labels: Optional[Mapping[str, str]] = None,
-                 max_series: Optional[int] = None, persist_gauges: Optional[bool] = None) -> None:
+                 max_series: Optional[int] = None, persist_gauges: Optional[bool] = None,
+                 shared: Optional[str] = None, max_workers: Optional[int] = None,
+                 gauge_mode: Optional[str] = None, shared_fallback: Optional[str] = None,
+                 shared_readonly: Optional[bool] = None) -> None:
         opts = []
+        if shared is not None:
+            # A registry shared by a pool of worker processes (docs/multiprocess.md).
+            opts.append("shared=" + _q(os.fspath(shared)))
+        for key, value in (("max_workers", max_workers), ("gauge_mode", gauge_mode),
+                           ("shared_fallback", shared_fallback)):
+            if value is not None:
+                opts.append(f"{key}={_q(value)}")
+        if shared_readonly is not None:
+            opts.append("shared_readonly=" + ("true" if shared_readonly else "false"))
         if prefix is not None:
             opts.append("prefix=" + _q(prefix))
         if const_labels:
