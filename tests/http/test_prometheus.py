@@ -5,64 +5,20 @@
 #
 # Run by ctest as http.prometheus (CM_HTTP_FIXTURE names the fixture binary).
 # Everything binds 127.0.0.1; every wait is a bounded poll.
-import json
 import os
 import queue
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
-import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
-PROMETHEUS = os.environ.get("CM_PROMETHEUS", "/usr/bin/prometheus")
-PROMTOOL = os.environ.get("CM_PROMTOOL", "/usr/bin/promtool")
-JOB = "cachemeter_fixture"
-READY_TIMEOUT_S = 60
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from prom_server import JOB, PROMETHEUS, PROMTOOL, Prometheus, http_get, stop_process, wait_for  # noqa: E402
+
 SCRAPE_TIMEOUT_S = 30
-
-
-def wait_for(what, probe, timeout_s):
-    """Polls probe() until it returns (True, _); fails after timeout_s with the
-    last thing it saw."""
-    deadline = time.monotonic() + timeout_s
-    seen = None
-    while True:
-        try:
-            ok, seen = probe()
-        except (OSError, ValueError) as e:  # not listening yet, bad JSON, ...
-            ok, seen = False, repr(e)
-        if ok:
-            return seen
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last seen: {seen}")
-        time.sleep(0.1)
-
-
-def http_get(url, timeout_s=5, headers=None):
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout_s) as r:
-        return r.status, r.headers, r.read()
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc, timeout_s=10):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)
 
 
 class Fixture:
@@ -114,80 +70,6 @@ class Fixture:
         stop_process(self.proc)
         self.proc.stdout.close()
         self.proc.stderr.close()
-
-
-class Prometheus:
-    """A throwaway Prometheus scraping one target every second."""
-
-    def __init__(self, target_port, workdir):
-        self.workdir = workdir
-        config = os.path.join(workdir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write(
-                "global:\n"
-                "  scrape_interval: 1s\n"
-                "  scrape_timeout: 1s\n"
-                "  evaluation_interval: 1s\n"
-                "scrape_configs:\n"
-                f"  - job_name: {JOB}\n"
-                "    metrics_path: /metrics\n"
-                "    static_configs:\n"
-                f"      - targets: ['127.0.0.1:{target_port}']\n")
-        self.log_path = os.path.join(workdir, "prometheus.log")
-        # The port is picked before Prometheus binds it: retry on the rare race.
-        for _ in range(3):
-            self.port = free_port()
-            self.base = f"http://127.0.0.1:{self.port}"
-            self.log = open(self.log_path, "w")
-            self.proc = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={config}",
-                 f"--storage.tsdb.path={os.path.join(workdir, 'data')}",
-                 "--storage.tsdb.retention.time=1h",
-                 f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--web.enable-lifecycle", "--log.level=info"],
-                stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
-            if self._wait_ready():
-                return
-            self.stop()
-        pytest.fail(f"prometheus did not start; log:\n{self.log_tail()}")
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if http_get(self.base + "/-/ready", timeout_s=2)[0] == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    def log_tail(self, lines=30):
-        try:
-            with open(self.log_path) as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError as e:
-            return repr(e)
-
-    def query(self, promql):
-        """{frozenset(labels without __name__): float} of an instant query."""
-        url = self.base + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        body = json.loads(http_get(url)[2])
-        assert body["status"] == "success", body
-        assert body["data"]["resultType"] == "vector", body
-        return {frozenset((k, v) for k, v in r["metric"].items() if k != "__name__"): float(r["value"][1])
-                for r in body["data"]["result"]}
-
-    def targets(self):
-        body = json.loads(http_get(self.base + "/api/v1/targets?state=active")[2])
-        assert body["status"] == "success", body
-        return [t for t in body["data"]["activeTargets"] if t["labels"].get("job") == JOB]
-
-    def stop(self):
-        stop_process(self.proc)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
