@@ -18,6 +18,7 @@ packages=(
   wrk curl                                       # the HTTP benchmark
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
   swig python3-cachetools                        # the Python binding; cachetools: its benchmark baseline
+  gunicorn                                       # the pre-fork pool of the shared-registry test
   openjdk-17-jdk-headless                        # the Java binding: javac, jar, java, jni.h
   clang libfuzzer-14-dev                         # the fuzz phase: clang 14 and libFuzzer (tests/fuzz)
 )
