@@ -1,7 +1,7 @@
 """A real gunicorn pool sharing one registry (docs/multiprocess.md; issue 15).
 
-gunicorn (Debian's) runs a WSGI app with 4 sync workers on a free 127.0.0.1
-port, ``--preload``: the app's ``Registry(shared=DIR)`` and its ``@cached``
+gunicorn (Debian's) runs the example app (examples/gunicorn_pool) with its
+config, 4 sync workers and ``preload_app``, on a free 127.0.0.1 port: the app's ``Registry(shared=DIR)`` and its ``@cached``
 function are made in the master before it forks, so every worker gets its own
 slot. A real Prometheus scrapes ``/metrics`` every second while the client
 sends a known number of requests, one at a time, and SIGKILLs a worker
@@ -29,32 +29,8 @@ REQUESTS = 300
 JOB = "gunicorn_app"
 BOUND_S = 60
 
-APP = '''
-import os
-
-import cachemeter
-
-REG = cachemeter.Registry(shared=os.environ["CM_SHARED_DIR"], max_workers=16)
-REQUESTS = REG.counter("app_requests", "Requests the app served.")
-
-
-@cachemeter.cached(registry=REG, name="square")
-def square(x):
-    return x * x
-
-
-def app(environ, start_response):
-    path = environ.get("PATH_INFO", "/")
-    if path == "/metrics":
-        body = REG.render().encode()
-        ctype = "text/plain; version=0.0.4; charset=utf-8"
-    else:
-        REQUESTS.inc()
-        body = str(square(int(path.strip("/") or "0") % 20)).encode()
-        ctype = "text/plain"
-    start_response("200 OK", [("Content-Type", ctype), ("X-Worker", str(os.getpid()))])
-    return [body]
-'''
+# The example app and its gunicorn config, as a user would run them.
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "gunicorn_pool")
 
 
 def children(pid):
@@ -91,12 +67,13 @@ def pool_figures(text):
 def pool(tmp_path):
     if not os.path.exists(GUNICORN):
         pytest.skip("gunicorn is not installed (scripts/setup.sh installs it)")
-    (tmp_path / "app.py").write_text(APP)
     port = free_port()
-    env = dict(os.environ, CM_SHARED_DIR=str(tmp_path / "metrics"))
+    env = dict(os.environ, CM_SHARED_DIR=str(tmp_path / "metrics"), PYTHONDONTWRITEBYTECODE="1")
     log = open(tmp_path / "gunicorn.log", "w")
-    proc = subprocess.Popen([sys.executable, GUNICORN, "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
-                             "--preload", "--chdir", str(tmp_path), "--graceful-timeout", "5", "app:app"],
+    # The example's config (4 workers, preload_app), its bind moved to a free port.
+    proc = subprocess.Popen([sys.executable, GUNICORN, "-c", os.path.join(EXAMPLE, "gunicorn.conf.py"),
+                             "--bind", f"127.0.0.1:{port}", "--chdir", EXAMPLE, "--graceful-timeout", "5",
+                             "app:app"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
 
