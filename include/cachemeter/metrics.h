@@ -117,6 +117,21 @@ CM_EXTERN int cm_gauge_new(cm_registry *reg, const char *name, const char *help,
                            const char *const *label_names, size_t nlabels,
                            cm_family **out);
 
+/* Registers a gauge family with its own aggregation mode, for registries
+ * shared by worker processes (docs/multiprocess.md, options shared= and
+ * gauge_mode= of cm_registry_new): how the workers' values become one.
+ *   mode  "sum", "max", "min" (over every worker that ever set it),
+ *         "livesum", "livemax" (over live workers), "all" (one series per
+ *         live worker, with a `worker` label); NULL or "" takes the
+ *         registry's gauge_mode. On an in-process registry the mode is
+ *         checked and kept, and changes nothing.
+ * Same rules and statuses as cm_gauge_new(), and: CM_EINVAL for an unknown
+ * mode; CM_EEXIST when the family exists with another mode (registered so in
+ * this registry, or in the shared directory by another worker). */
+CM_EXTERN int cm_gauge_new_mode(cm_registry *reg, const char *name, const char *help,
+                                const char *const *label_names, size_t nlabels, const char *mode,
+                                cm_family **out);
+
 /* Registers a histogram family. Same rules and statuses as cm_gauge_new(), and:
  *   bounds   nbounds upper bounds, finite and strictly increasing; the +Inf
  *            bucket is implicit. NULL/0 selects the default latency buckets

@@ -9,6 +9,7 @@
 
 #include "api/guard.h"
 #include "metrics/registry.h"
+#include "metrics/shared/layout.h"
 #include "metrics/snapshot.h"
 #if CM_WITH_SQLITE
 #include "persist/persist.h"
@@ -68,6 +69,26 @@ CM_EXTERN int cm_counter_new(cm_registry* reg, const char* name, const char* hel
 CM_EXTERN int cm_gauge_new(cm_registry* reg, const char* name, const char* help,
                            const char* const* label_names, size_t nlabels, cm_family** out) {
   return new_family("cm_gauge_new", cm::Kind::Gauge, reg, name, help, label_names, nlabels, nullptr, 0, out);
+}
+
+CM_EXTERN int cm_gauge_new_mode(cm_registry* reg, const char* name, const char* help,
+                                const char* const* label_names, size_t nlabels, const char* mode,
+                                cm_family** out) {
+  return cm::guard("cm_gauge_new_mode", [&] {
+    CM_REQUIRE(out != nullptr, "out is NULL");
+    *out = nullptr;
+    CM_REQUIRE(name != nullptr, "name is NULL");
+    int m = -1;
+    if (mode && *mode) {
+      cm::shared::GaugeMode gm;
+      CM_REQUIRE(cm::shared::parse_gauge_mode(mode, &gm) && gm != cm::shared::GaugeMode::MostRecent,
+                 std::string("gauge mode \"") + mode + "\": expected sum, max, min, livesum, livemax or all");
+      m = static_cast<int>(gm);
+    }
+    *out = cm::register_family(*registry_or_default(reg), cm::Kind::Gauge, name, help, label_names, nlabels,
+                               nullptr, 0, false, m);
+    return CM_OK;
+  });
 }
 
 CM_EXTERN int cm_histogram_new(cm_registry* reg, const char* name, const char* help,

@@ -278,7 +278,7 @@ static const std::vector<double>& default_buckets() {
 
 cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, const char* help,
                            const char* const* label_names, size_t nlabels, const double* bounds,
-                           size_t nbounds, bool internal) {
+                           size_t nbounds, bool internal, int gauge_mode) {
   std::string name(name_in);
   CM_REQUIRE(valid_metric_name(name), "name \"" + name + "\" is not a valid metric name");
   if (kind == Kind::Counter && (name.size() < 6 || name.compare(name.size() - 6, 6, "_total") != 0)) {
@@ -316,10 +316,16 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
     }
   }
 
+  const uint8_t mode = kind != Kind::Gauge ? 0 : gauge_mode >= 0 ? static_cast<uint8_t>(gauge_mode) : r.default_gauge_mode;
   std::lock_guard<std::mutex> g(r.mu);
   if (auto it = r.families.find(name); it != r.families.end()) {
     cm_family* f = it->second.get();
-    if (f->kind == kind && f->label_names == labels && f->bounds == bnds) return f;
+    if (f->kind == kind && f->label_names == labels && f->bounds == bnds) {
+      if (gauge_mode >= 0 && f->gauge_mode != mode)
+        throw Error(CM_EEXIST, "\"" + name + "\" is already registered with gauge mode " +
+                                   shared::gauge_mode_name(static_cast<shared::GaugeMode>(f->gauge_mode)));
+      return f;
+    }
     throw Error(CM_EEXIST, "\"" + name + "\" is already registered as a " + kind_name(f->kind) +
                                " with other labels or buckets");
   }
@@ -336,16 +342,16 @@ cm_family* register_family(cm_registry& r, Kind kind, std::string_view name_in, 
     // another worker registered it otherwise).
     shared::FamilyDef def;
     def.kind = static_cast<uint8_t>(kind);
-    def.gauge_mode = kind == Kind::Gauge ? r.default_gauge_mode : 0;
+    def.gauge_mode = mode;
     def.name = name;
     def.help = help_s;
     def.label_names = labels;
     def.bounds = bnds;
     f->shared_id = r.shared->dir().family_id(def);
-    f->gauge_mode = def.gauge_mode;
   }
   f->reg = &r;
   f->kind = kind;
+  f->gauge_mode = mode;
   f->internal = internal;
   f->name = name;
   f->help = std::move(help_s);

@@ -212,10 +212,12 @@ std::vector<std::string> sample_names_of(Kind kind, const std::string& name);
 // Parses options and builds a registry (throws Error).
 std::unique_ptr<cm_registry> make_registry(const char* options);
 
-// Registers (or finds) a family; throws Error.
+// Registers (or finds) a family; throws Error. gauge_mode (gauges of shared
+// registries, shared::GaugeMode): -1 takes the registry's gauge_mode; a
+// family found with another mode is CM_EEXIST.
 cm_family* register_family(cm_registry& r, Kind kind, std::string_view name, const char* help,
                            const char* const* label_names, size_t nlabels, const double* bounds,
-                           size_t nbounds, bool internal);
+                           size_t nbounds, bool internal, int gauge_mode = -1);
 
 // Finds or creates a series; throws Error. A held series it finds is
 // published: it joins the index and is never removed from then on (the

@@ -230,6 +230,38 @@ TEST(SharedRegistry, ASigkilledWorkerLosesNothingLiveGaugesForgetIt) {
   cm_registry_free(r);
 }
 
+TEST(SharedRegistry, GaugeModesPerFamily) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path());  // gauge_mode livesum by default
+  cm_registry* b = shared_registry(t.path());
+  cm_family *fa, *fb;
+  struct Case {
+    const char* name;
+    const char* mode;
+  } cases[] = {{"g_default", nullptr}, {"g_max", "max"}, {"g_min", "min"}, {"g_all", "all"}};
+  for (const Case& c : cases) {
+    ASSERT_EQ(cm_gauge_new_mode(a, c.name, "G.", nullptr, 0, c.mode, &fa), CM_OK) << cm_errmsg();
+    ASSERT_EQ(cm_gauge_new_mode(b, c.name, "G.", nullptr, 0, c.mode, &fb), CM_OK) << cm_errmsg();
+    cm_gauge_set(series(fa), 3);
+    cm_gauge_set(series(fb), 5);
+  }
+  EXPECT_EQ(sample(a, "g_default"), 8);  // livesum: both registries' processes are alive
+  EXPECT_EQ(sample(a, "g_max"), 5);
+  EXPECT_EQ(sample(b, "g_min"), 3);
+  EXPECT_EQ(sample(a, "g_all{worker=\"0\"}"), 3);
+  EXPECT_EQ(sample(a, "g_all{worker=\"1\"}"), 5);
+  // Another mode for the same name: refused here and by the directory.
+  EXPECT_EQ(cm_gauge_new_mode(a, "g_max", "G.", nullptr, 0, "min", &fa), CM_EEXIST);
+  cm_registry* c = shared_registry(t.path());
+  EXPECT_EQ(cm_gauge_new_mode(c, "g_max", "G.", nullptr, 0, "min", &fa), CM_EEXIST);
+  EXPECT_NE(std::string(cm_errmsg()).find("another worker"), std::string::npos) << cm_errmsg();
+  EXPECT_EQ(cm_gauge_new_mode(c, "g_x", "G.", nullptr, 0, "average", &fa), CM_EINVAL);
+  EXPECT_EQ(cm_gauge_new_mode(c, "g_x", "G.", nullptr, 0, "mostrecent", &fa), CM_EINVAL);
+  cm_registry_free(c);
+  cm_registry_free(b);
+  cm_registry_free(a);
+}
+
 TEST(SharedRegistry, PastMaxWorkersIsElimitUnlessLocalFallback) {
   TmpDir t;
   cm_registry* a = shared_registry(t.path(), "&max_workers=1");

@@ -103,6 +103,25 @@ def test_cached_hits_and_misses_add_up_over_workers(tmp_path):
     reg.close()
 
 
+def test_gauge_modes_per_family(tmp_path):
+    d = tmp_path / "metrics"
+    a = cachemeter.Registry(shared=d)
+    b = cachemeter.Registry(shared=d)
+    a.gauge("peak", mode="max").set(3)
+    b.gauge("peak", mode="max").set(5)
+    a.gauge("inflight").set(3)  # the registry's gauge_mode: livesum
+    b.gauge("inflight").set(5)
+    got = samples(a)
+    assert got[("peak", frozenset())] == 5
+    assert got[("inflight", frozenset())] == 8
+    with pytest.raises(cachemeter.AlreadyExists):
+        b.gauge("peak", mode="min")
+    with pytest.raises(cachemeter.InvalidArgument):
+        a.gauge("other", mode="average")
+    b.close()
+    a.close()
+
+
 def test_a_sidecar_view_and_the_slot_limit(tmp_path):
     d = tmp_path / "metrics"
     a = cachemeter.Registry(shared=d, max_workers=1)

@@ -213,9 +213,19 @@ class Registry:
         ptr = _core.cm_counter_new(self._handle(), name, help, labels)
         return self._family(Counter, ptr, name, help, labels)
 
-    def gauge(self, name: str, help: str = "", labels: Iterable[str] = ()) -> "Gauge":
-        """Registers (or finds) a gauge family."""
+    def gauge(self, name: str, help: str = "", labels: Iterable[str] = (), mode: Optional[str] = None) -> "Gauge":
+        """Registers (or finds) a gauge family.
+
+        ``mode`` (shared registries, docs/multiprocess.md): how the workers'
+        values become one: ``"sum"``, ``"max"``, ``"min"``, ``"livesum"``,
+        ``"livemax"`` or ``"all"`` (a ``worker`` label); None takes the
+        registry's ``gauge_mode``. ``AlreadyExists`` when the family exists
+        with another mode, here or in another worker.
+        """
         labels = _label_names(labels)
+        if mode is not None:
+            ptr = _core.cm_gauge_new_mode(self._handle(), name, help, labels, mode)
+            return self._family(Gauge, ptr, name, help, labels)
         ptr = _core.cm_gauge_new(self._handle(), name, help, labels)
         return self._family(Gauge, ptr, name, help, labels)
 
