@@ -29,7 +29,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Every sanitizer report is fatal, leaks included.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+# die_after_fork=0: a shared registry's fork child starts its own threads
+# (its collectors' refresher, docs/multiprocess.md) after a fork() from a
+# process that has threads, as pre-fork servers do; TSan would kill it.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:die_after_fork=0}"
 
 passed=0
 failed=0

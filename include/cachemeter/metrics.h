@@ -61,6 +61,9 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *                      max, min, livesum (default), livemax, all.
  *   shared_fallback=F  shared only: fail (default) or local: with no free
  *                      slot, count and render this process only.
+ *   shared_refresh_ms=N  shared only: a thread of this process runs the
+ *                      collectors (cache gauges) every N ms (default 1000;
+ *                      0: none), so other workers render fresh figures.
  *   shared_readonly=B  shared only: true: a view of DIR (a sidecar's, as
  *                      `cachemeter serve --shared`): renders the pool,
  *                      claims no slot, changes nothing in DIR; registering a

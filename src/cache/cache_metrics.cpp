@@ -4,6 +4,7 @@
 #include "cache/cache_metrics.h"
 
 #include "cache/backend_table.h"
+#include "metrics/shared/layout.h"
 
 #include <algorithm>
 #include <map>
@@ -76,10 +77,11 @@ std::map<GroupKey, std::weak_ptr<CacheGroup>>& groups() {
 }
 
 cm_series* series_of(cm_registry& r, Kind kind, const std::string& name, const char* help,
-                     std::vector<const char*> labels, std::vector<const char*> values, bool histogram = false) {
+                     std::vector<const char*> labels, std::vector<const char*> values, bool histogram = false,
+                     int gauge_mode = -1) {
   cm_family* f = register_family(r, kind, name, help, labels.data(), labels.size(), histogram ? kDurationBounds : nullptr,
                                  histogram ? std::size(kDurationBounds) : 0, false);
-  return hold_series(*f, values.data(), values.size());
+  return hold_series(*f, values.data(), values.size(), gauge_mode);
 }
 
 std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, std::string_view kind) {
@@ -114,14 +116,20 @@ std::shared_ptr<CacheGroup> make_group(cm_registry& r, const std::string& name, 
       counter("load_wait_timeouts_total", "get_or_load callers that gave up waiting for another caller's load.");
   g->rejected_too_large =
       counter3("rejections_total", "Entries refused by the cache, by reason.", "reason", "too_large");
-  g->entries = series_of(r, Kind::Gauge, p + "entries", "Entries held by the cache.", {"cache", "backend"}, {cn, bk});
+  // Shared registries (docs/multiprocess.md): a process's own cache (memory)
+  // sums over the live workers; a store every worker sees (sqlite, redis,
+  // a tiered cache's L2) is counted once: the largest live worker's figure.
+  const BackendSpec* spec = find_backend_kind(k);  // none for "tiered": its L2 is shared
+  const int size_mode = static_cast<int>(!spec || spec->traits.shared ? shared::GaugeMode::LiveMax
+                                                                       : shared::GaugeMode::LiveSum);
+  g->entries = series_of(r, Kind::Gauge, p + "entries", "Entries held by the cache.", {"cache", "backend"}, {cn, bk},
+                         false, size_mode);
   g->bytes = series_of(r, Kind::Gauge, p + "bytes", "Bytes held by the cache (keys, values and per-entry overhead).",
-                       {"cache", "backend"}, {cn, bk});
+                       {"cache", "backend"}, {cn, bk}, false, size_mode);
   for (Op op : {Op::Get, Op::Set, Op::Delete, Op::Load})
     g->duration[static_cast<int>(op)] =
         series_of(r, Kind::Histogram, p + "operation_duration_seconds", "Cache operation latency, by operation.",
                   {"cache", "backend", "op"}, {cn, bk, op_name(op)}, true);
-  const BackendSpec* spec = find_backend_kind(k);  // none for "tiered": its L2 is shared
   CacheGroup* raw = g.get();
   add_collector(r, raw, [raw] {
     double e = 0, b = 0;

@@ -9,6 +9,7 @@
 #include "metrics/names.h"
 #include "metrics/shared/directory.h"
 #include "metrics/shared/pool.h"
+#include "metrics/shared/refresher.h"
 #include "metrics/sink.h"
 #include "util/clock.h"
 #include "util/options.h"
@@ -145,6 +146,7 @@ std::string_view cm_family::om_name() const {
 }
 
 cm_registry::~cm_registry() {
+  refresher.reset();  // stops its thread: no collector runs from here on
   sinks.reset();  // stops the flusher and writes the last flush
   for (auto& [name, f] : families)
     for (auto& s : f->series) cm::cells::Space::get().detach(s->block);
@@ -211,7 +213,7 @@ std::vector<std::string> sample_names_of(Kind kind, const std::string& name) {
 std::unique_ptr<cm_registry> make_registry(const char* options) {
   Options o = Options::parse(options, "registry options");
   o.check_known({"prefix", "const_labels", "max_series", "max_label_value_bytes", "persist_gauges", "shared",
-                 "max_workers", "gauge_mode", "shared_fallback", "shared_readonly"});
+                 "max_workers", "gauge_mode", "shared_fallback", "shared_readonly", "shared_refresh_ms"});
   auto r = std::make_unique<cm_registry>();
   r->created = unix_time_now();
   r->prefix = o.get("prefix", "cachemeter_");
@@ -236,7 +238,7 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
     }
   }
   if (o.has("shared") && o.get_bool("shared_readonly", false)) {
-    for (const char* k : {"gauge_mode", "shared_fallback"})
+    for (const char* k : {"gauge_mode", "shared_fallback", "shared_refresh_ms"})
       CM_REQUIRE(!o.has(k), std::string("option \"") + k + "\" does not apply to a shared_readonly registry");
     r->shared_view = shared::Directory::open(
         o.get("shared", ""), static_cast<uint32_t>(o.get_int("max_workers", 0, 0, shared::kMaxWorkersLimit)), true);
@@ -252,9 +254,15 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
     CM_REQUIRE(shared::parse_gauge_mode(gm, &mode) && mode != shared::GaugeMode::MostRecent,
                "option \"gauge_mode\": expected sum, max, min, livesum, livemax or all, got \"" + gm + "\"");
     r->default_gauge_mode = static_cast<uint8_t>(mode);
+    int64_t refresh_ms = o.get_int("shared_refresh_ms", 1000, 0, int64_t{1} << 31);
     r->shared = std::make_unique<shared::SharedPool>(so);
+    if (refresh_ms > 0) {
+      r->refresher = std::make_unique<shared::Refresher>(*r, refresh_ms);
+      cm_registry* rp = r.get();
+      r->shared->on_claim([rp] { rp->refresher->start(); });  // a fork child's own thread
+    }
   } else {
-    for (const char* k : {"max_workers", "gauge_mode", "shared_fallback", "shared_readonly"})
+    for (const char* k : {"max_workers", "gauge_mode", "shared_fallback", "shared_readonly", "shared_refresh_ms"})
       CM_REQUIRE(!o.has(k), std::string("option \"") + k + "\" applies to shared registries only (shared=DIR)");
   }
   cm_family* rej = register_family(*r, Kind::Counter, r->prefix + "series_rejected_total",
@@ -389,7 +397,8 @@ static void check_values(const cm_family& f, const char* const* values, size_t n
 
 // Creates the series (not yet indexed): the checks, the limits, the cells and
 // the restore. Registry mutex.
-static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h);
+static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h,
+                                int gauge_mode = -1);
 
 cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   check_values(f, values, n);
@@ -421,7 +430,7 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n) {
   return out;
 }
 
-cm_series* hold_series(cm_family& f, const char* const* values, size_t n) {
+cm_series* hold_series(cm_family& f, const char* const* values, size_t n, int gauge_mode) {
   check_values(f, values, n);
   size_t lens[kMaxFastLabels];
   uint64_t h = n <= kMaxFastLabels ? hash_values(values, n, lens) : hash_values(values, n);
@@ -435,7 +444,7 @@ cm_series* hold_series(cm_family& f, const char* const* values, size_t n) {
     return it->second;
   }
   f.held.reserve(f.held.size() + 1);  // the insert below cannot throw after create_series
-  cm_series* out = create_series(f, values, n, h);
+  cm_series* out = create_series(f, values, n, h, gauge_mode);
   out->held = true;
   out->holds = 1;
   f.held.emplace(std::move(key), out);
@@ -469,7 +478,8 @@ void release_series(cm_registry& r, cm_series* const* series, size_t n) noexcept
   }
 }
 
-static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h) {
+static cm_series* create_series(cm_family& f, const char* const* values, size_t n, uint64_t h,
+                                int gauge_mode) {
   cm_registry& r = *f.reg;
   for (size_t i = 0; i < n; ++i) {
     size_t len = std::strlen(values[i]);
@@ -509,7 +519,8 @@ static cm_series* create_series(cm_family& f, const char* const* values, size_t 
     try {
       uint32_t word = space.pool_word(s->block);
       auto lk = space.lock();
-      r.shared->publish(f.shared_id, word, s->block.width, s->block.ndoubles, s->values);
+      r.shared->publish(f.shared_id, word, s->block.width, s->block.ndoubles, s->values,
+                        f.kind == Kind::Gauge && gauge_mode >= 0 ? static_cast<uint8_t>(gauge_mode) : shared::kFamilyMode);
     } catch (...) {
       space.detach(s->block);
       throw;

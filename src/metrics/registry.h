@@ -80,6 +80,7 @@ class SinkHost;  // metrics/sink.h
 namespace shared {
 class SharedPool;  // metrics/shared/pool.h
 class Directory;   // metrics/shared/directory.h
+class Refresher;   // metrics/shared/refresher.h
 }
 
 }  // namespace cm
@@ -185,6 +186,10 @@ struct cm_registry final : private cm::fork::Hooks {
   // shared_readonly=true: a view of a directory (a sidecar's): renders the
   // pool's aggregate, claims no slot, registers no application family.
   std::unique_ptr<cm::shared::Directory> shared_view;
+  // Shared registries: runs the collectors every shared_refresh_ms, so this
+  // worker's gauges are fresh when another worker renders. Stopped first
+  // when the registry is freed.
+  std::unique_ptr<cm::shared::Refresher> refresher;
   uint8_t default_gauge_mode = 0;
   double created = 0;  // unix seconds: the _created of series other workers made
 
@@ -235,7 +240,10 @@ cm_series* family_series(cm_family& f, const char* const* values, size_t n);
 // holder may keep them. A held series is created and found under the
 // registry mutex only, never through the lock-free index, so removing it
 // races no lookup. Both throw Error / never throw respectively.
-cm_series* hold_series(cm_family& f, const char* const* values, size_t n);
+// gauge_mode (shared registries): a gauge series' own aggregation mode
+// (shared::GaugeMode but all), -1 for its family's; fixed when the series
+// is made.
+cm_series* hold_series(cm_family& f, const char* const* values, size_t n, int gauge_mode = -1);
 void release_series(cm_registry& r, cm_series* const* series, size_t n) noexcept;
 
 // Counts one rejected update (wrong type, NaN, negative counter increment)

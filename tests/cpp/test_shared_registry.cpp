@@ -4,6 +4,7 @@
 // files, SIGKILL; labelled concurrency (TSan runs the threads of one
 // process; other processes are outside its view).
 #include <cachemeter/cachemeter.h>
+#include <cachemeter/cache.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -214,8 +215,9 @@ TEST(SharedRegistry, ASigkilledWorkerLosesNothingLiveGaugesForgetIt) {
     ::pause();
     ::_exit(0);
   }
+  ::close(ready[1]);  // a child that dies before writing ends the read
   char c;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "the child died: status " << wait_child(pid);
   EXPECT_EQ(sample(r, "jobs_total"), 5);
   EXPECT_EQ(sample(r, "inflight"), 11);
   EXPECT_EQ(sample(s, "inflight"), 11);
@@ -225,7 +227,6 @@ TEST(SharedRegistry, ASigkilledWorkerLosesNothingLiveGaugesForgetIt) {
   EXPECT_EQ(sample(r, "inflight"), 1);    // livesum: the dead worker's 10 is gone
   EXPECT_EQ(sample(s, "inflight"), 11);   // sum: its last value stays
   ::close(ready[0]);
-  ::close(ready[1]);
   cm_registry_free(s);
   cm_registry_free(r);
 }
@@ -259,6 +260,81 @@ TEST(SharedRegistry, GaugeModesPerFamily) {
   EXPECT_EQ(cm_gauge_new_mode(c, "g_x", "G.", nullptr, 0, "mostrecent", &fa), CM_EINVAL);
   cm_registry_free(c);
   cm_registry_free(b);
+  cm_registry_free(a);
+}
+
+// The library's own size gauges: a memory cache is each worker's own (its
+// entries sum over workers); a SQLite file every worker sees is counted once.
+TEST(SharedRegistry, CacheSizeGaugesSumOwnCachesAndCountSharedStoresOnce) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path());
+  cm_registry* b = shared_registry(t.path());
+  std::string db = t.path() + ".db";
+  std::vector<cm_cache*> open;
+  for (cm_registry* r : {a, b}) {
+    cm_cache *mem = nullptr, *sql = nullptr;
+    ASSERT_EQ(cm_cache_open(&mem, r, "mem", "memory://"), CM_OK) << cm_errmsg();
+    ASSERT_EQ(cm_cache_open(&sql, r, "sql", ("sqlite://" + db).c_str()), CM_OK) << cm_errmsg();
+    open.push_back(mem);
+    open.push_back(sql);
+  }
+  // a's memory cache holds 3 entries, b's 2; the shared file holds 4.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cm_cache_set(open[0], std::to_string(i).c_str(), 1, "v", 1, 0), CM_OK);
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(cm_cache_set(open[2], std::to_string(i).c_str(), 1, "v", 1, 0), CM_OK);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(cm_cache_set(open[1], std::to_string(i).c_str(), 1, "v", 1, 0), CM_OK);
+  // Each registry's render refreshes its own gauges; then either shows the pool.
+  (void)sample(a, "x");
+  (void)sample(b, "x");
+  EXPECT_EQ(sample(a, "cachemeter_cache_entries{cache=\"mem\",backend=\"memory\"}"), 5);
+  EXPECT_EQ(sample(a, "cachemeter_cache_entries{cache=\"sql\",backend=\"sqlite\"}"), 4);
+  for (cm_cache* c : open) cm_cache_close(c);
+  cm_registry_free(b);
+  cm_registry_free(a);
+}
+
+// Polls render(r) until the sample is want; false after ~10 s.
+static bool eventually(cm_registry* r, const std::string& key, double want) {
+  for (int i = 0; i < 2000; ++i) {
+    if (sample(r, key) == want) return true;
+    ::usleep(5000);
+  }
+  return false;
+}
+
+// A worker that never renders still has fresh cache gauges in the pool's
+// aggregate: its refresher runs its collectors (here every 20 ms); a fork
+// child starts its own refresher when it claims its slot.
+TEST(SharedRegistry, WorkersThatNeverRenderKeepTheirGaugesFresh) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path(), "&shared_refresh_ms=20");
+  cm_registry* viewer = shared_registry(t.path(), "&shared_refresh_ms=0");
+  cm_cache* c = nullptr;
+  ASSERT_EQ(cm_cache_open(&c, a, "mine", "memory://"), CM_OK) << cm_errmsg();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cm_cache_set(c, std::to_string(i).c_str(), 1, "v", 1, 0), CM_OK);
+  EXPECT_TRUE(eventually(viewer, "cachemeter_cache_entries{cache=\"mine\",backend=\"memory\"}", 3));
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    cm_cache* cc = nullptr;
+    if (cm_cache_open(&cc, a, "child", "memory://") != CM_OK) ::_exit(2);
+    for (int i = 0; i < 2; ++i) cm_cache_set(cc, std::to_string(i).c_str(), 1, "v", 1, 0);
+    char x = 'x';
+    if (::write(ready[1], &x, 1) != 1) ::_exit(3);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);  // a child that dies before writing ends the read
+  char x;
+  ASSERT_EQ(::read(ready[0], &x, 1), 1) << "the child died: status " << wait_child(pid);
+  EXPECT_TRUE(eventually(viewer, "cachemeter_cache_entries{cache=\"child\",backend=\"memory\"}", 2));
+  ::kill(pid, SIGKILL);
+  EXPECT_EQ(wait_child(pid), 128 + SIGKILL);
+  // livesum: no live worker has that cache any more; the series is gone.
+  EXPECT_TRUE(std::isnan(sample(viewer, "cachemeter_cache_entries{cache=\"child\",backend=\"memory\"}")));
+  ::close(ready[0]);
+  cm_cache_close(c);
+  cm_registry_free(viewer);
   cm_registry_free(a);
 }
 

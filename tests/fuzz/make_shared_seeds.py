@@ -36,7 +36,7 @@ def slot(series, slot_index=0, compact_folded=None, threads=1, dir_cap=4096):
         width = len(payload) + 1
         rec = b"".join(struct.pack("<I", len(v)) + v.encode() for v in values)
         total = rup(24 + len(rec), 8)
-        d += struct.pack("<IIIIII", total, family, word, width, ndoubles, len(values)) + rec
+        d += struct.pack("<IIIIHHB3x", total, family, word, width, ndoubles, len(values), 0xFF) + rec
         d += b"\0" * (total - 24 - len(rec))
         base[word] = 1
         for t in range(threads):

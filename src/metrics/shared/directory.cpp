@@ -412,7 +412,7 @@ void Directory::fold_dead(uint32_t slot, const SlotContents& dead, const SlotCon
       }
       base[fill].store(1, std::memory_order_relaxed);  // generation 1; no thread chunks
       for (size_t w = 0; w < v.payload.size(); ++w) base[fill + 1 + w].store(v.payload[w], std::memory_order_relaxed);
-      out->add_series(k.family, pc * kChunkWords + fill, width, v.ndoubles, k.values);
+      out->add_series(k.family, pc * kChunkWords + fill, width, v.ndoubles, k.values, v.gauge_mode);
       fill += width;
     }
   }  // unmapped and closed
@@ -490,7 +490,7 @@ void Aggregate::add(const SlotContents& c, bool live, uint32_t worker) {
     }
     Key k{s.family, s.values, -1};
     if (f.kind == kGauge) {
-      auto mode = static_cast<GaugeMode>(f.gauge_mode);
+      auto mode = static_cast<GaugeMode>(s.gauge_mode != kFamilyMode ? s.gauge_mode : f.gauge_mode);
       bool live_only = mode == GaugeMode::LiveSum || mode == GaugeMode::LiveMax || mode == GaugeMode::All ||
                        mode == GaugeMode::MostRecent;
       if (live_only && !live) continue;
@@ -498,7 +498,7 @@ void Aggregate::add(const SlotContents& c, bool live, uint32_t worker) {
       double v = scalar(s.payload);
       Value& dst = series_[k];
       if (!dst.seen) {
-        dst = Value{1, {std::bit_cast<uint64_t>(v), 0}, true};
+        dst = Value{1, s.gauge_mode, {std::bit_cast<uint64_t>(v), 0}, true};
         continue;
       }
       double cur = std::bit_cast<double>(dst.payload[0]);
@@ -513,7 +513,7 @@ void Aggregate::add(const SlotContents& c, bool live, uint32_t worker) {
     }
     Value& dst = series_[k];
     if (!dst.seen) {
-      dst = Value{s.ndoubles, s.payload, true};
+      dst = Value{s.ndoubles, kFamilyMode, s.payload, true};
       continue;
     }
     for (size_t i = 0; i < s.payload.size(); ++i) {

@@ -42,6 +42,7 @@ class Aggregate {
   };
   struct Value {
     uint32_t ndoubles = 0;
+    uint8_t gauge_mode = kFamilyMode;  // the series' own mode (kept when folded)
     std::vector<uint64_t> payload;  // counters, histograms: summed words; gauges: [double, 0]
     bool seen = false;
   };

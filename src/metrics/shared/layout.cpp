@@ -133,6 +133,10 @@ void parse_directory(const Source& src, const SlotHeader& h, uint64_t used, std:
     if (r.bytes < sizeof r || r.bytes % 8 != 0 || r.bytes > kMaxRecordBytes) corrupt(what, at + ": bad length " + num(r.bytes));
     if (r.width < 2 || r.width > kMaxWidth || r.ndoubles > r.width - 1) corrupt(what, at + ": bad width");
     if (r.nvalues > kMaxLabelValues) corrupt(what, at + ": too many label values");
+    if (r.gauge_mode != kFamilyMode &&
+        (r.gauge_mode >= kGaugeModes || r.gauge_mode == static_cast<uint8_t>(GaugeMode::All) ||
+         r.gauge_mode == static_cast<uint8_t>(GaugeMode::MostRecent)))
+      corrupt(what, at + ": unknown gauge mode " + num(r.gauge_mode));
     if (r.word >= word_space || (r.word % kChunkWords) + r.width > kChunkWords) corrupt(what, at + ": cells outside the cell space");
     words_claimed += r.width;
     if (words_claimed > word_space) corrupt(what, "series claim more cells than the file holds");
@@ -142,6 +146,7 @@ void parse_directory(const Source& src, const SlotHeader& h, uint64_t used, std:
     SlotSeries s;
     s.family = r.family;
     s.ndoubles = r.ndoubles;
+    s.gauge_mode = r.gauge_mode;
     s.values.reserve(r.nvalues);
     for (uint32_t i = 0; i < r.nvalues; ++i) {
       uint32_t len;

@@ -119,9 +119,15 @@ struct SeriesRecord {
   uint32_t family;  // index in families.cm
   uint32_t word;    // first word in the pool's word space
   uint32_t width;   // 1 + payload words
-  uint32_t ndoubles;
-  uint32_t nvalues;
+  uint16_t ndoubles;
+  uint16_t nvalues;
+  // A gauge series' own GaugeMode (sum, max, min, livesum, livemax), or
+  // kFamilyMode: its family's. The library's cache gauges sum a memory
+  // cache's entries over workers but count a shared store's once.
+  uint8_t gauge_mode;
+  uint8_t pad[3];
 };
+constexpr uint8_t kFamilyMode = 0xFF;
 static_assert(sizeof(SeriesRecord) == 24);
 
 // Where the parts of a slot file go for a given geometry.
@@ -139,6 +145,7 @@ struct Geometry {
 struct SlotSeries {
   uint32_t family = 0;
   uint32_t ndoubles = 0;
+  uint8_t gauge_mode = kFamilyMode;
   std::vector<std::string> values;
   std::vector<uint64_t> payload;
 };

@@ -21,9 +21,9 @@ SharedPool::SharedPool(const Options& o) : opt_(o) {
 SharedPool::~SharedPool() = default;
 
 void SharedPool::publish(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
-                         std::vector<std::string> values) {
-  if (has_slot()) slot_->add_series(family, word, width, ndoubles, values);
-  records_.push_back({family, word, width, ndoubles, std::move(values)});
+                         std::vector<std::string> values, uint8_t gauge_mode) {
+  if (has_slot()) slot_->add_series(family, word, width, ndoubles, values, gauge_mode);
+  records_.push_back({family, word, width, ndoubles, std::move(values), gauge_mode});
 }
 
 cells::Word* SharedPool::base_chunk(uint32_t pc) {
@@ -66,10 +66,11 @@ bool SharedPool::claim() noexcept {
     std::vector<cells::Word*> bases(base_.size(), nullptr);
     for (uint32_t pc = 0; pc < base_.size(); ++pc)
       if (base_[pc]) bases[pc] = s->take_chunk(ChunkRole::Base, pc, 0);
-    for (const Record& r : records_) s->add_series(r.family, r.word, r.width, r.ndoubles, r.values);
+    for (const Record& r : records_) s->add_series(r.family, r.word, r.width, r.ndoubles, r.values, r.gauge_mode);
     slot_ = std::move(s);
     base_ = std::move(bases);  // the Space copies the scratch bases over next (rehome)
     pending_ = false;
+    if (on_claim_) on_claim_();
     return true;
   } catch (const std::exception& e) {
     claim_failed_ = true;

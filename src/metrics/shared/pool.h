@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,7 +41,12 @@ class SharedPool final : public cells::Pool {
   // Publishes a series: its record goes to the slot (now, or when the slot
   // is claimed) and is remembered for a slot claimed later (fork). Space
   // mutex. Throws Error (a full series directory: CM_ELIMIT).
-  void publish(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles, std::vector<std::string> values);
+  void publish(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles, std::vector<std::string> values,
+               uint8_t gauge_mode = kFamilyMode);
+
+  // Called (under the Space mutex) each time this process claims a slot
+  // after construction: a fork child's first write. Set once, before use.
+  void on_claim(std::function<void()> fn) { on_claim_ = std::move(fn); }
 
   // No slot: why (empty while the worker has its slot). Space mutex.
   const std::string& claim_error() const { return claim_error_; }
@@ -70,11 +76,13 @@ class SharedPool final : public cells::Pool {
   struct Record {
     uint32_t family, word, width, ndoubles;
     std::vector<std::string> values;
+    uint8_t gauge_mode;
   };
   std::vector<Record> records_;
   bool pending_ = false;       // no slot memory: claim before the next write
   bool claim_failed_ = false;  // tried and failed: do not retry on every update
   std::atomic<bool> local_only_{false};
+  std::function<void()> on_claim_;
   std::string claim_error_;
 };
 

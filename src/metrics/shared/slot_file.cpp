@@ -73,7 +73,7 @@ std::atomic_ref<uint32_t> SlotFile::hdr32(uint32_t SlotHeader::*field) {
 }
 
 void SlotFile::add_series(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
-                          const std::vector<std::string>& values) {
+                          const std::vector<std::string>& values, uint8_t gauge_mode) {
   if (values.size() > kMaxLabelValues)
     throw Error(CM_EINVAL, "a shared registry's series have at most " + std::to_string(kMaxLabelValues) + " labels");
   uint64_t bytes = sizeof(SeriesRecord);
@@ -84,7 +84,14 @@ void SlotFile::add_series(uint32_t family, uint32_t word, uint32_t width, uint32
     throw Error(CM_ELIMIT, "\"" + path_ + "\": the series directory is full (" +
                                std::to_string(header_copy_.dir_capacity) + " bytes)");
   uint8_t* p = base_ + header_copy_.dir_offset + used;
-  SeriesRecord r{static_cast<uint32_t>(bytes), family, word, width, ndoubles, static_cast<uint32_t>(values.size())};
+  SeriesRecord r{};
+  r.bytes = static_cast<uint32_t>(bytes);
+  r.family = family;
+  r.word = word;
+  r.width = width;
+  r.ndoubles = static_cast<uint16_t>(ndoubles);
+  r.nvalues = static_cast<uint16_t>(values.size());
+  r.gauge_mode = gauge_mode;
   std::memcpy(p, &r, sizeof r);
   size_t off = sizeof r;
   for (const auto& v : values) {

@@ -32,8 +32,9 @@ class SlotFile {
 
   // Publishes a series record. Throws Error(CM_ELIMIT) when the directory
   // is full, CM_EINVAL for more label values than the layout holds.
+  // gauge_mode: the series' own (SeriesRecord), or kFamilyMode.
   void add_series(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
-                  const std::vector<std::string>& values);
+                  const std::vector<std::string>& values, uint8_t gauge_mode = kFamilyMode);
   // A chunk for pool chunk `pool_chunk` (a free one reused, zeroed), its
   // words returned. Base chunks: one per pool chunk. Throws
   // Error(CM_ELIMIT) when the table is full.
