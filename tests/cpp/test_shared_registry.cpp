@@ -338,6 +338,31 @@ TEST(SharedRegistry, WorkersThatNeverRenderKeepTheirGaugesFresh) {
   cm_registry_free(a);
 }
 
+// Restarting the whole pool (docs/multiprocess.md, "Decisions"): counters
+// continue from the directory; removing the directory starts from zero.
+TEST(SharedRegistry, APoolStartedAgainContinuesItsCounters) {
+  TmpDir t;
+  for (int run = 1; run <= 3; ++run) {
+    std::vector<cm_registry*> pool;
+    for (int w = 0; w < 3; ++w) {
+      cm_registry* r = shared_registry(t.path(), "&max_workers=4");
+      cm_family* f;
+      EXPECT_EQ(cm_counter_new(r, "served", "Served.", nullptr, 0, &f), CM_OK);
+      cm_counter_add(series(f), 10);
+      pool.push_back(r);
+    }
+    EXPECT_EQ(sample(pool[0], "served_total"), 30 * run) << "run " << run;
+    for (cm_registry* r : pool) cm_registry_free(r);  // every worker exits
+  }
+  std::system(("rm -rf '" + t.path() + "'").c_str());
+  cm_registry* fresh = shared_registry(t.path(), "&max_workers=4");
+  cm_family* f;
+  ASSERT_EQ(cm_counter_new(fresh, "served", "Served.", nullptr, 0, &f), CM_OK);
+  cm_counter_add(series(f), 1);
+  EXPECT_EQ(sample(fresh, "served_total"), 1);
+  cm_registry_free(fresh);
+}
+
 TEST(SharedRegistry, PastMaxWorkersIsElimitUnlessLocalFallback) {
   TmpDir t;
   cm_registry* a = shared_registry(t.path(), "&max_workers=1");
