@@ -197,8 +197,13 @@ CM_EXTERN int cm_cache_get_or_load(cm_cache *c, const void *key, size_t klen, cm
 /* This cache's statistics as a JSON object (schema in docs/metrics.md): hits,
  * misses, hit_ratio, entries, bytes, evictions, per-operation p50/p99 latency
  * in seconds, and the hit ratio over the last 1 minute, 5 minutes and 1 hour.
+ * In a registry shared by worker processes (docs/multiprocess.md) the counts,
+ * hit_ratio, evictions and latencies are the pool's (every worker's cache of
+ * this name), read from the shared directory; entries and bytes are this
+ * handle's backend's, the windows this process's.
  * *json is a NUL-terminated buffer the caller frees with cm_free().
- * Returns CM_OK; CM_EINVAL (c or json NULL); CM_ENOMEM. */
+ * Returns CM_OK; CM_EINVAL (c or json NULL); CM_ENOMEM; CM_EUNAVAILABLE (the
+ * shared directory cannot be read). */
 CM_EXTERN int cm_cache_stats_json(cm_cache *c, char **json);
 
 /* Zeroes this cache's metric series (every handle sharing its name sees it;

@@ -9,6 +9,7 @@
 
 #include "cache/cache.h"
 #include "metrics/registry.h"
+#include "metrics/shared/view.h"
 #include "metrics/snapshot.h"
 #include "util/text.h"
 
@@ -23,8 +24,16 @@ void json_num(OutBuf& out, double v) {
     out.append("null");
 }
 
-double series_quantile(cm_series* s, double q, uint64_t* count) {
-  const SeriesValue v = read_series(*s);
+// A series' value: the pool's (a shared registry's aggregate, when pool is
+// not null and holds it), else this process's.
+SeriesValue value_of(cm_series* s, const shared::PoolValues* pool) {
+  SeriesValue v;
+  if (pool && pool->get(*s, v)) return v;
+  return read_series(*s);
+}
+
+double series_quantile(cm_series* s, const shared::PoolValues* pool, double q, uint64_t* count) {
+  const SeriesValue v = value_of(s, pool);
   *count = v.count;
   return histogram_quantile(q, s->family->bounds, v.cumulative().data());
 }
@@ -41,8 +50,13 @@ std::string cache_stats_json(cm_cache& c) {
   out.append(",\"metrics\":");
   CacheGroup* g = c.metrics.group();
   out.append(g ? "true" : "false");
-  auto v = [&](cm_series* s) { return g ? cm_series_value(s) : 0.0; };
+  // A shared registry's cache: the pool's totals (docs/multiprocess.md),
+  // read from the directory once for this call.
+  std::unique_ptr<shared::PoolValues> pool = g ? shared::PoolValues::of(*c.reg) : nullptr;
+  auto v = [&](cm_series* s) { return g ? value_of(s, pool.get()).value() : 0.0; };
   double hits = v(g ? g->hits : nullptr), misses = v(g ? g->misses : nullptr);
+  // The hit-ratio windows are this process's snapshots: differences of its own counts.
+  double own_hits = g ? cm_series_value(g->hits) : 0.0, own_misses = g ? cm_series_value(g->misses) : 0.0;
   out.append(",\"hits\":");
   json_num(out, hits);
   out.append(",\"misses\":");
@@ -69,8 +83,8 @@ std::string cache_stats_json(cm_cache& c) {
     uint64_t n = 0;
     double p50 = NAN, p99 = NAN;
     if (g) {
-      p50 = series_quantile(g->duration[static_cast<int>(op)], 0.5, &n);
-      p99 = series_quantile(g->duration[static_cast<int>(op)], 0.99, &n);
+      p50 = series_quantile(g->duration[static_cast<int>(op)], pool.get(), 0.5, &n);
+      p99 = series_quantile(g->duration[static_cast<int>(op)], pool.get(), 0.99, &n);
     }
     out.append_u64(n);
     out.append(",\"p50\":");
@@ -98,7 +112,7 @@ std::string cache_stats_json(cm_cache& c) {
         if (s.t_ms <= now - span) base = &s;
       if (!base && !snaps.empty()) base = &snaps.front();
       if (base) {
-        double dh = hits - base->hits, dm = misses - base->misses;
+        double dh = own_hits - base->hits, dm = own_misses - base->misses;
         if (dh >= 0 && dm >= 0 && dh + dm > 0) ratio = dh / (dh + dm);
       }
     }

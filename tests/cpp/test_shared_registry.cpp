@@ -363,6 +363,42 @@ TEST(SharedRegistry, APoolStartedAgainContinuesItsCounters) {
   cm_registry_free(fresh);
 }
 
+// cm_cache_stats_json of a shared registry's cache: the pool's counts.
+TEST(SharedRegistry, CacheStatsAreThePools) {
+  TmpDir t;
+  cm_registry* a = shared_registry(t.path());
+  cm_registry* b = shared_registry(t.path());
+  cm_cache *ca = nullptr, *cb = nullptr;
+  ASSERT_EQ(cm_cache_open(&ca, a, "users", "memory://?sample=1"), CM_OK) << cm_errmsg();
+  ASSERT_EQ(cm_cache_open(&cb, b, "users", "memory://?sample=1"), CM_OK) << cm_errmsg();
+  ASSERT_EQ(cm_cache_set(ca, "k", 1, "v", 1, 0), CM_OK);
+  void* v = nullptr;
+  size_t n = 0;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(cm_cache_get(ca, "k", 1, &v, &n), CM_OK);  // a: 2 hits, 1 miss
+    cm_free(v);
+  }
+  ASSERT_EQ(cm_cache_get(ca, "x", 1, &v, &n), CM_MISS);
+  ASSERT_EQ(cm_cache_get(cb, "k", 1, &v, &n), CM_MISS);  // b: 2 misses, 1 hit
+  ASSERT_EQ(cm_cache_get(cb, "y", 1, &v, &n), CM_MISS);
+  ASSERT_EQ(cm_cache_set(cb, "k", 1, "v", 1, 0), CM_OK);
+  ASSERT_EQ(cm_cache_get(cb, "k", 1, &v, &n), CM_OK);
+  cm_free(v);
+  for (cm_cache* c : {ca, cb}) {
+    char* json = nullptr;
+    ASSERT_EQ(cm_cache_stats_json(c, &json), CM_OK) << cm_errmsg();
+    std::string j = json;
+    cm_free(json);
+    EXPECT_NE(j.find("\"hits\":3,\"misses\":3,"), std::string::npos) << j;
+    EXPECT_NE(j.find("\"hit_ratio\":0.5,"), std::string::npos) << j;
+    EXPECT_NE(j.find("\"get\":{\"count\":6,"), std::string::npos) << j;  // sample=1: every get timed
+  }
+  cm_cache_close(cb);
+  cm_cache_close(ca);
+  cm_registry_free(b);
+  cm_registry_free(a);
+}
+
 TEST(SharedRegistry, PastMaxWorkersIsElimitUnlessLocalFallback) {
   TmpDir t;
   cm_registry* a = shared_registry(t.path(), "&max_workers=1");

@@ -65,6 +65,26 @@ double created_of(cm_registry& r, const std::string& family, const std::vector<s
 
 }  // namespace
 
+std::unique_ptr<PoolValues> PoolValues::of(cm_registry& r) {
+  Directory* d = rendered_directory(r);
+  if (!d) return nullptr;
+  std::unique_ptr<PoolValues> p(new PoolValues());
+  p->view_ = d->read();
+  for (uint32_t i = 0; i < p->view_->families.size(); ++i) p->family_ids_.emplace(p->view_->families[i].name, i);
+  return p;
+}
+
+bool PoolValues::get(const cm_series& s, SeriesValue& out) const {
+  auto f = family_ids_.find(s.family->name);
+  if (f == family_ids_.end()) return false;
+  auto it = view_->agg.series().find(Aggregate::Key{f->second, s.values, -1});
+  if (it == view_->agg.series().end()) return false;
+  size_t want = s.kind == Kind::Histogram ? s.nbounds + 2 : 2;
+  if (it->second.payload.size() != want) return false;
+  value_of(s.kind, it->second.payload, out);
+  return true;
+}
+
 Directory* rendered_directory(const cm_registry& r) {
   if (r.shared_view) return r.shared_view.get();
   if (r.shared && !r.shared->local_only()) return &r.shared->dir();
