@@ -118,10 +118,9 @@ def part_inc(ours_dir, rounds):
     return {k + "_ns": v * 1e9 for k, v in res.items()}
 
 
-def populate_ours(reg, i):
-    c = reg.counter("req", "Requests.", labels=["k"])
-    g = reg.gauge("inflight", "In flight.", labels=["k"])
-    h = reg.histogram("lat_seconds", "Latency.", labels=["k"], buckets=BUCKETS)
+def fill(c, g, h, i):
+    """The scrape's 1000 series of worker i, through either library's families
+    (the same calls: labels(), inc, set, observe)."""
     third = SERIES // 3
     for k in range(third):
         c.labels(str(k)).inc(i + 1)
@@ -129,21 +128,19 @@ def populate_ours(reg, i):
         h.labels(str(k)).observe(0.02 * (k % 50))
     for k in range(third, SERIES - 2 * third):
         c.labels(str(k)).inc()
+
+
+def populate_ours(reg, i):
+    fill(reg.counter("req", "Requests.", labels=["k"]), reg.gauge("inflight", "In flight.", labels=["k"]),
+         reg.histogram("lat_seconds", "Latency.", labels=["k"], buckets=BUCKETS), i)
 
 
 def populate_prom(i):
     import prometheus_client
     reg = prometheus_client.CollectorRegistry()
-    c = prometheus_client.Counter("req", "Requests.", ["k"], registry=reg)
-    g = prometheus_client.Gauge("inflight", "In flight.", ["k"], registry=reg, multiprocess_mode="sum")
-    h = prometheus_client.Histogram("lat_seconds", "Latency.", ["k"], registry=reg, buckets=BUCKETS)
-    third = SERIES // 3
-    for k in range(third):
-        c.labels(str(k)).inc(i + 1)
-        g.labels(str(k)).set(k)
-        h.labels(str(k)).observe(0.02 * (k % 50))
-    for k in range(third, SERIES - 2 * third):
-        c.labels(str(k)).inc()
+    fill(prometheus_client.Counter("req", "Requests.", ["k"], registry=reg),
+         prometheus_client.Gauge("inflight", "In flight.", ["k"], registry=reg, multiprocess_mode="sum"),
+         prometheus_client.Histogram("lat_seconds", "Latency.", ["k"], registry=reg, buckets=BUCKETS), i)
 
 
 def part_scrape(ours_dir, prom_dir, rounds, restarts):

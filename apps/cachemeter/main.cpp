@@ -442,6 +442,16 @@ int demo(const Args& a) {
   return 0;
 }
 
+// Writes reg's exposition in format to stdout (exits on failure).
+void print_render(cm_registry* reg, int format) {
+  char* text = nullptr;
+  size_t len = 0;
+  int rc = cm_registry_render(reg, format, &text, &len);
+  if (rc != CM_OK) die("cm_registry_render", rc);
+  std::fwrite(text, 1, len, stdout);
+  cm_free(text);
+}
+
 int dump(const Args& a) {
   int format = a.format == "json" ? CM_FORMAT_JSON : a.format == "openmetrics" ? CM_FORMAT_OPENMETRICS
                                                                                 : CM_FORMAT_PROMETHEUS;
@@ -450,12 +460,7 @@ int dump(const Args& a) {
     cm_registry* reg = nullptr;
     int rc = cm_registry_new(&reg, (shared_option(a.shared) + "&shared_readonly=true").c_str());
     if (rc != CM_OK) die(("reading " + a.shared).c_str(), rc);
-    char* text = nullptr;
-    size_t len = 0;
-    rc = cm_registry_render(reg, format, &text, &len);
-    if (rc != CM_OK) die("cm_registry_render", rc);
-    std::fwrite(text, 1, len, stdout);
-    cm_free(text);
+    print_render(reg, format);
     cm_registry_free(reg);
     return 0;
   }
@@ -466,22 +471,12 @@ int dump(const Args& a) {
     if (rc != CM_OK) die("cm_registry_new", rc);
     rc = cm_registry_load(reg, a.db.c_str());
     if (rc != CM_OK) die(("reading " + a.db).c_str(), rc);
-    char* text = nullptr;
-    size_t len = 0;
-    rc = cm_registry_render(reg, format, &text, &len);
-    if (rc != CM_OK) die("cm_registry_render", rc);
-    std::fwrite(text, 1, len, stdout);
-    cm_free(text);
+    print_render(reg, format);
     cm_registry_free(reg);
     return 0;
   }
   Run run = run_workload(a);
-  char* text = nullptr;
-  size_t len = 0;
-  int rc = cm_registry_render(run.reg, format, &text, &len);
-  if (rc != CM_OK) die("cm_registry_render", rc);
-  std::fwrite(text, 1, len, stdout);
-  cm_free(text);
+  print_render(run.reg, format);
   close_run(run);
   return 0;
 }
