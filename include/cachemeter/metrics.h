@@ -58,7 +58,8 @@ typedef struct cm_series cm_series;     /* one labelled child: the hot-path hand
  *   max_workers=N      shared only: slots in DIR (default 64, 1..4096), fixed
  *                      when DIR is made.
  *   gauge_mode=M       shared only: how gauges aggregate over workers: sum,
- *                      max, min, livesum (default), livemax, all.
+ *                      max, min, livesum (default), livemax, mostrecent, all
+ *                      (cm_gauge_new_mode).
  *   shared_fallback=F  shared only: fail (default) or local: with no free
  *                      slot, count and render this process only.
  *   shared_refresh_ms=N  shared only: a thread of this process runs the
@@ -124,8 +125,10 @@ CM_EXTERN int cm_gauge_new(cm_registry *reg, const char *name, const char *help,
  * shared by worker processes (docs/multiprocess.md, options shared= and
  * gauge_mode= of cm_registry_new): how the workers' values become one.
  *   mode  "sum", "max", "min" (over every worker that ever set it),
- *         "livesum", "livemax" (over live workers), "all" (one series per
- *         live worker, with a `worker` label); NULL or "" takes the
+ *         "livesum", "livemax" (over live workers), "mostrecent" (the live
+ *         worker that set it last: cm_gauge_set; cm_gauge_add does not
+ *         count as a set), "all" (one series per live worker, with a
+ *         `worker` label); NULL or "" takes the
  *         registry's gauge_mode. On an in-process registry the mode is
  *         checked and kept, and changes nothing.
  * Same rules and statuses as cm_gauge_new(), and: CM_EINVAL for an unknown

@@ -81,8 +81,8 @@ CM_EXTERN int cm_gauge_new_mode(cm_registry* reg, const char* name, const char* 
     int m = -1;
     if (mode && *mode) {
       cm::shared::GaugeMode gm;
-      CM_REQUIRE(cm::shared::parse_gauge_mode(mode, &gm) && gm != cm::shared::GaugeMode::MostRecent,
-                 std::string("gauge mode \"") + mode + "\": expected sum, max, min, livesum, livemax or all");
+      CM_REQUIRE(cm::shared::parse_gauge_mode(mode, &gm),
+                 std::string("gauge mode \"") + mode + "\": expected sum, max, min, livesum, livemax, mostrecent or all");
       m = static_cast<int>(gm);
     }
     *out = cm::register_family(*registry_or_default(reg), cm::Kind::Gauge, name, help, label_names, nlabels,

@@ -267,9 +267,12 @@ void Space::read(const Block& b, uint64_t* out, const Lock&) const {
 
 void Space::reset(Block& b, const uint64_t* new_base, const Lock&) {
   if (b.pool) ensure_claimed(b.pool);
-  PoolMove m(b.pool);
-  for (uint32_t i = 0; i + 1 < b.width; ++i) set_base_word(b, i, new_base ? new_base[i] : 0);
-  set_gen(b, next_gen_.fetch_add(1, std::memory_order_relaxed));
+  {
+    PoolMove m(b.pool);
+    for (uint32_t i = 0; i + 1 < b.width; ++i) set_base_word(b, i, new_base ? new_base[i] : 0);
+    set_gen(b, next_gen_.fetch_add(1, std::memory_order_relaxed));
+  }
+  if (b.pool) b.pool->on_set(chunk_pc_[b.slot >> kChunkShift] * kChunkWords + (b.slot & kChunkMask));
 }
 
 void Space::retire(Arena* a) {

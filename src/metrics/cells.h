@@ -54,6 +54,9 @@ class Pool {
   virtual Word* thread_chunk(uint32_t pc, uint64_t tag) noexcept = 0;
   // Takes back a thread chunk whose values were folded into the base.
   virtual void release_thread_chunk(Word* chunk) noexcept = 0;
+  // A block of pool word `word` was set (a gauge set, a reset): its time
+  // (gauge mode mostrecent).
+  virtual void on_set(uint32_t word) noexcept = 0;
   // Brackets a move of values between words (base writes, thread exits):
   // the pool's readers in other processes retry across it.
   virtual void move_begin() noexcept = 0;

@@ -251,8 +251,9 @@ std::unique_ptr<cm_registry> make_registry(const char* options) {
     so.fallback_local = fb == "local";
     std::string gm = o.get("gauge_mode", "livesum");
     shared::GaugeMode mode;
-    CM_REQUIRE(shared::parse_gauge_mode(gm, &mode) && mode != shared::GaugeMode::MostRecent,
-               "option \"gauge_mode\": expected sum, max, min, livesum, livemax or all, got \"" + gm + "\"");
+    CM_REQUIRE(shared::parse_gauge_mode(gm, &mode),
+               "option \"gauge_mode\": expected sum, max, min, livesum, livemax, mostrecent or all, got \"" + gm +
+                   "\"");
     r->default_gauge_mode = static_cast<uint8_t>(mode);
     int64_t refresh_ms = o.get_int("shared_refresh_ms", 1000, 0, int64_t{1} << 31);
     r->shared = std::make_unique<shared::SharedPool>(so);

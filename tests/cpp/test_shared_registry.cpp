@@ -257,7 +257,17 @@ TEST(SharedRegistry, GaugeModesPerFamily) {
   EXPECT_EQ(cm_gauge_new_mode(c, "g_max", "G.", nullptr, 0, "min", &fa), CM_EEXIST);
   EXPECT_NE(std::string(cm_errmsg()).find("another worker"), std::string::npos) << cm_errmsg();
   EXPECT_EQ(cm_gauge_new_mode(c, "g_x", "G.", nullptr, 0, "average", &fa), CM_EINVAL);
-  EXPECT_EQ(cm_gauge_new_mode(c, "g_x", "G.", nullptr, 0, "mostrecent", &fa), CM_EINVAL);
+  // mostrecent: the live worker that set it last.
+  cm_family *ra, *rb;
+  ASSERT_EQ(cm_gauge_new_mode(a, "temp", "T.", nullptr, 0, "mostrecent", &ra), CM_OK) << cm_errmsg();
+  ASSERT_EQ(cm_gauge_new_mode(b, "temp", "T.", nullptr, 0, "mostrecent", &rb), CM_OK) << cm_errmsg();
+  cm_gauge_set(series(ra), 21);
+  cm_gauge_set(series(rb), 19);
+  EXPECT_EQ(sample(c, "temp"), 19);
+  cm_gauge_set(series(ra), 22);
+  EXPECT_EQ(sample(c, "temp"), 22);
+  cm_gauge_add(series(rb), 1);  // an add is not a set: a's 22 stays the most recent
+  EXPECT_EQ(sample(c, "temp"), 22);
   cm_registry_free(c);
   cm_registry_free(b);
   cm_registry_free(a);

@@ -35,9 +35,9 @@ def slot(series, slot_index=0, compact_folded=None, threads=1, dir_cap=4096):
     for family, values, payload, ndoubles in series:
         width = len(payload) + 1
         rec = b"".join(struct.pack("<I", len(v)) + v.encode() for v in values)
-        total = rup(24 + len(rec), 8)
-        d += struct.pack("<IIIIHHB3x", total, family, word, width, ndoubles, len(values), 0xFF) + rec
-        d += b"\0" * (total - 24 - len(rec))
+        total = rup(32 + len(rec), 8)
+        d += struct.pack("<IIIIHHB3xQ", total, family, word, width, ndoubles, len(values), 0xFF, 0) + rec
+        d += b"\0" * (total - 32 - len(rec))
         base[word] = 1
         for t in range(threads):
             cells[t][word] = 1

@@ -80,7 +80,7 @@ class Registry:
     every update lands in this process's slot in the directory and
     ``render()`` shows the whole pool. With it: ``max_workers`` (default 64,
     fixed when the directory is made), ``gauge_mode`` (``"livesum"`` default,
-    ``"sum"``, ``"max"``, ``"min"``, ``"livemax"``, ``"all"``),
+    ``"sum"``, ``"max"``, ``"min"``, ``"livemax"``, ``"mostrecent"``, ``"all"``),
     ``shared_fallback`` (``"fail"``: ``LimitExceeded`` when every slot is held
     by a live process; ``"local"``: count this process only) and
     ``shared_readonly=True`` (a sidecar's view: renders, claims no slot).
@@ -218,7 +218,8 @@ class Registry:
 
         ``mode`` (shared registries, docs/multiprocess.md): how the workers'
         values become one: ``"sum"``, ``"max"``, ``"min"``, ``"livesum"``,
-        ``"livemax"`` or ``"all"`` (a ``worker`` label); None takes the
+        ``"livemax"``, ``"mostrecent"`` (the live worker that ``set()`` it
+        last) or ``"all"`` (a ``worker`` label); None takes the
         registry's ``gauge_mode``. ``AlreadyExists`` when the family exists
         with another mode, here or in another worker.
         """

@@ -257,8 +257,6 @@ std::vector<FamilyDef> Directory::read_families() const {
 
 uint32_t Directory::family_id(const FamilyDef& f) {
   if (read_only_) throw Error(CM_ESTATE, "\"" + path_ + "\" was opened to read only");
-  if (f.kind == kGauge && f.gauge_mode == static_cast<uint8_t>(GaugeMode::MostRecent))
-    throw Error(CM_EINVAL, "gauge mode mostrecent is not implemented yet (docs/multiprocess.md)");
   Lock lock(*this);
   std::vector<FamilyDef> fams = read_families();
   for (size_t i = 0; i < fams.size(); ++i) {
@@ -497,10 +495,11 @@ void Aggregate::add(const SlotContents& c, bool live, uint32_t worker) {
       if (mode == GaugeMode::All) k.worker = worker;
       double v = scalar(s.payload);
       Value& dst = series_[k];
-      if (!dst.seen) {
-        dst = Value{1, s.gauge_mode, {std::bit_cast<uint64_t>(v), 0}, true};
+      if (!dst.seen || (mode == GaugeMode::MostRecent && s.set_ns > dst.set_ns)) {
+        dst = Value{1, s.gauge_mode, s.set_ns, {std::bit_cast<uint64_t>(v), 0}, true};
         continue;
       }
+      if (mode == GaugeMode::MostRecent) continue;  // set earlier than the value kept
       double cur = std::bit_cast<double>(dst.payload[0]);
       switch (mode) {
         case GaugeMode::Max:
@@ -513,7 +512,7 @@ void Aggregate::add(const SlotContents& c, bool live, uint32_t worker) {
     }
     Value& dst = series_[k];
     if (!dst.seen) {
-      dst = Value{s.ndoubles, kFamilyMode, s.payload, true};
+      dst = Value{s.ndoubles, kFamilyMode, 0, s.payload, true};
       continue;
     }
     for (size_t i = 0; i < s.payload.size(); ++i) {

@@ -43,6 +43,7 @@ class Aggregate {
   struct Value {
     uint32_t ndoubles = 0;
     uint8_t gauge_mode = kFamilyMode;  // the series' own mode (kept when folded)
+    uint64_t set_ns = 0;               // mostrecent: when the value taken was set
     std::vector<uint64_t> payload;  // counters, histograms: summed words; gauges: [double, 0]
     bool seen = false;
   };

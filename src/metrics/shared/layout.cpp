@@ -147,6 +147,7 @@ void parse_directory(const Source& src, const SlotHeader& h, uint64_t used, std:
     s.family = r.family;
     s.ndoubles = r.ndoubles;
     s.gauge_mode = r.gauge_mode;
+    s.set_ns = r.set_ns;
     s.values.reserve(r.nvalues);
     for (uint32_t i = 0; i < r.nvalues; ++i) {
       uint32_t len;

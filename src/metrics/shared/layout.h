@@ -126,9 +126,15 @@ struct SeriesRecord {
   // cache's entries over workers but count a shared store's once.
   uint8_t gauge_mode;
   uint8_t pad[3];
+  // When this worker last set the series (cm_gauge_set, a reset):
+  // CLOCK_MONOTONIC nanoseconds, comparable between the processes of one
+  // boot; 0: never. Written (atomically) after the record is published; what
+  // gauge mode mostrecent compares.
+  uint64_t set_ns;
 };
 constexpr uint8_t kFamilyMode = 0xFF;
-static_assert(sizeof(SeriesRecord) == 24);
+constexpr size_t kSetNsOffset = 24;  // of set_ns in a record
+static_assert(sizeof(SeriesRecord) == 32 && offsetof(SeriesRecord, set_ns) == kSetNsOffset);
 
 // Where the parts of a slot file go for a given geometry.
 struct Geometry {
@@ -146,6 +152,7 @@ struct SlotSeries {
   uint32_t family = 0;
   uint32_t ndoubles = 0;
   uint8_t gauge_mode = kFamilyMode;
+  uint64_t set_ns = 0;
   std::vector<std::string> values;
   std::vector<uint64_t> payload;
 };

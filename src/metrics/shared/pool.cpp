@@ -1,6 +1,8 @@
 // The worker slot as cell memory (pool.h).
 #include "metrics/shared/pool.h"
 
+#include <time.h>
+
 #include "core/error.h"
 
 namespace cm::shared {
@@ -22,7 +24,7 @@ SharedPool::~SharedPool() = default;
 
 void SharedPool::publish(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
                          std::vector<std::string> values, uint8_t gauge_mode) {
-  if (has_slot()) slot_->add_series(family, word, width, ndoubles, values, gauge_mode);
+  if (has_slot()) rec_of_[word] = slot_->add_series(family, word, width, ndoubles, values, gauge_mode);
   records_.push_back({family, word, width, ndoubles, std::move(values), gauge_mode});
 }
 
@@ -51,6 +53,15 @@ void SharedPool::release_thread_chunk(cells::Word* chunk) noexcept {
   if (has_slot()) slot_->free_chunk(chunk);
 }
 
+void SharedPool::on_set(uint32_t word) noexcept {
+  if (!has_slot()) return;
+  auto it = rec_of_.find(word);
+  if (it == rec_of_.end()) return;
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);  // one clock for every process of the boot
+  slot_->note_set(it->second, static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec));
+}
+
 void SharedPool::move_begin() noexcept {
   if (has_slot()) slot_->begin_move();
 }
@@ -66,7 +77,10 @@ bool SharedPool::claim() noexcept {
     std::vector<cells::Word*> bases(base_.size(), nullptr);
     for (uint32_t pc = 0; pc < base_.size(); ++pc)
       if (base_[pc]) bases[pc] = s->take_chunk(ChunkRole::Base, pc, 0);
-    for (const Record& r : records_) s->add_series(r.family, r.word, r.width, r.ndoubles, r.values, r.gauge_mode);
+    std::unordered_map<uint32_t, uint64_t> recs;
+    for (const Record& r : records_)
+      recs[r.word] = s->add_series(r.family, r.word, r.width, r.ndoubles, r.values, r.gauge_mode);
+    rec_of_ = std::move(recs);
     slot_ = std::move(s);
     base_ = std::move(bases);  // the Space copies the scratch bases over next (rehome)
     pending_ = false;
@@ -86,6 +100,7 @@ void SharedPool::fork_child() noexcept {
   slot_.reset();
   dir_->reopen_after_fork();
   base_.clear();
+  rec_of_.clear();
   pending_ = true;
   claim_failed_ = false;
   claim_error_.clear();

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,7 @@ class SharedPool final : public cells::Pool {
   cells::Word* base_chunk(uint32_t pc) override;
   cells::Word* thread_chunk(uint32_t pc, uint64_t tag) noexcept override;
   void release_thread_chunk(cells::Word* chunk) noexcept override;
+  void on_set(uint32_t word) noexcept override;
   void move_begin() noexcept override;
   void move_end() noexcept override;
   bool claim_pending() const noexcept override { return pending_; }
@@ -79,6 +81,7 @@ class SharedPool final : public cells::Pool {
     uint8_t gauge_mode;
   };
   std::vector<Record> records_;
+  std::unordered_map<uint32_t, uint64_t> rec_of_;  // pool word -> its record's offset in slot_
   bool pending_ = false;       // no slot memory: claim before the next write
   bool claim_failed_ = false;  // tried and failed: do not retry on every update
   std::atomic<bool> local_only_{false};

@@ -72,8 +72,8 @@ std::atomic_ref<uint32_t> SlotFile::hdr32(uint32_t SlotHeader::*field) {
   return std::atomic_ref<uint32_t>(h->*field);
 }
 
-void SlotFile::add_series(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
-                          const std::vector<std::string>& values, uint8_t gauge_mode) {
+uint64_t SlotFile::add_series(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
+                              const std::vector<std::string>& values, uint8_t gauge_mode) {
   if (values.size() > kMaxLabelValues)
     throw Error(CM_EINVAL, "a shared registry's series have at most " + std::to_string(kMaxLabelValues) + " labels");
   uint64_t bytes = sizeof(SeriesRecord);
@@ -102,6 +102,13 @@ void SlotFile::add_series(uint32_t family, uint32_t word, uint32_t width, uint32
   }
   std::memset(p + off, 0, bytes - off);
   hdr64(&SlotHeader::dir_used).store(used + bytes, std::memory_order_release);
+  return used;
+}
+
+void SlotFile::note_set(uint64_t rec, uint64_t ns) noexcept {
+  if (rec + sizeof(SeriesRecord) > header_copy_.dir_capacity) return;
+  auto* w = reinterpret_cast<uint64_t*>(base_ + header_copy_.dir_offset + rec + kSetNsOffset);
+  std::atomic_ref<uint64_t>(*w).store(ns, std::memory_order_release);
 }
 
 std::atomic<uint64_t>* SlotFile::take_chunk(ChunkRole role, uint32_t pool_chunk, uint64_t tag) {

@@ -32,9 +32,13 @@ class SlotFile {
 
   // Publishes a series record. Throws Error(CM_ELIMIT) when the directory
   // is full, CM_EINVAL for more label values than the layout holds.
-  // gauge_mode: the series' own (SeriesRecord), or kFamilyMode.
-  void add_series(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
-                  const std::vector<std::string>& values, uint8_t gauge_mode = kFamilyMode);
+  // gauge_mode: the series' own (SeriesRecord), or kFamilyMode. Returns the
+  // record's offset in the directory (for note_set).
+  uint64_t add_series(uint32_t family, uint32_t word, uint32_t width, uint32_t ndoubles,
+                      const std::vector<std::string>& values, uint8_t gauge_mode = kFamilyMode);
+  // Records that the series whose record is at dir offset rec was set at ns
+  // (SeriesRecord::set_ns).
+  void note_set(uint64_t rec, uint64_t ns) noexcept;
   // A chunk for pool chunk `pool_chunk` (a free one reused, zeroed), its
   // words returned. Base chunks: one per pool chunk. Throws
   // Error(CM_ELIMIT) when the table is full.
