@@ -86,8 +86,7 @@ void Space::attach(Block& b, uint32_t payload_words, uint32_t ndoubles, Pool* po
     PoolFill& pf = it->second;
     if (pf.fill + width > kChunkWords) {
       // A new chunk index of the slot space, all the pool's.
-      Word* base = pool->base_chunk(pf.next_pc);  // may throw: nothing changed yet
-      (void)base;
+      pool->base_chunk(pf.next_pc);  // taken first: it may throw, and nothing has changed yet
       if (next_slot_ & kChunkMask) next_slot_ = (next_slot_ | kChunkMask) + 1;
       pf.ci = next_slot_ >> kChunkShift;
       next_slot_ += kChunkWords;

@@ -79,13 +79,26 @@ bool being_made(const uint8_t* head) {
   return std::memcmp(head, kZero, sizeof kZero) == 0;
 }
 
-// Holds a write lock on [0, 1) of fd's open file description.
-bool try_lock(int fd) {
+// Every lock of the directory is on byte 0 of a file: the slot's (its
+// owner's liveness) or the layout file's (the directory lock).
+struct flock byte0(short type) {
   struct flock fl{};
-  fl.l_type = F_WRLCK;
+  fl.l_type = type;
   fl.l_whence = SEEK_SET;
   fl.l_len = 1;
+  return fl;
+}
+
+// Holds a write lock on [0, 1) of fd's open file description.
+bool try_lock(int fd) {
+  struct flock fl = byte0(F_WRLCK);
   return ::fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+// Another open file description (a live process) holds fd's byte 0.
+bool held_elsewhere(int fd) {
+  struct flock fl = byte0(F_WRLCK);
+  return ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 }
 
 }  // namespace
@@ -96,18 +109,12 @@ bool try_lock(int fd) {
 class Directory::Lock {
  public:
   explicit Lock(const Directory& d) : guard_(mutex()), fd_(d.layout_fd_) {
-    struct flock fl{};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_len = 1;
+    struct flock fl = byte0(F_WRLCK);
     while (::fcntl(fd_, F_OFD_SETLKW, &fl) != 0)
       if (errno != EINTR) sys_fail("cannot lock \"" + d.file(kLayoutName) + "\"");
   }
   ~Lock() {
-    struct flock fl{};
-    fl.l_type = F_UNLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_len = 1;
+    struct flock fl = byte0(F_UNLCK);
     ::fcntl(fd_, F_OFD_SETLK, &fl);
   }
   Lock(const Lock&) = delete;
@@ -301,11 +308,7 @@ bool Directory::slot_live(uint32_t i) const {
   std::string p = file(slot_name(i));
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  struct flock fl{};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_len = 1;
-  bool live = ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  bool live = held_elsewhere(fd);
   ::close(fd);
   return live;
 }
@@ -432,11 +435,7 @@ std::unique_ptr<Directory::View> Directory::read(std::vector<std::string>* skipp
       continue;
     }
     ++v->slot_files;
-    struct flock fl{};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_len = 1;
-    bool live = ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    bool live = held_elsewhere(fd);
     uint8_t head[sizeof(SlotHeader)] = {};
     if (::pread(fd, head, sizeof head, 0) == static_cast<ssize_t>(sizeof head) && being_made(head)) {
       ::close(fd);
