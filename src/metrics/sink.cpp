@@ -30,6 +30,13 @@ SeriesValue SinkSeries::delta() const {
 
 namespace {
 
+// The sink was given s: its value is what the next delta starts from.
+void remember(SinkSeries& s) {
+  s.tracked->last = std::move(s.value);
+  s.tracked->last_created = s.created;
+  s.tracked->has_last = true;
+}
+
 bool changed(const SinkTracked& t, const SeriesValue& v, double created) {
   return !t.has_last || !v.same(t.last) || !(t.last_created == created);
 }
@@ -147,22 +154,26 @@ void SinkHost::flush(Entry& e) {
     Collect walk(*e.sink, e.tracked, batch);
     snapshot_locked(r_, walk);
   }
-  if (batch.empty()) return;
+  if (batch.empty()) return e.sink->flush_empty();
   try {
     e.sink->flush(batch);
   } catch (...) {
-    // The removed series' final values stay pending for the next flush.
+    // What the sink marks delivered is remembered as given; the rest (and
+    // the removed series' final values) stays pending for the next flush.
     std::lock_guard<std::mutex> g(r_.mu);
-    e.retired.insert(e.retired.begin(), std::make_move_iterator(batch.begin()),
-                     std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(nretired)));
+    std::vector<SinkSeries> pending;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].delivered)
+        remember(batch[i]);
+      else if (i < nretired)
+        pending.push_back(std::move(batch[i]));
+    }
+    e.retired.insert(e.retired.begin(), std::make_move_iterator(pending.begin()),
+                     std::make_move_iterator(pending.end()));
     throw;
   }
   std::lock_guard<std::mutex> g(r_.mu);
-  for (SinkSeries& s : batch) {
-    s.tracked->last = std::move(s.value);
-    s.tracked->last_created = s.created;
-    s.tracked->has_last = true;
-  }
+  for (SinkSeries& s : batch) remember(s);
 }
 
 void SinkHost::run() {

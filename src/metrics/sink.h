@@ -50,6 +50,10 @@ struct SinkSeries {
   SeriesValue value;   // now
   double created = 0;  // now
   bool removed = false;  // the series is gone: this is its final value, given once
+  // Set by a sink whose flush throws after handing over part of the batch
+  // (a push exporter whose third datagram failed): the host remembers these
+  // as given and keeps the rest pending. Ignored when flush() returns.
+  bool delivered = false;
 
   const std::vector<std::string>& values() const { return tracked->values; }
   // What the sink was last given; nullptr when never.
@@ -101,9 +105,13 @@ class Sink {
   // flush_sink() / freeing the registry; never two flushes of one host at
   // once; no registry lock held, so it may do I/O. It must not add, remove or
   // flush sinks of this host (deadlock), nor keep references into batch.
-  // Throwing leaves the host's memory as it was: the next flush hands the
-  // same changes again (plus newer ones).
+  // Throwing leaves the host's memory as it was for every series not marked
+  // `delivered`: the next flush hands the same changes again (plus newer
+  // ones), so a delta is neither lost nor given twice.
   virtual void flush(std::vector<SinkSeries>& batch) = 0;
+  // A flush found nothing to hand over (same threads and rules as flush();
+  // may throw, which the caller of the flush gets).
+  virtual void flush_empty() {}
   // A flush on the interval thread threw (nobody else to tell).
   virtual void background_failed() noexcept {}
 };

@@ -27,6 +27,7 @@ struct Got {
 struct Recorder final : cm::Sink {
   Want want_ = Want::Changed;
   bool fail_next = false;
+  size_t deliver_before_failing = 0;  // with fail_next: marks that many series delivered first
   int failures = 0;
   std::string only;  // a family name: wants() no other
   bool seed = false;
@@ -44,6 +45,7 @@ struct Recorder final : cm::Sink {
   void flush(std::vector<cm::SinkSeries>& batch) override {
     if (fail_next) {
       fail_next = false;
+      for (size_t i = 0; i < batch.size() && i < deliver_before_failing; ++i) batch[i].delivered = true;
       throw std::runtime_error("outlet down");
     }
     std::vector<Got> one;
@@ -162,6 +164,29 @@ TEST_F(SinkHostTest, AFailedFlushIsGivenAgain) {
   ASSERT_EQ(flushes.size(), 2u);
   EXPECT_EQ(flushes[1][0].value.value(), 7);
   EXPECT_EQ(flushes[1][0].delta.value(), 6);  // since the last flush that succeeded
+}
+
+// A push that fails halfway (the third of five datagrams): the series the
+// sink marked delivered are remembered as given, the others stay pending,
+// so the next flush neither repeats nor loses a delta.
+TEST_F(SinkHostTest, APartlyDeliveredFlushKeepsOnlyTheRestPending) {
+  cm_series* a = series(counter, "a");
+  cm_series* b = series(counter, "b");
+  Recorder& sink = add();
+  cm_counter_add(a, 1);
+  cm_counter_add(b, 10);
+  sink.fail_next = true;
+  sink.deliver_before_failing = 1;  // "a" went out, "b" did not
+  EXPECT_THROW(cm::flush_sink(*reg, sink), std::runtime_error);
+  cm_counter_add(a, 2);
+  cm_counter_add(b, 20);
+  cm::flush_sink(*reg, sink);
+  ASSERT_EQ(flushes.size(), 1u);
+  ASSERT_EQ(flushes[0].size(), 2u);
+  EXPECT_EQ(flushes[0][0].values, std::vector<std::string>{"a"});
+  EXPECT_EQ(flushes[0][0].delta.value(), 2);  // the 1 was delivered already
+  EXPECT_EQ(flushes[0][1].values, std::vector<std::string>{"b"});
+  EXPECT_EQ(flushes[0][1].delta.value(), 30);  // the 10 stayed pending
 }
 
 TEST_F(SinkHostTest, RemovedSeriesGiveTheirFinalValueOnce) {
