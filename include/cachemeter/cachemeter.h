@@ -6,5 +6,6 @@
 #include "metrics.h"
 #include "cache.h"
 #include "server.h"
+#include "export.h"
 
 #endif /* CACHEMETER_H */
