@@ -30,20 +30,24 @@
 %nodefaultctor cm_series;
 %nodefaultctor cm_cache;
 %nodefaultctor cm_server;
+%nodefaultctor cm_exporter;
 struct cm_registry {};
 struct cm_family {};
 struct cm_series {};
 struct cm_cache {};
 struct cm_server {};
+struct cm_exporter {};
 
 #ifdef SWIGPYTHON
 /* The destructors release the GIL themselves (cmpy.c), so SWIG must not. */
 %nothread cm_registry::~cm_registry;
 %nothread cm_cache::~cm_cache;
 %nothread cm_server::~cm_server;
+%nothread cm_exporter::~cm_exporter;
 %extend cm_registry { ~cm_registry() { cmpy_registry_free($self); } }
 %extend cm_cache    { ~cm_cache()    { cmpy_cache_close($self); } }
 %extend cm_server   { ~cm_server()   { cmpy_server_stop($self); } }
+%extend cm_exporter { ~cm_exporter() { cmpy_exporter_stop($self); } }
 /* Families and series belong to their registry: their SWIG objects never own
  * them (the destructor is never called). It must exist all the same: a
  * -builtin type without one gets SwigPyBuiltin_BadDealloc, which never frees
@@ -57,6 +61,10 @@ struct cm_server {};
 %ignore cm_registry_free;    /* destructor of cm_registry */
 %ignore cm_cache_close;      /* destructor of cm_cache */
 %ignore cm_server_stop;      /* destructor of cm_server */
+%ignore cm_exporter_stop;    /* destructor of cm_exporter */
+%ignore cm_exporter_start_callback; /* wrapped as exporter_start_callback with a Python callable */
+%ignore cm_export_fn;
+%ignore cm_sample;
 %ignore cm_alloc;            /* buffers are copied and freed by the typemaps */
 %ignore cm_free;
 %ignore cm_cache_get_or_load; /* wrapped as get_or_load with a target-language loader */
@@ -98,6 +106,7 @@ struct cm_server {};
 %include <cachemeter/metrics.h>
 %include <cachemeter/cache.h>
 %include <cachemeter/server.h>
+%include <cachemeter/export.h>
 
 #ifdef SWIGPYTHON
 /* ---- Python-specific entry points (cmpy.h) ---------------------------------
@@ -140,6 +149,11 @@ int cmpy_cache_get_gil(cm_cache *c, const void *key, size_t klen, void **val, si
 int cmpy_cache_set_gil(cm_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                        int64_t ttl_ms);
 int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);
+
+%rename(exporter_start_callback) cmpy_exporter_start_callback;
+%feature("docstring") cmpy_exporter_start_callback
+"exporter_start_callback(registry, fn, options) -> cm_exporter: fn(samples) once per flush (cmpy.h)";
+int cmpy_exporter_start_callback(cm_exporter **out, cm_registry *reg, PyObject *fn, const char *options);
 
 %rename(get_or_load) cmpy_get_or_load;
 %feature("docstring") cmpy_get_or_load

@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# scripts/setup.sh: installs the Debian 12 packages the build and the tests need.
+# scripts/setup.sh: installs the Debian 12 packages the build and the tests need,
+# then the one npm package the tests use (Etsy's statsd daemon, pinned, into a
+# local folder: never at build time).
 # A fast no-op when they are all present (one dpkg-query call); otherwise, as
 # root, one `apt-get update` and one `apt-get install`; not as root, it lists
 # what is missing and fails.
 set -euo pipefail
+
+# Etsy's StatsD daemon for tests/python/test_statsd.py: the version and where
+# it goes (the test reads CM_STATSD_DIR, with the same default).
+STATSD_VERSION=0.9.0
+CM_STATSD_DIR="${CM_STATSD_DIR:-/opt/cachemeter-tools/statsd-$STATSD_VERSION}"
+
+install_statsd() {
+  if [[ -f "$CM_STATSD_DIR/node_modules/statsd/stats.js" ]]; then
+    echo "setup: statsd $STATSD_VERSION is in $CM_STATSD_DIR"
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: npm is missing (node and npm come with the machine; Debian: nodejs npm)" >&2
+    return 1
+  fi
+  echo "setup: installing statsd@$STATSD_VERSION into $CM_STATSD_DIR (npm registry)"
+  mkdir -p "$CM_STATSD_DIR"
+  npm install --prefix "$CM_STATSD_DIR" "statsd@$STATSD_VERSION" --omit=optional --no-audit --no-fund \
+    --loglevel=error
+}
 
 packages=(
   build-essential cmake ninja-build pkg-config   # compilers (with the ASan/UBSan/TSan runtimes), build tools
@@ -39,6 +61,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#packages[@]} required packages are installed"
+  install_statsd
   exit 0
 fi
 
@@ -52,3 +75,4 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
+install_statsd

@@ -28,6 +28,7 @@
 %ignore cm_series;
 %ignore cm_cache;
 %ignore cm_server;
+%ignore cm_exporter;
 
 %include "typemaps_java.i"
 %include "cachemeter.i"
@@ -49,6 +50,8 @@ int cmj_get_or_load(JNIEnv *env, cm_cache *c, const void *key, size_t klen, jobj
 %rename(registry_free) cmj_registry_free;
 %rename(cache_close) cmj_cache_close;
 %rename(server_stop) cmj_server_stop;
+%rename(exporter_stop) cmj_exporter_stop;
 void cmj_registry_free(cm_registry *reg);
 void cmj_cache_close(cm_cache *c);
 void cmj_server_stop(cm_server *s);
+void cmj_exporter_stop(cm_exporter *e);

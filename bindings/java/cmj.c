@@ -74,6 +74,7 @@ void cmj_strv_release(JNIEnv *env, cmj_strv *sv) {
 void cmj_registry_free(cm_registry *reg) { cm_registry_free(reg); }
 void cmj_cache_close(cm_cache *c) { cm_cache_close(c); }
 void cmj_server_stop(cm_server *s) { cm_server_stop(s); }
+void cmj_exporter_stop(cm_exporter *e) { cm_exporter_stop(e); }
 
 /* ---- get_or_load with a Java loader */
 

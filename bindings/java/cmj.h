@@ -34,4 +34,5 @@ int cmj_get_or_load(JNIEnv *env, cm_cache *c, const void *key, size_t klen, jobj
 void cmj_registry_free(cm_registry *reg);
 void cmj_cache_close(cm_cache *c);
 void cmj_server_stop(cm_server *s);
+void cmj_exporter_stop(cm_exporter *e);
 #endif

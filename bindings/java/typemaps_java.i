@@ -45,6 +45,7 @@ CMJ_HANDLE(cm_family)
 CMJ_HANDLE(cm_series)
 CMJ_HANDLE(cm_cache)
 CMJ_HANDLE(cm_server)
+CMJ_HANDLE(cm_exporter)
 CMJ_RETURNS(cm_registry_new, jlong, long)
 CMJ_RETURNS(cm_counter_new, jlong, long)
 CMJ_RETURNS(cm_gauge_new, jlong, long)
@@ -54,6 +55,7 @@ CMJ_RETURNS(cm_family_series, jlong, long)
 CMJ_RETURNS(cm_cache_open, jlong, long)
 CMJ_RETURNS(cm_cache_open_tiered, jlong, long)
 CMJ_RETURNS(cm_server_start, jlong, long)
+CMJ_RETURNS(cm_exporter_start, jlong, long)
 
 /* ---- 3. keys and values in: byte[] -----------------------------------------
  * The JVM's copy (or pinned array) for the call, released unchanged. null is

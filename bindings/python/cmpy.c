@@ -440,3 +440,85 @@ void cmpy_server_stop(cm_server *s) {
   CMPY_RELEASED(cm_server_stop(s));
   Py_XDECREF(registry);
 }
+
+void cmpy_exporter_stop(cm_exporter *e) {
+  PyObject *held = take_hold(e); /* the registry, and the callable of a callback exporter */
+  CMPY_RELEASED(cm_exporter_stop(e));
+  Py_XDECREF(held);
+}
+
+/* One cm_sample as the tuple cmpy_exporter_start_callback documents. */
+static PyObject *sample_tuple(const cm_sample *s) {
+  static const char *const types[] = {"counter", "gauge", "histogram"};
+  PyObject *labels = PyDict_New();
+  if (labels == NULL) return NULL;
+  for (size_t i = 0; i < s->nlabels; i++) {
+    PyObject *v = PyUnicode_DecodeUTF8(s->label_values[i], (Py_ssize_t)strlen(s->label_values[i]), "replace");
+    if (v == NULL || PyDict_SetItemString(labels, s->label_names[i], v) < 0) {
+      Py_XDECREF(v);
+      Py_DECREF(labels);
+      return NULL;
+    }
+    Py_DECREF(v);
+  }
+  PyObject *buckets = Py_None;
+  Py_INCREF(buckets);
+  if (s->type == CM_SAMPLE_HISTOGRAM) {
+    Py_DECREF(buckets);
+    buckets = PyTuple_New((Py_ssize_t)s->nbounds + 1);
+    if (buckets == NULL) {
+      Py_DECREF(labels);
+      return NULL;
+    }
+    for (size_t i = 0; i <= s->nbounds; i++) {
+      PyObject *pair = Py_BuildValue("(dK)", i < s->nbounds ? s->bounds[i] : (double)INFINITY,
+                                     (unsigned long long)s->bucket_counts[i]);
+      if (pair == NULL) {
+        Py_DECREF(buckets);
+        Py_DECREF(labels);
+        return NULL;
+      }
+      PyTuple_SET_ITEM(buckets, (Py_ssize_t)i, pair);
+    }
+  }
+  unsigned type = (unsigned)s->type < 3 ? (unsigned)s->type : 0;
+  return Py_BuildValue("(ssNdKNO)", s->name, types[type], labels, s->value, (unsigned long long)s->count, buckets,
+                       s->removed ? Py_True : Py_False);
+}
+
+/* The C callback of a Python callback exporter: runs on the registry's flush
+ * thread (or a thread stopping or flushing it), takes the GIL. While the
+ * interpreter finalizes, nothing is called: the samples stay pending. */
+static int export_trampoline(void *ctx, const cm_sample *samples, size_t n) {
+  if (cmpy_finalizing()) return 1;
+  PyGILState_STATE st = PyGILState_Ensure();
+  int rc = 1;
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  if (list != NULL) {
+    size_t i = 0;
+    for (; i < n; i++) {
+      PyObject *t = sample_tuple(&samples[i]);
+      if (t == NULL) break;
+      PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    if (i == n) {
+      PyObject *r = PyObject_CallOneArg((PyObject *)ctx, list);
+      if (r != NULL) {
+        rc = 0;
+        Py_DECREF(r);
+      }
+    }
+    Py_DECREF(list);
+  }
+  if (rc != 0 && PyErr_Occurred()) PyErr_WriteUnraisable((PyObject *)ctx);
+  PyGILState_Release(st);
+  return rc;
+}
+
+int cmpy_exporter_start_callback(cm_exporter **out, cm_registry *reg, PyObject *fn, const char *options) {
+  /* fn is checked callable by the caller (cachemeter/_export.py); were it
+   * not, each flush would report a TypeError and keep its samples pending. */
+  int rc;
+  CMPY_RELEASED(rc = cm_exporter_start_callback(out, reg, export_trampoline, fn, options));
+  return rc;
+}

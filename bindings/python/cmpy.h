@@ -231,6 +231,16 @@ PyObject *cmpy_hold(void *handle, PyObject *owner);
 void cmpy_registry_free(cm_registry *reg);
 void cmpy_cache_close(cm_cache *c);
 void cmpy_server_stop(cm_server *s);
+void cmpy_exporter_stop(cm_exporter *e);
+
+/* cm_exporter_start_callback with a Python callable: fn(samples) gets a list
+ * of tuples (name, type, labels, value, count, buckets, removed) per flush
+ * (type "counter"/"gauge"/"histogram"; labels a dict; buckets a tuple of
+ * (upper bound, count) pairs, +inf last, or None). Raising keeps the samples
+ * pending (the exception is reported by sys.unraisablehook). fn is borrowed:
+ * the caller keeps it alive until the exporter's destructor (cmpy_hold).
+ * The GIL is released around the start. */
+int cmpy_exporter_start_callback(cm_exporter **out, cm_registry *reg, PyObject *fn, const char *options);
 
 #ifdef __cplusplus
 }

@@ -30,13 +30,14 @@ from ._cached import cached
 from ._errors import *  # noqa: F401,F403  Error and one class per negative status (generated from common.h)
 from ._metrics import (Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, Registry, Timer)
 from ._server import Server
+from ._export import Exporter, Sample
 
 __version__: str = _core.cm_version()
 """The version of the libcachemeter actually loaded (``cm_version()``)."""
 
 __all__ = [
     "Registry", "Counter", "Gauge", "Histogram", "CounterSeries", "GaugeSeries", "HistogramSeries", "Timer",
-    "Cache", "Server", "cached",
+    "Cache", "Server", "Exporter", "Sample", "cached",
     "__version__",
 ]
 __all__ += _errors.__all__

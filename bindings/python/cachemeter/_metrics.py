@@ -275,6 +275,19 @@ class Registry:
         or in a child forked after ``persist()``: the file stays the parent's)."""
         _core.cm_registry_flush(self._handle())
 
+    def export(self, target: Any, interval: Optional[float] = None, **options: Any) -> Any:
+        """Starts an exporter of this registry (docs/exporters.md) and returns it
+        (``cachemeter.Exporter``, a context manager with ``flush()``/``stop()``).
+
+        ``target``: a URI, ``"statsd://127.0.0.1:8125?prefix=myapp"`` or
+        ``"statsd+unix:///run/datadog/dsd.socket"``; or a callable taking a list
+        of ``cachemeter.Sample`` once per flush (raising keeps them pending).
+        ``interval`` in seconds (default 1; 0: only ``flush()`` and the final
+        flush); other keyword options are added to the URI's (``name=``,
+        ``timeout_ms=``, ``deltas=``, ``all=``, ...)."""
+        from ._export import Exporter
+        return Exporter(self, target, interval, **options)
+
     def load(self, path: PathLike) -> None:
         """Reads a metrics file another registry persisted, without owning it
         (``cm_registry_load``): its families are registered and set to the saved

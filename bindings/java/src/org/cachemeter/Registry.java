@@ -134,6 +134,11 @@ public final class Registry implements AutoCloseable {
 
   public void flush() { Native.run(this, ptr(), p -> CM.cm_registry_flush(p)); }
 
+  /** Starts an exporter of this registry (cm_exporter_start): "statsd://host:port?...",
+   * "statsd+unix:///path?..." (docs/exporters.md). Close it to stop it with a final
+   * flush; closing the registry stops it too. */
+  public Exporter export(String uri) { return new Exporter(this, uri); }
+
   /** Closes the caches and servers still open on this registry, then frees it.
    * Its families and series are unusable afterwards. A second call does nothing.
    * Must not race other calls on the registry or its families and series.

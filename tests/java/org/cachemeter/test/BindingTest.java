@@ -159,6 +159,33 @@ public final class BindingTest {
     }
   }
 
+  /** Registry.export: a StatsD exporter to a real UDP socket; flush, then a final flush at close. */
+  static void testStatsdExport() throws Exception {
+    try (Registry reg = new Registry();
+         java.net.DatagramSocket rx = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress())) {
+      rx.setSoTimeout(10000);
+      Series jobs = reg.counter("jobs", "Jobs.", "queue").labels("mail");
+      jobs.inc(4);
+      byte[] buf = new byte[65536];
+      try (org.cachemeter.Exporter e = reg.export("statsd://127.0.0.1:" + rx.getLocalPort() + "?interval_ms=0")) {
+        e.flush();
+        java.net.DatagramPacket p = new java.net.DatagramPacket(buf, buf.length);
+        rx.receive(p);
+        checkEq("jobs_total:4|c|#queue:mail", new String(buf, 0, p.getLength(), StandardCharsets.UTF_8), "datagram");
+        jobs.inc(2);
+      }
+      java.net.DatagramPacket p = new java.net.DatagramPacket(buf, buf.length);
+      rx.receive(p);  // the final flush of close()
+      checkEq("jobs_total:2|c|#queue:mail", new String(buf, 0, p.getLength(), StandardCharsets.UTF_8), "final");
+      try {
+        reg.export("statsd://127.0.0.1:1?colour=red");
+        throw new AssertionError("no exception for an unknown option");
+      } catch (CachemeterException ex) {
+        checkEq(Status.EINVAL, ex.status(), "status");
+      }
+    }
+  }
+
   static void testNegativeIncrementThrows() {
     try (Registry reg = new Registry()) {
       Series s = reg.counter("c", null).labels();
