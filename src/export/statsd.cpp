@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -54,6 +55,18 @@ void append_tag_part(std::string& out, std::string_view s, bool is_value) {
 void append_number(std::string& out, double v) {
   char buf[40];
   out.append(buf, format_double(v, buf));
+}
+
+// The sample rate 1/weight in plain decimal with 17 significant digits:
+// Etsy's statsd reads the rate with /^@([\d.]+)/, so "5e-05" would count as 5.
+void append_rate(std::string& out, uint64_t weight) {
+  int digits = 1;
+  for (uint64_t w = weight; w >= 10; w /= 10) ++digits;
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%.*f", 16 + digits, 1.0 / static_cast<double>(weight));
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof buf) n = std::snprintf(buf, sizeof buf, "%.40f", 1.0 / static_cast<double>(weight));
+  while (n > 2 && buf[n - 1] == '0') --n;  // "0.5000" -> "0.5"
+  out.append(buf, static_cast<size_t>(n));
 }
 
 class StatsdExporter final : public Exporter {
@@ -234,7 +247,7 @@ class StatsdExporter final : public Exporter {
     out.append(type);
     if (weight > 1) {
       out.append("|@");
-      append_number(out, 1.0 / static_cast<double>(weight));
+      append_rate(out, weight);
     }
     tags(out);
   }

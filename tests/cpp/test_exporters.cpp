@@ -307,6 +307,8 @@ Line parse_line(const std::string& l) {
   for (size_t i = 2; i < fields.size(); ++i) {
     const std::string& f = fields[i];
     if (f[0] == '@') {
+      // Plain decimal only: Etsy's statsd reads /^@([\d.]+)/.
+      EXPECT_EQ(f.find_first_not_of("0123456789.", 1), std::string::npos) << "rate " << f << " in " << l;
       out.rate = strict_number(f.substr(1));
       EXPECT_GT(out.rate, 0);
       EXPECT_LE(out.rate, 1);
@@ -437,6 +439,11 @@ TEST(StatsdExporter, UdpCountersGaugesAndHistogramsMatchTheRegistryOverSeveralFl
     ASSERT_EQ(cm_exporter_flush(e), CM_OK) << cm_errmsg();
     srv.take(lines_of(rx.drain()), true);
   }
+  // A bucket that went up by 123457 at once: a rate far below 1e-4.
+  for (int i = 0; i < 123457; ++i) cm_histogram_observe(hs, 0.05);
+  hsum += 123457 * 0.05;
+  ASSERT_EQ(cm_exporter_flush(e), CM_OK);
+  srv.take(lines_of(rx.drain()), true);
   EXPECT_EQ(rx.drain().size(), 0u);
   ASSERT_EQ(cm_exporter_flush(e), CM_OK);  // nothing changed: nothing sent
   EXPECT_EQ(rx.drain().size(), 0u);
@@ -445,9 +452,9 @@ TEST(StatsdExporter, UdpCountersGaugesAndHistogramsMatchTheRegistryOverSeveralFl
   EXPECT_EQ(srv.counters["myapp.app_hits_total" + tags], 15);
   EXPECT_EQ(srv.counters["myapp.app_hits_total" + tags], cm_series_value(c));
   EXPECT_EQ(srv.gauges["myapp.app_level" + tags], 7);  // round 4
-  EXPECT_NEAR(srv.timer_count["myapp.app_seconds" + tags], 15, 1e-9);
-  EXPECT_EQ(srv.counters["myapp.app_seconds_count" + tags], 15);
-  EXPECT_NEAR(srv.counters["myapp.app_seconds_sum" + tags], hsum, 1e-12);
+  EXPECT_NEAR(srv.timer_count["myapp.app_seconds" + tags], 15 + 123457, 1e-6);
+  EXPECT_EQ(srv.counters["myapp.app_seconds_count" + tags], 15 + 123457);
+  EXPECT_NEAR(srv.counters["myapp.app_seconds_sum" + tags], hsum, 1e-9 * hsum);
   cm_exporter_stop(e);
 }
 
