@@ -1,5 +1,5 @@
 /* cachemeter/export.h: exporters, the outlets that push a registry's values
- * out of the process (StatsD/DogStatsD, your own callback) every interval,
+ * out of the process (StatsD/DogStatsD, Pushgateway, your own callback) every interval,
  * beside the HTTP endpoint. docs/exporters.md has the URI reference, the
  * wire formats and the failure rules.
  *
@@ -51,6 +51,11 @@ typedef struct cm_exporter cm_exporter; /* a running exporter of one registry */
  *                      here.
  *   statsd+unix:///PATH?...  the same over a Unix datagram socket (the
  *                      Datadog agent's dsd.socket).
+ *   pushgateway://HOST:PORT/metrics/job/JOB[/LABEL/VALUE...]?method=put|post
+ *       &delete_on_stop=false   (and pushgateway+https:// with token=,
+ *                      basic_auth=user:password, ca_file=): the whole text
+ *                      exposition every interval, with libcurl (builds with
+ *                      CM_WITH_PUSH=ON; otherwise CM_EINVAL saying so).
  * Options common to every exporter: interval_ms=N (default 1000; 0 flushes
  * only on cm_exporter_flush and at the end), name=NAME (the `exporter`
  * label of its self-metrics; default the scheme, and unique per registry),
@@ -67,11 +72,13 @@ CM_EXTERN int cm_exporter_start(cm_exporter **out, cm_registry *reg, const char 
 /* Pushes now, on the calling thread, and returns the outcome. Waits for a
  * flush of the same registry in progress (at most its timeout).
  * Returns CM_OK (sent, or nothing had changed); CM_EUNAVAILABLE (the
- * receiver could not be reached: what was not sent stays pending); CM_ETIMEOUT
- * (a send took longer than timeout_ms: likewise pending); CM_EBACKEND (the
- * callback of cm_exporter_start_callback returned non-zero: its samples stay
- * pending); CM_ESTATE (the registry was freed, or this process is a fork()
- * child of the one that started the exporter); CM_EINVAL (e is NULL);
+ * receiver could not be reached, or a gateway answered 5xx: what was not sent
+ * stays pending); CM_ETIMEOUT
+ * (a send took longer than timeout_ms: likewise pending); CM_EBACKEND (a
+ * gateway refused the push with another status, or the callback of
+ * cm_exporter_start_callback returned non-zero: pending likewise);
+ * CM_ESTATE (the registry was freed, or this process is a fork() child of
+ * the one that started the exporter); CM_EINVAL (e is NULL);
  * CM_ENOMEM. */
 CM_EXTERN int cm_exporter_flush(cm_exporter *e);
 

@@ -12,6 +12,9 @@
 namespace cm {
 
 const ExporterSpec& statsd_exporter_spec();
+#if CM_WITH_PUSH
+const ExporterSpec& pushgateway_exporter_spec();
+#endif
 
 namespace {
 
@@ -20,6 +23,9 @@ namespace {
 std::span<const ExporterSpec* const> table() {
   static const ExporterSpec* const kTable[] = {
       &statsd_exporter_spec(),
+#if CM_WITH_PUSH
+      &pushgateway_exporter_spec(),
+#endif
   };
   return kTable;
 }
@@ -132,6 +138,10 @@ std::shared_ptr<ExporterLink> start_exporter(cm_registry& r, const char* uri_tex
       known += (known.empty() ? "" : ", ") + std::string(scheme) + "://";
     }
   }
+#if !CM_WITH_PUSH
+  if (uri.scheme == "pushgateway" || uri.scheme == "pushgateway+https")
+    throw Error(CM_EINVAL, "\"" + uri.scheme + "://\" needs a build with CM_WITH_PUSH=ON (libcurl)");
+#endif
   throw Error(CM_EINVAL, "unknown exporter scheme \"" + uri.scheme + "\" in \"" + uri.text + "\" (known: " + known + ")");
 }
 

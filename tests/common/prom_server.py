@@ -60,7 +60,7 @@ def stop_process(proc, timeout_s=10):
 class Prometheus:
     """A throwaway Prometheus scraping one target every second."""
 
-    def __init__(self, target_port, workdir, job=JOB):
+    def __init__(self, target_port, workdir, job=JOB, honor_labels=False):
         self.workdir = workdir
         self.job = job
         config = os.path.join(workdir, "prometheus.yml")
@@ -73,6 +73,7 @@ class Prometheus:
                 "scrape_configs:\n"
                 f"  - job_name: {job}\n"
                 "    metrics_path: /metrics\n"
+                f"    honor_labels: {'true' if honor_labels else 'false'}\n"
                 "    static_configs:\n"
                 f"      - targets: ['127.0.0.1:{target_port}']\n")
         self.log_path = os.path.join(workdir, "prometheus.log")

@@ -1,0 +1,163 @@
+"""The Pushgateway exporter against Debian's real prometheus-pushgateway, and a
+real Prometheus scraping it with honor_labels (docs/exporters.md; issue 16).
+
+- The values the gateway holds (parsed by prometheus_client) and the values
+  Prometheus answers for them equal the registry's.
+- The grouping key: a label value with '/' goes through the @base64 form.
+- The gateway is SIGKILLed mid-run: a flush fails (Unavailable), the registry
+  keeps counting; restarted on the same port (no persistence: it forgot the
+  group), the next push succeeds and the values are right.
+- delete_on_stop removes the group when the exporter stops.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from prom_server import Prometheus, free_port, http_get, stop_process, wait_for  # noqa: E402
+
+import cachemeter  # noqa: E402
+
+PUSHGATEWAY = os.environ.get("CM_PUSHGATEWAY", "/usr/bin/prometheus-pushgateway")
+BOUND_S = 60
+
+
+class Gateway:
+    def __init__(self, workdir, port=None):
+        if not os.path.exists(PUSHGATEWAY):
+            pytest.fail(f"{PUSHGATEWAY} is missing (scripts/setup.sh installs prometheus-pushgateway)")
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(os.path.join(workdir, "pushgateway.log"), "a")
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+        self.proc = subprocess.Popen(
+            [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=",
+             "--log.level=warn"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
+        wait_for("the pushgateway to answer", lambda: (http_get(self.base + "/-/ready")[0] == 200, None), BOUND_S)
+
+    def samples(self, job):
+        """{(name, frozenset(labels)): value} of the gateway's /metrics for job."""
+        text = http_get(self.base + "/metrics")[2].decode()
+        out = {}
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                if s.labels.get("job") == job:
+                    out[(s.name, frozenset(s.labels.items()))] = s.value
+        return out
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(BOUND_S)
+        self.log.close()
+
+    def stop(self):
+        stop_process(self.proc)
+        self.log.close()
+
+
+def test_values_reach_the_gateway_and_prometheus_and_survive_a_gateway_restart(tmp_path):
+    gw = Gateway(str(tmp_path))
+    prom = None
+    try:
+        prom = Prometheus(gw.port, str(tmp_path), job="pushgateway", honor_labels=True)
+        reg = cachemeter.Registry(const_labels={"env": "ci"})
+        jobs = reg.counter("app_jobs", "Jobs done.", labels=("queue",))
+        level = reg.gauge("app_level", "Level.")
+        lat = reg.histogram("app_seconds", "Latency.", buckets=(0.1, 1.0))
+        uri = (f"pushgateway://127.0.0.1:{gw.port}/metrics/job/batch/instance/host%2F7"
+               "?interval_ms=0&delete_on_stop=true&timeout_ms=2000")
+        exp = reg.export(uri)
+        group = {("job", "batch"), ("instance", "host/7"), ("env", "ci")}
+
+        jobs.labels("mail").inc(5)
+        level.set(-2.5)
+        for v in (0.05, 0.5, 3):
+            lat.observe(v)
+        exp.flush()
+        got = gw.samples("batch")
+        assert got[("app_jobs_total", frozenset(group | {("queue", "mail")}))] == 5
+        assert got[("app_level", frozenset(group))] == -2.5
+        assert got[("app_seconds_count", frozenset(group))] == 3
+        buckets = {float(dict(k[1])["le"]): v for k, v in got.items() if k[0] == "app_seconds_bucket"}
+        assert buckets == {0.1: 1, 1.0: 2, float("inf"): 3}
+        assert abs(got[("app_seconds_sum", frozenset(group))] - 3.55) < 1e-12
+
+        # Prometheus scraping the gateway answers our values, our labels kept.
+        def prom_has():
+            r = prom.query('app_jobs_total{job="batch",queue="mail"}')
+            return (r and list(r.values()) == [5.0], r)
+        wait_for("Prometheus to scrape the pushed counter", prom_has, BOUND_S)
+        r = prom.query('app_jobs_total{job="batch"}')
+        assert set(next(iter(r))) >= group
+
+        # The gateway dies; pushes fail while the registry keeps counting.
+        gw.kill()
+        jobs.labels("mail").inc(2)
+        with pytest.raises(cachemeter.Unavailable):
+            exp.flush()
+        jobs.labels("mail").inc(1)
+        gw = Gateway(str(tmp_path), port=gw.port)  # forgot everything (no persistence)
+        assert gw.samples("batch") == {}
+        exp.flush()
+        got = gw.samples("batch")
+        assert got[("app_jobs_total", frozenset(group | {("queue", "mail")}))] == 8
+        assert got[("app_level", frozenset(group))] == -2.5
+
+        def prom_has_8():
+            r = prom.query('app_jobs_total{job="batch",queue="mail"}')
+            return (r and list(r.values()) == [8.0], r)
+        wait_for("Prometheus to see the value pushed after the restart", prom_has_8, BOUND_S)
+
+        text = reg.render()
+        assert 'cachemeter_exporter_sends_total{env="ci",exporter="pushgateway",result="error"} 1' in text
+        assert 'cachemeter_exporter_sends_total{env="ci",exporter="pushgateway",result="ok"} 2' in text
+
+        exp.stop()  # delete_on_stop: the group goes
+        assert gw.samples("batch") == {}
+    finally:
+        if prom is not None:
+            prom.stop()
+        gw.stop()
+
+
+def test_bad_pushgateway_uris():
+    reg = cachemeter.Registry()
+    for uri, says in [
+        ("pushgateway://127.0.0.1:9091/metrics", "/metrics/job/<job>"),
+        ("pushgateway://127.0.0.1:9091/metrics/job/x/odd", "/metrics/job/<job>"),
+        ("pushgateway://127.0.0.1:9091/metrics/job/x/bad-label/v", "grouping label"),
+        ("pushgateway://127.0.0.1:9091/metrics/job/x?method=patch", "method="),
+        ("pushgateway://127.0.0.1:9091/metrics/job/x?basic_auth=nocolon", "basic_auth="),
+        ("pushgateway://127.0.0.1:9091/metrics/job/x?colour=red", "colour"),
+    ]:
+        with pytest.raises(cachemeter.InvalidArgument, match=says):
+            reg.export(uri)
+
+
+def test_a_refused_push_is_a_backend_error_naming_the_status(tmp_path):
+    # The gateway refuses (400) a push that would make its exposition
+    # inconsistent: one group has clash_total as a counter, another pushes a
+    # gauge of that name.
+    gw = Gateway(str(tmp_path))
+    try:
+        a = cachemeter.Registry()
+        a.counter("clash", "C.").inc()
+        with a.export(f"pushgateway://127.0.0.1:{gw.port}/metrics/job/a?interval_ms=0") as ea:
+            ea.flush()
+            b = cachemeter.Registry()
+            b.gauge("clash_total", "G.").set(1)
+            eb = b.export(f"pushgateway://127.0.0.1:{gw.port}/metrics/job/b?interval_ms=0")
+            with pytest.raises(cachemeter.BackendError, match="answered 400"):
+                eb.flush()
+            eb.stop()
+    finally:
+        gw.stop()
