@@ -38,6 +38,8 @@ struct Args {
   bool listen_given = false;              // --listen on the command line
   std::string db;                         // dump --db: a persisted metrics file
   std::string shared;                     // --shared DIR: a shared metrics directory
+  std::vector<std::string> exporters;     // --statsd URI, --push URI: exporters to run
+  bool linger = false;                    // --linger: keep serving until stdin closes
 };
 
 const char* kDemoHelp =
@@ -58,6 +60,11 @@ const char* kDemoHelp =
     "                a pool (docs/multiprocess.md); run it several times at once\n"
     "  --listen ADDR serve /metrics, /metrics.json and /health on ADDR while it\n"
     "                runs (default 127.0.0.1:9464; port 0 picks one; \"off\": none)\n"
+    "  --statsd URI  push the metrics to StatsD/DogStatsD while it runs\n"
+    "                (statsd://host:port?..., statsd+unix:///path; docs/exporters.md)\n"
+    "  --push URI    push them to a Pushgateway (pushgateway://host:port/metrics/job/J)\n"
+    "  --linger      after the summary, flush the exporters, print \"lingering\" and\n"
+    "                keep the endpoint up until standard input reaches end of file\n"
     "  --quiet       no progress line\n"
     "  -h, --help    this text\n";
 
@@ -155,6 +162,16 @@ Args parse_args(int argc, char** argv, int first, Cmd cmd) {
       a.listen = value();
       a.listen_given = true;
       if (a.listen == "off") a.listen.clear();
+    } else if (!dump && o == "--statsd") {
+      std::string u = value();
+      if (u.rfind("statsd", 0) != 0) usage_error("--statsd needs a statsd:// or statsd+unix:// URI", help);
+      a.exporters.push_back(u);
+    } else if (!dump && o == "--push") {
+      std::string u = value();
+      if (u.rfind("pushgateway", 0) != 0) usage_error("--push needs a pushgateway:// URI", help);
+      a.exporters.push_back(u);
+    } else if (!dump && o == "--linger") {
+      a.linger = true;
     } else if (o == "--quiet") {
       a.quiet = true;
     } else if (dump && o == "--db") {
@@ -263,6 +280,7 @@ struct Run {
   cm_registry* reg = nullptr;
   cm_server* server = nullptr;
   std::vector<DemoCache*> caches;
+  std::vector<cm_exporter*> exporters;
   uint64_t total_ops = 0;
   uint64_t failed_ops = 0;
   std::string last_error;  // a worker's cm_errmsg(), carried to the main thread
@@ -300,6 +318,12 @@ Run run_workload(const Args& a) {
                 a.listen.rfind(':') == 0 ? "127.0.0.1" : a.listen.substr(0, a.listen.rfind(':')).c_str(),
                 cm_server_port(run.server));
     std::fflush(stdout);
+  }
+  for (const std::string& u : a.exporters) {
+    cm_exporter* e = nullptr;
+    rc = cm_exporter_start(&e, run.reg, u.c_str());
+    if (rc != CM_OK) die(("starting the exporter " + u).c_str(), rc);
+    run.exporters.push_back(e);
   }
   int total_weight = 0;
   for (DemoCache* d : run.caches) total_weight += d->weight;
@@ -393,6 +417,10 @@ Run run_workload(const Args& a) {
 }
 
 void close_run(Run& run) {
+  // The exporters first, while the caches' series exist: their final push
+  // carries the run's last values (a closed cache's series leave the registry).
+  for (cm_exporter* e : run.exporters) cm_exporter_stop(e);
+  run.exporters.clear();
   cm_server_stop(run.server);
   run.server = nullptr;
   for (DemoCache* d : run.caches) {
@@ -438,6 +466,19 @@ int demo(const Args& a) {
     return 1;
   }
   std::printf("full metrics: cachemeter dump --format prometheus|openmetrics|json\n");
+  if (a.linger) {
+    // Every outlet gets the final values now: the endpoint, StatsD and the
+    // Pushgateway agree until this process ends.
+    for (cm_exporter* e : run.exporters) {
+      int rc = cm_exporter_flush(e);
+      if (rc != CM_OK) std::fprintf(stderr, "cachemeter: exporter flush: %s: %s\n", cm_status_name(rc), cm_errmsg());
+    }
+    std::printf("lingering: the endpoint stays up until standard input closes\n");
+    std::fflush(stdout);
+    char buf[256];
+    while (std::fread(buf, 1, sizeof buf, stdin) > 0) {
+    }
+  }
   close_run(run);
   return 0;
 }

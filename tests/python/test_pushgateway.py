@@ -12,56 +12,17 @@ real Prometheus scraping it with honor_labels (docs/exporters.md; issue 16).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from prom_server import Prometheus, free_port, http_get, stop_process, wait_for  # noqa: E402
+from prom_server import Prometheus, wait_for  # noqa: E402
+from push_receivers import Gateway  # noqa: E402
 
 import cachemeter  # noqa: E402
 
-PUSHGATEWAY = os.environ.get("CM_PUSHGATEWAY", "/usr/bin/prometheus-pushgateway")
 BOUND_S = 60
-
-
-class Gateway:
-    def __init__(self, workdir, port=None):
-        if not os.path.exists(PUSHGATEWAY):
-            pytest.fail(f"{PUSHGATEWAY} is missing (scripts/setup.sh installs prometheus-pushgateway)")
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(os.path.join(workdir, "pushgateway.log"), "a")
-        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
-        self.proc = subprocess.Popen(
-            [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=",
-             "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-        wait_for("the pushgateway to answer", lambda: (http_get(self.base + "/-/ready")[0] == 200, None), BOUND_S)
-
-    def samples(self, job):
-        """{(name, frozenset(labels)): value} of the gateway's /metrics for job."""
-        text = http_get(self.base + "/metrics")[2].decode()
-        out = {}
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.labels.get("job") == job:
-                    out[(s.name, frozenset(s.labels.items()))] = s.value
-        return out
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(BOUND_S)
-        self.log.close()
-
-    def stop(self):
-        stop_process(self.proc)
-        self.log.close()
 
 
 def test_values_reach_the_gateway_and_prometheus_and_survive_a_gateway_restart(tmp_path):

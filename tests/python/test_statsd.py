@@ -1,103 +1,37 @@
 """Exporters against a real StatsD daemon (docs/exporters.md; issue 16).
 
-Etsy's statsd (npm, pinned; scripts/setup.sh installs it into CM_STATSD_DIR)
-listens on a free 127.0.0.1 UDP port and flushes every 100 ms to a backend
-written for this test (statsd_json_backend.js), which appends what the daemon
-aggregated as JSON lines. Over several exporter flushes with changes between
+Etsy's statsd (tests/common/push_receivers.py) listens on a free 127.0.0.1
+UDP port and flushes every 100 ms to a backend that appends what it aggregated
+as JSON lines. Over several exporter flushes with changes between
 them, the daemon's totals must equal the registry's: counters and the
 histogram's _sum/_count exactly, its timer count (the weighted samples, one
 per non-empty bucket) to 1e-6, gauges the last value, and no bad line.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import socket
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from conftest import BOUND, poll  # noqa: E402
+from push_receivers import StatsdDaemon  # noqa: E402
 
 import cachemeter  # noqa: E402
 
-STATSD_DIR = os.environ.get("CM_STATSD_DIR", "/opt/cachemeter-tools/statsd-0.9.0")
-STATSD = os.path.join(STATSD_DIR, "node_modules", "statsd", "stats.js")
-BACKEND = os.path.join(os.path.dirname(os.path.abspath(__file__)), "statsd_json_backend.js")
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def mgmt(port: int, cmd: str) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-        c.sendall(cmd.encode() + b"\n")
-        out = b""
-        while not out.rstrip().endswith(b"END") and b"health:" not in out:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-        return out.decode()
 
 
 @pytest.fixture
 def statsd(tmp_path):
-    node = shutil.which("node") or "/usr/bin/node"
-    if not os.path.exists(STATSD) or not os.path.exists(node):
-        pytest.fail(f"statsd is not installed in {STATSD_DIR} (scripts/setup.sh installs it)")
-    port, mgmt_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    out = tmp_path / "flushes.jsonl"
-    config = tmp_path / "config.js"
-    config.write_text(json.dumps({
-        "address": "127.0.0.1", "port": port, "mgmt_address": "127.0.0.1", "mgmt_port": mgmt_port,
-        "flushInterval": 100, "backends": [BACKEND], "jsonBackendFile": str(out),
-        "deleteIdleStats": True,
-    }))
-    log = open(tmp_path / "statsd.log", "w")
-    proc = subprocess.Popen([node, STATSD, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError("statsd exited: " + (tmp_path / "statsd.log").read_text())
-        try:
-            return "health: up" in mgmt(mgmt_port, "health")
-        except OSError:
-            return False
-
+    d = StatsdDaemon(str(tmp_path))
     try:
-        poll(up, BOUND * 3, "statsd answering on its management port")
-        yield {"port": port, "out": out, "mgmt": mgmt_port}
+        yield d
     finally:
-        proc.terminate()
-        try:
-            proc.wait(BOUND)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def totals(out) -> dict:
-    """The daemon's aggregates summed over its flushes (gauges: the last)."""
-    t = {"counters": {}, "gauges": {}, "timer_count": {}}
-    if not out.exists():
-        return t
-    for line in out.read_text().splitlines():
-        f = json.loads(line)
-        for k, v in f["counters"].items():
-            t["counters"][k] = t["counters"].get(k, 0) + v
-        t["gauges"].update(f["gauges"])
-        for k, v in f["timer_counters"].items():
-            t["timer_count"][k] = t["timer_count"].get(k, 0) + v
-    return t
+        d.stop()
 
 
 def test_counters_gauges_and_histograms_match_the_daemon_after_several_flushes(statsd):
@@ -105,7 +39,7 @@ def test_counters_gauges_and_histograms_match_the_daemon_after_several_flushes(s
     hits = reg.counter("app_hits", "Hits.", labels=("cache",))
     level = reg.gauge("app_level", "Level.", labels=("cache",))
     seconds = reg.histogram("app_seconds", "Time.", labels=("cache",), buckets=(0.001, 0.01, 0.1))
-    exp = reg.export(f"statsd://127.0.0.1:{statsd['port']}?tags=none&prefix=myapp", interval=0)
+    exp = reg.export(f"statsd://127.0.0.1:{statsd.port}?tags=none&prefix=myapp", interval=0)
     observed = []
     for rnd in range(6):
         hits.labels("users").inc(rnd + 1)
@@ -130,7 +64,7 @@ def test_counters_gauges_and_histograms_match_the_daemon_after_several_flushes(s
     want_count = len(observed)
 
     def matched():
-        t = totals(statsd["out"])
+        t = statsd.totals()
         c = t["counters"]
         return (c.get("myapp.app_hits_total" + base) == want_hits and
                 c.get("myapp.app_seconds_count" + base) == want_count and t) or None

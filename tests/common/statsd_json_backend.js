@@ -1,4 +1,4 @@
-// A StatsD backend for tests/python/test_statsd.py: appends what the daemon
+// A StatsD backend for tests/common/push_receivers.py: appends what the daemon
 // aggregated at each flush as one JSON line to config.jsonBackendFile, so the
 // test reads the server's own counts (counters, gauges, timer counts and sums).
 'use strict';
