@@ -37,10 +37,10 @@ packages=(
   libhiredis-dev redis-server                    # the redis:// backend; the real server its tests start
   libcurl4-openssl-dev prometheus-pushgateway    # the Pushgateway exporter (libcurl); the real gateway its tests start
   prometheus                                     # promtool, and the real Prometheus the HTTP tests start
-  openssl                                        # self-signed certificates for the TLS tests
+  openssl python3-bcrypt                         # self-signed certificates for the TLS tests; a TLS Pushgateway's password hash
   wrk curl                                       # the HTTP benchmark
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
-  swig python3-cachetools                        # the Python binding; cachetools: its benchmark baseline
+  swig python3-cachetools python3-statsd         # the Python binding; cachetools, statsd: benchmark baselines
   gunicorn                                       # the pre-fork pool of the shared-registry test
   openjdk-17-jdk-headless                        # the Java binding: javac, jar, java, jni.h
   clang libfuzzer-14-dev                         # the fuzz phase: clang 14 and libFuzzer (tests/fuzz)

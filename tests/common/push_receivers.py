@@ -8,17 +8,20 @@ started on free 127.0.0.1 ports and stopped by the tests that use them
 - Gateway: Debian's prometheus-pushgateway, without persistence.
 
 Every wait is a bounded poll."""
+import base64
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from prom_server import free_port, http_get, stop_process, wait_for
+from prom_server import free_port, stop_process, wait_for
 
 STATSD_DIR = os.environ.get("CM_STATSD_DIR", "/opt/cachemeter-tools/statsd-0.9.0")
 STATSD = os.path.join(STATSD_DIR, "node_modules", "statsd", "stats.js")
@@ -88,21 +91,34 @@ class StatsdDaemon:
 
 
 class Gateway:
-    def __init__(self, workdir, port=None):
+    """web_config: the path of a --web.config.file (TLS, basic auth); the
+    gateway is then probed over https with ca (its certificate)."""
+
+    def __init__(self, workdir, port=None, web_config=None, ca=None, auth=None):
         if not os.path.exists(PUSHGATEWAY):
             pytest.fail(f"{PUSHGATEWAY} is missing (scripts/setup.sh installs prometheus-pushgateway)")
         self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if web_config else 'http'}://127.0.0.1:{self.port}"
+        self.ctx = ssl.create_default_context(cafile=ca) if ca else None
+        self.headers = {}
+        if auth:
+            self.headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
         self.log = open(os.path.join(workdir, "pushgateway.log"), "a")
-        self.proc = subprocess.Popen(
-            [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=",
-             "--log.level=warn"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=_ENV)
-        wait_for("the pushgateway to answer", lambda: (http_get(self.base + "/-/ready")[0] == 200, None), BOUND_S)
+        argv = [PUSHGATEWAY, f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file=", "--log.level=warn"]
+        if web_config:
+            argv.append(f"--web.config.file={web_config}")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=workdir, env=_ENV)
+        wait_for("the pushgateway to answer", lambda: (self._get("/-/ready")[0] == 200, None), BOUND_S)
+
+    def _get(self, path):
+        req = urllib.request.Request(self.base + path, headers=self.headers)
+        with urllib.request.urlopen(req, timeout=5, context=self.ctx) as r:
+            return r.status, r.read()
 
     def samples(self, job):
         """{(name, frozenset(labels)): value} of the gateway's /metrics for job."""
-        text = http_get(self.base + "/metrics")[2].decode()
+        text = self._get("/metrics")[1].decode()
         out = {}
         for fam in text_string_to_metric_families(text):
             for s in fam.samples:

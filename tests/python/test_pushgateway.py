@@ -8,10 +8,14 @@ real Prometheus scraping it with honor_labels (docs/exporters.md; issue 16).
   keeps counting; restarted on the same port (no persistence: it forgot the
   group), the next push succeeds and the values are right.
 - delete_on_stop removes the group when the exporter stops.
+- pushgateway+https with basic_auth and ca_file against a gateway serving TLS
+  and requiring basic auth (--web.config.file); a bearer token= reaches our
+  own endpoint (which requires one).
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -122,3 +126,69 @@ def test_a_refused_push_is_a_backend_error_naming_the_status(tmp_path):
             eb.stop()
     finally:
         gw.stop()
+
+
+def test_https_with_basic_auth_and_a_ca_file(tmp_path):
+    bcrypt = pytest.importorskip("bcrypt", reason="python3-bcrypt (scripts/setup.sh installs it)")
+    crt, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    hashed = bcrypt.hashpw(b"s3cret pass", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: {crt}\n  key_file: {key}\n"
+                   f"basic_auth_users:\n  alice: {hashed}\n")
+    gw = Gateway(str(tmp_path), web_config=str(web), ca=str(crt), auth=("alice", "s3cret pass"))
+    try:
+        reg = cachemeter.Registry()
+        reg.counter("secure_jobs", "Jobs.").inc(3)
+        base = f"pushgateway+https://127.0.0.1:{gw.port}/metrics/job/secure?interval_ms=0&timeout_ms=5000"
+        with reg.export(base + f"&basic_auth=alice:s3cret%20pass&ca_file={crt}") as exp:
+            exp.flush()
+        assert gw.samples("secure")[("secure_jobs_total", frozenset({("job", "secure"), ("instance", "")}))] == 3
+        with reg.export(base + f"&basic_auth=alice:wrong&ca_file={crt}&name=wrong") as exp:
+            with pytest.raises(cachemeter.BackendError, match="answered 401"):
+                exp.flush()
+        with reg.export(base + "&basic_auth=alice:s3cret%20pass&name=noca") as exp:
+            with pytest.raises(cachemeter.Unavailable, match="(?i)certificate"):
+                exp.flush()
+    finally:
+        gw.stop()
+
+
+def test_a_bearer_token_and_the_body_as_a_receiver_sees_them():
+    # A plain HTTP server of the test records what arrives (the Pushgateway
+    # itself takes no bearer tokens): the header, the content type, the body.
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Authorization"), self.headers.get("Content-Type"), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        reg = cachemeter.Registry()
+        reg.counter("jobs", "Jobs.").inc(2)
+        uri = f"pushgateway://127.0.0.1:{srv.server_address[1]}/metrics/job/x/path/a%2Fb/empty/?interval_ms=0&token=t0ken"
+        with reg.export(uri) as exp:
+            exp.flush()
+        path, auth, ctype, body = seen[0]
+        assert path == "/metrics/job/x/path@base64/YS9i/empty@base64/="
+        assert auth == "Bearer t0ken"
+        assert ctype == "text/plain; version=0.0.4; charset=utf-8"
+        assert b"\njobs_total 2\n" in body
+    finally:
+        srv.shutdown()
+        srv.server_close()
