@@ -55,3 +55,17 @@ void cmj_registry_free(cm_registry *reg);
 void cmj_cache_close(cm_cache *c);
 void cmj_server_stop(cm_server *s);
 void cmj_exporter_stop(cm_exporter *e);
+
+/* Callback exporters (cmj.h): the Batch object in, the context as a long. */
+%typemap(jni) jobject batch "jobject"
+%typemap(jtype) jobject batch "Exporter.Batch"
+%typemap(jstype) jobject batch "Exporter.Batch"
+%typemap(javain) jobject batch "$javainput"
+%typemap(in) jobject batch %{ $1 = $input; %}
+%rename(export_ctx_new) cmj_export_ctx_new;
+%rename(export_ctx_free) cmj_export_ctx_free;
+%rename(exporter_start_callback) cmj_exporter_start_callback;
+CMJ_RETURNS(cmj_exporter_start_callback, jlong, long)
+int64_t cmj_export_ctx_new(JNIEnv *env, jobject batch);
+void cmj_export_ctx_free(JNIEnv *env, int64_t ctx);
+int cmj_exporter_start_callback(cm_exporter **out, cm_registry *reg, int64_t ctx, const char *options);

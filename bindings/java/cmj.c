@@ -2,7 +2,10 @@
  * the Java typemaps (typemaps_java.i). */
 #include "cmj.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void cmj_throw_class(JNIEnv *env, const char *cls_name, const char *msg) {
   jclass cls = (*env)->FindClass(env, cls_name);
@@ -136,3 +139,126 @@ int cmj_get_or_load(JNIEnv *env, cm_cache *c, const void *key, size_t klen, jobj
   }
   return rc;
 }
+
+/* ---- callback exporters */
+
+typedef struct cmj_export_ctx {
+  JavaVM *vm;
+  jobject batch;     /* global reference: an org.cachemeter.Exporter.Batch */
+  jmethodID add;     /* void add(byte[] name, int type, byte[][] names, byte[][] values, double value,
+                        long count, double[] bounds, long[] buckets, boolean removed) */
+  jmethodID deliver; /* boolean deliver() */
+} cmj_export_ctx;
+
+static pthread_key_t cmj_detach_key;
+static pthread_once_t cmj_detach_once = PTHREAD_ONCE_INIT;
+
+/* A thread this file attached detaches at its exit (the JVM must not keep a
+ * dead thread). */
+static void cmj_detach(void *vm) { (*(JavaVM *)vm)->DetachCurrentThread((JavaVM *)vm); }
+static void cmj_detach_key_make(void) { (void)pthread_key_create(&cmj_detach_key, cmj_detach); }
+
+static JNIEnv *cmj_env_for(JavaVM *vm) {
+  JNIEnv *env = NULL;
+  if ((*vm)->GetEnv(vm, (void **)&env, JNI_VERSION_1_8) == JNI_OK) return env;
+  if ((*vm)->AttachCurrentThreadAsDaemon(vm, (void **)&env, NULL) != JNI_OK) return NULL;
+  pthread_once(&cmj_detach_once, cmj_detach_key_make);
+  (void)pthread_setspecific(cmj_detach_key, vm);
+  return env;
+}
+
+static jbyteArray cmj_bytes(JNIEnv *env, const char *s) {
+  jsize n = (jsize)strlen(s);
+  jbyteArray a = (*env)->NewByteArray(env, n);
+  if (a != NULL) (*env)->SetByteArrayRegion(env, a, 0, n, (const jbyte *)s);
+  return a;
+}
+
+static jobjectArray cmj_bytes_array(JNIEnv *env, const char *const *v, size_t n) {
+  jclass cls = (*env)->FindClass(env, "[B");
+  if (cls == NULL) return NULL;
+  jobjectArray a = (*env)->NewObjectArray(env, (jsize)n, cls, NULL);
+  for (size_t i = 0; a != NULL && i < n; i++) {
+    jbyteArray b = cmj_bytes(env, v[i]);
+    if (b == NULL) return NULL;
+    (*env)->SetObjectArrayElement(env, a, (jsize)i, b);
+    (*env)->DeleteLocalRef(env, b);
+  }
+  return a;
+}
+
+/* One sample handed to batch.add; 0, or -1 with an exception pending. */
+static int cmj_add_sample(JNIEnv *env, cmj_export_ctx *x, const cm_sample *s) {
+  if ((*env)->PushLocalFrame(env, 16) < 0) return -1;
+  jbyteArray name = cmj_bytes(env, s->name);
+  jobjectArray names = name ? cmj_bytes_array(env, s->label_names, s->nlabels) : NULL;
+  jobjectArray values = names ? cmj_bytes_array(env, s->label_values, s->nlabels) : NULL;
+  jdoubleArray bounds = NULL;
+  jlongArray buckets = NULL;
+  int ok = values != NULL;
+  if (ok && s->type == CM_SAMPLE_HISTOGRAM) {
+    bounds = (*env)->NewDoubleArray(env, (jsize)s->nbounds);
+    buckets = (*env)->NewLongArray(env, (jsize)(s->nbounds + 1));
+    ok = bounds != NULL && buckets != NULL;
+    if (ok) {
+      (*env)->SetDoubleArrayRegion(env, bounds, 0, (jsize)s->nbounds, s->bounds);
+      for (size_t i = 0; i <= s->nbounds; i++) {
+        jlong c = (jlong)s->bucket_counts[i];
+        (*env)->SetLongArrayRegion(env, buckets, (jsize)i, 1, &c);
+      }
+    }
+  }
+  if (ok)
+    (*env)->CallVoidMethod(env, x->batch, x->add, name, (jint)s->type, names, values, (jdouble)s->value,
+                           (jlong)s->count, bounds, buckets, (jboolean)(s->removed != 0));
+  (*env)->PopLocalFrame(env, NULL);
+  return ok && !(*env)->ExceptionCheck(env) ? 0 : -1;
+}
+
+static int cmj_export_trampoline(void *ctx, const cm_sample *samples, size_t n) {
+  cmj_export_ctx *x = (cmj_export_ctx *)ctx;
+  JNIEnv *env = cmj_env_for(x->vm);
+  if (env == NULL) return 1;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) rc = cmj_add_sample(env, x, &samples[i]);
+  jboolean taken = JNI_FALSE;
+  if (rc == 0) taken = (*env)->CallBooleanMethod(env, x->batch, x->deliver);
+  if ((*env)->ExceptionCheck(env)) {
+    (*env)->ExceptionClear(env); /* Batch keeps what the callback threw; nobody else to tell */
+    taken = JNI_FALSE;
+  }
+  return taken ? 0 : 1;
+}
+
+int64_t cmj_export_ctx_new(JNIEnv *env, jobject batch) {
+  cmj_export_ctx *x = calloc(1, sizeof *x);
+  if (x == NULL) {
+    cmj_throw_class(env, "java/lang/OutOfMemoryError", "cachemeter: exporter context");
+    return 0;
+  }
+  jclass cls = (*env)->GetObjectClass(env, batch);
+  if ((*env)->GetJavaVM(env, &x->vm) != 0 || cls == NULL) goto fail;
+  x->add = (*env)->GetMethodID(env, cls, "add", "([BI[[B[[BDJ[D[JZ)V");
+  x->deliver = x->add ? (*env)->GetMethodID(env, cls, "deliver", "()Z") : NULL;
+  (*env)->DeleteLocalRef(env, cls);
+  if (x->deliver == NULL) goto fail; /* NoSuchMethodError pending */
+  x->batch = (*env)->NewGlobalRef(env, batch);
+  if (x->batch == NULL) goto fail;
+  return (int64_t)(intptr_t)x;
+fail:
+  free(x);
+  if (!(*env)->ExceptionCheck(env)) cmj_throw_class(env, "java/lang/IllegalStateException", "cachemeter: exporter context");
+  return 0;
+}
+
+void cmj_export_ctx_free(JNIEnv *env, int64_t ctx) {
+  cmj_export_ctx *x = (cmj_export_ctx *)(intptr_t)ctx;
+  if (x == NULL) return;
+  (*env)->DeleteGlobalRef(env, x->batch);
+  free(x);
+}
+
+int cmj_exporter_start_callback(cm_exporter **out, cm_registry *reg, int64_t ctx, const char *options) {
+  return cm_exporter_start_callback(out, reg, cmj_export_trampoline, (void *)(intptr_t)ctx, options);
+}
+

@@ -31,6 +31,18 @@ void cmj_strv_release(JNIEnv *env, cmj_strv *sv);
 int cmj_get_or_load(JNIEnv *env, cm_cache *c, const void *key, size_t klen, jobject loader, int64_t ttl_ms,
                     void **val, size_t *vlen);
 
+/* Callback exporters (cm_exporter_start_callback with a Java
+ * org.cachemeter.Exporter.Batch): cmj_export_ctx_new takes a global
+ * reference to batch and returns the context (0 with a Java exception
+ * pending); cmj_exporter_start_callback starts the exporter with it;
+ * cmj_export_ctx_free releases it once the exporter has stopped. Each flush
+ * runs on the registry's flush thread (attached to the JVM as a daemon
+ * thread, detached when it exits): batch.add(...) per sample, then
+ * batch.deliver(), whose false (or exception) keeps the samples pending. */
+int64_t cmj_export_ctx_new(JNIEnv *env, jobject batch);
+void cmj_export_ctx_free(JNIEnv *env, int64_t ctx);
+int cmj_exporter_start_callback(cm_exporter **out, cm_registry *reg, int64_t ctx, const char *options);
+
 void cmj_registry_free(cm_registry *reg);
 void cmj_cache_close(cm_cache *c);
 void cmj_server_stop(cm_server *s);

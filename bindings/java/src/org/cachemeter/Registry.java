@@ -139,6 +139,10 @@ public final class Registry implements AutoCloseable {
    * flush; closing the registry stops it too. */
   public Exporter export(String uri) { return new Exporter(this, uri); }
 
+  /** Starts a callback exporter (cm_exporter_start_callback): fn gets the samples of each
+   * flush. options: "interval_ms=1000&deltas=1&all=0&name=callback", or null. */
+  public Exporter export(Exporter.Callback fn, String options) { return new Exporter(this, fn, options); }
+
   /** Closes the caches and servers still open on this registry, then frees it.
    * Its families and series are unusable afterwards. A second call does nothing.
    * Must not race other calls on the registry or its families and series.

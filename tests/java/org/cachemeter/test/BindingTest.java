@@ -186,6 +186,51 @@ public final class BindingTest {
     }
   }
 
+  /** A callback exporter: deltas summed over flushes (explicit ones and the registry's
+   * own thread, attached to the JVM) equal the value; a throwing callback keeps them pending. */
+  static void testCallbackExport() throws Exception {
+    try (Registry reg = new Registry("const_labels=env:ci")) {
+      Series jobs = reg.counter("jobs", "Jobs.", "queue").labels("mail");
+      double[] sum = {0};
+      boolean[] fail = {false};
+      java.util.List<String> threads = java.util.Collections.synchronizedList(new ArrayList<>());
+      org.cachemeter.Exporter e = reg.export(samples -> {
+        if (fail[0]) throw new IllegalStateException("refused");
+        threads.add(Thread.currentThread().getName());
+        for (org.cachemeter.Exporter.Sample smp : samples) {
+          if (smp.name.equals("jobs_total")) {
+            checkEq("ci", smp.labels.get("env"), "const label");
+            checkEq("mail", smp.labels.get("queue"), "label");
+            synchronized (sum) { sum[0] += smp.value; }
+          }
+        }
+      }, "interval_ms=5");
+      for (int i = 0; i < 2000; i++) jobs.inc();
+      e.flush();
+      fail[0] = true;
+      jobs.inc(5);
+      try {
+        e.flush();
+        throw new AssertionError("no exception from a refused flush");
+      } catch (CachemeterException ex) {
+        checkEq(Status.EBACKEND, ex.status(), "status");
+        check(ex.getCause() instanceof IllegalStateException, "cause: " + ex.getCause());
+      }
+      fail[0] = false;
+      // The registry's own thread flushes every 5 ms: wait until it took the rest.
+      long deadline = System.nanoTime() + 30_000_000_000L;
+      while (true) {
+        synchronized (sum) { if (sum[0] == 2005) break; }
+        if (System.nanoTime() > deadline) throw new AssertionError("sum " + sum[0]);
+        Thread.sleep(5);
+      }
+      jobs.inc(1);
+      e.close();  // the final flush
+      synchronized (sum) { checkEq(2006.0, sum[0], "deltas summed"); }
+      check(threads.size() >= 2, "calls: " + threads);
+    }
+  }
+
   static void testNegativeIncrementThrows() {
     try (Registry reg = new Registry()) {
       Series s = reg.counter("c", null).labels();
