@@ -94,4 +94,9 @@ cm_step "running bench_python.py (the Python binding)"
 PYTHONPATH="$build/bindings/python" /usr/bin/python3 "$CM_ROOT/bench/bench_python.py" \
   --json "$out/bench_python.json" | tee "$out/bench_python.txt"
 ran=$((ran + 1))
+# Getting each cache operation to StatsD: an aggregating exporter vs
+# python3-statsd's datagram per operation (bench/bench_statsd.py).
+cm_step "running bench_statsd.py (exporters from Python)"
+PYTHONPATH="$build/bindings/python" /usr/bin/python3 "$CM_ROOT/bench/bench_statsd.py" | tee "$out/bench_statsd.txt"
+ran=$((ran + 1))
 cm_step "done: $ran benchmark program(s); results in $out"
