@@ -108,16 +108,22 @@ std::string key_of(int i) {
   return buf;
 }
 
-void get_hit(benchmark::State &st, bool with_exporters) {
-  Setup s(with_exporters);
+// A cache over uri holding the kHotKeys keys (100 B values), in *keys.
+cm_cache *hot_cache(cm_registry *reg, const char *uri, std::vector<std::string> *keys) {
   cm_cache *c = nullptr;
-  check(cm_cache_open(&c, s.reg, "users", "memory://?max_entries=100000"), "cm_cache_open");
-  std::vector<std::string> keys;
+  check(cm_cache_open(&c, reg, "users", uri), "cm_cache_open");
   std::string value(100, 'v');
   for (int i = 0; i < kHotKeys; ++i) {
-    keys.push_back(key_of((i * 7919) % kHotKeys));
-    check(cm_cache_set(c, keys.back().data(), keys.back().size(), value.data(), value.size(), 0), "set");
+    keys->push_back(key_of((i * 7919) % kHotKeys));
+    check(cm_cache_set(c, keys->back().data(), keys->back().size(), value.data(), value.size(), 0), "set");
   }
+  return c;
+}
+
+void get_hit(benchmark::State &st, bool with_exporters) {
+  Setup s(with_exporters);
+  std::vector<std::string> keys;
+  cm_cache *c = hot_cache(s.reg, "memory://?max_entries=100000", &keys);
   char buf[128];
   size_t i = 0, len = 0;
   for (auto _ : st) {
@@ -132,14 +138,8 @@ void get_hit(benchmark::State &st, bool with_exporters) {
 // StatsD client without aggregation sends (python-statsd, most Node clients).
 void get_hit_sendto_per_op(benchmark::State &st) {
   Setup s(false);
-  cm_cache *c = nullptr;
-  check(cm_cache_open(&c, s.reg, "users", "memory://?max_entries=100000&metrics=off"), "cm_cache_open");
   std::vector<std::string> keys;
-  std::string value(100, 'v');
-  for (int i = 0; i < kHotKeys; ++i) {
-    keys.push_back(key_of((i * 7919) % kHotKeys));
-    check(cm_cache_set(c, keys.back().data(), keys.back().size(), value.data(), value.size(), 0), "set");
-  }
+  cm_cache *c = hot_cache(s.reg, "memory://?max_entries=100000&metrics=off", &keys);
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in to{};
   to.sin_family = AF_INET;

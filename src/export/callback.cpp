@@ -90,10 +90,8 @@ class CallbackExporter final : public Exporter {
 std::unique_ptr<Exporter> make_callback_exporter(cm_registry& r, cm_export_fn fn, void* ctx, const char* options) {
   if (!fn) throw Error(CM_EINVAL, "fn is NULL");
   Options o = Options::parse(options, "callback exporter options");
-  std::vector<std::string_view> known(std::begin(kCommonOptions), std::end(kCommonOptions));
-  known.insert(known.end(), {"deltas", "all"});
-  o.check_known(known);
-  ExporterCommon c = common_options(o, "callback");
+  static constexpr std::string_view kOwnOptions[] = {"deltas", "all"};
+  ExporterCommon c = common_options(o, kOwnOptions, "callback");
   return std::make_unique<CallbackExporter>(r, std::move(c), fn, ctx, o.get_bool("deltas", true),
                                             o.get_bool("all", false));
 }

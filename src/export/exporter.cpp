@@ -50,7 +50,11 @@ void check_startable_locked(cm_registry& r, std::string_view name) {
 
 }  // namespace
 
-ExporterCommon common_options(const Options& o, std::string_view fallback_name) {
+ExporterCommon common_options(const Options& o, std::span<const std::string_view> own,
+                              std::string_view fallback_name) {
+  std::vector<std::string_view> known(std::begin(kCommonOptions), std::end(kCommonOptions));
+  known.insert(known.end(), own.begin(), own.end());
+  o.check_known(known);
   ExporterCommon c;
   c.name = o.get("name", fallback_name);
   if (c.name.empty()) throw Error(CM_EINVAL, "option name= must not be empty");

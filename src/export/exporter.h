@@ -44,8 +44,10 @@ struct ExporterCommon {
   int timeout_ms = 1000;     // bound of one send
 };
 inline constexpr std::string_view kCommonOptions[] = {"name", "interval_ms", "timeout_ms"};
-// Reads the common options from o (the name defaults to fallback_name).
-ExporterCommon common_options(const Options& o, std::string_view fallback_name);
+// Checks that o holds only the common options and own ones (CM_EINVAL naming
+// the first other), then reads the common ones (the name defaults to
+// fallback_name).
+ExporterCommon common_options(const Options& o, std::span<const std::string_view> own, std::string_view fallback_name);
 
 class Exporter : public Sink {
  public:

@@ -214,10 +214,7 @@ class PushgatewayExporter final : public Exporter {
 };
 
 std::unique_ptr<Exporter> make(cm_registry& r, const Uri& uri) {
-  std::vector<std::string_view> known(std::begin(kCommonOptions), std::end(kCommonOptions));
-  known.insert(known.end(), std::begin(kOwnOptions), std::end(kOwnOptions));
-  uri.query.check_known(known);
-  ExporterCommon c = common_options(uri.query, "pushgateway");
+  ExporterCommon c = common_options(uri.query, kOwnOptions, "pushgateway");
   return std::make_unique<PushgatewayExporter>(r, std::move(c), uri);
 }
 

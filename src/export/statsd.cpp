@@ -308,10 +308,7 @@ class StatsdExporter final : public Exporter {
 };
 
 std::unique_ptr<Exporter> make(cm_registry& r, const Uri& uri) {
-  std::vector<std::string_view> known(std::begin(kCommonOptions), std::end(kCommonOptions));
-  known.insert(known.end(), std::begin(kOwnOptions), std::end(kOwnOptions));
-  uri.query.check_known(known);
-  ExporterCommon c = common_options(uri.query, uri.scheme);
+  ExporterCommon c = common_options(uri.query, kOwnOptions, uri.scheme);
   return std::make_unique<StatsdExporter>(r, std::move(c), uri);
 }
 
