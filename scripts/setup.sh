@@ -42,6 +42,7 @@ packages=(
   python3 python3-dev python3-pytest python3-prometheus-client  # exposition parsers
   swig python3-cachetools python3-statsd         # the Python binding; cachetools, statsd: benchmark baselines
   gunicorn                                       # the pre-fork pool of the shared-registry test
+  python3-fastapi python3-uvicorn                # the ASGI app's test (FastAPI under uvicorn)
   openjdk-17-jdk-headless                        # the Java binding: javac, jar, java, jni.h
   clang libfuzzer-14-dev                         # the fuzz phase: clang 14 and libFuzzer (tests/fuzz)
 )

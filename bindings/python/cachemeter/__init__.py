@@ -31,13 +31,14 @@ from ._errors import *  # noqa: F401,F403  Error and one class per negative stat
 from ._metrics import (Counter, CounterSeries, Gauge, GaugeSeries, Histogram, HistogramSeries, Registry, Timer)
 from ._server import Server
 from ._export import Exporter, Sample
+from ._web import make_asgi_app, make_wsgi_app
 
 __version__: str = _core.cm_version()
 """The version of the libcachemeter actually loaded (``cm_version()``)."""
 
 __all__ = [
     "Registry", "Counter", "Gauge", "Histogram", "CounterSeries", "GaugeSeries", "HistogramSeries", "Timer",
-    "Cache", "Server", "Exporter", "Sample", "cached",
+    "Cache", "Server", "Exporter", "Sample", "cached", "make_asgi_app", "make_wsgi_app",
     "__version__",
 ]
 __all__ += _errors.__all__
