@@ -168,12 +168,13 @@ PyObject *cmpy_get_or_load(cm_cache *c, PyObject *key, PyObject *loader, int64_t
 %rename(cached_function) cmpy_cached_new;
 %feature("docstring") cmpy_cached_new
 "cached_function(fn, cache, keep, tag_args, ttl_ms, local, hit, miss, error, slow_key, dumps, loads, mode,
-has_key_fn, seal, unseal, rejected_unverified, rejected_undecodable) -> CachedFunction: the callable of @cached
+has_key_fn, seal, unseal, rejected_unverified, rejected_undecodable, params) -> CachedFunction: the callable of @cached
 (cachemeter/_cached.py builds it)";
 PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
                           cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key, PyObject *dumps,
                           PyObject *loads, int mode, int has_key_fn, PyObject *seal, PyObject *unseal,
-                          cm_series *rejected_unverified, cm_series *rejected_undecodable);
+                          cm_series *rejected_unverified, cm_series *rejected_undecodable,
+                          PyObject *params);
 %rename(codec_dumps) cmpy_codec_dumps;
 %rename(codec_loads) cmpy_codec_loads;
 %feature("docstring") cmpy_codec_dumps "codec_dumps(obj) -> bytes | None: @cached's value codec (marshal format 2 of the core types); None when it does not take obj";

@@ -202,7 +202,8 @@ enum { CMPY_SER_USER = 0, CMPY_SER_CODEC = 1, CMPY_SER_PICKLE = 2 };
 PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
                           cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key, PyObject *dumps,
                           PyObject *loads, int mode, int has_key_fn, PyObject *seal, PyObject *unseal,
-                          cm_series *rejected_unverified, cm_series *rejected_undecodable);
+                          cm_series *rejected_unverified, cm_series *rejected_undecodable,
+                          PyObject *params);
 
 /* The built-in value codec of @cached on its own (tests, tools): codec_dumps
  * returns marshal-format (version 2) bytes for None, bool, int (64-bit),

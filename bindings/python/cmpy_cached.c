@@ -387,6 +387,10 @@ typedef struct {
   PyObject *keep;
   PyObject *tag_args; /* bytes */
   PyObject *slow_key;
+  /* The function's positional-or-keyword parameter names in order (a tuple
+   * of str), or NULL: a call spelling them as keywords is keyed as the same
+   * call spelled positionally (see positional_spelling). */
+  PyObject *params;
   PyObject *dumps, *loads;   /* NULL in CMPY_SER_CODEC */
   PyObject *seal, *unseal;   /* NULL: values are not signed */
   PyObject *dict;
@@ -582,6 +586,35 @@ done:
   return key;
 }
 
+/* Keyword arguments naming positional-or-keyword parameters, with no
+ * parameter left out before the last one given, spell the same call as
+ * positional arguments (what inspect.signature(fn).bind() makes of them):
+ * fills out[0 .. *n) and returns 1. 0: the call needs the slow key (a
+ * keyword-only or unknown name, a gap, a parameter given twice). */
+#define CMPY_MAX_PARAMS 32
+static int positional_spelling(cmpy_cached *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                               PyObject **out, Py_ssize_t *n) {
+  if (f->params == NULL) return 0;
+  Py_ssize_t np = PyTuple_GET_SIZE(f->params), nkw = PyTuple_GET_SIZE(kwnames);
+  if (np > CMPY_MAX_PARAMS || nargs + nkw > np) return 0;
+  for (Py_ssize_t i = 0; i < np; i++) out[i] = i < nargs ? args[i] : NULL;
+  for (Py_ssize_t j = 0; j < nkw; j++) {
+    PyObject *name = PyTuple_GET_ITEM(kwnames, j);
+    Py_ssize_t idx = -1;
+    for (Py_ssize_t i = nargs; i < np && idx < 0; i++) /* interned: the pointer usually matches */
+      if (PyTuple_GET_ITEM(f->params, i) == name) idx = i;
+    for (Py_ssize_t i = nargs; i < np && idx < 0; i++)
+      if (PyUnicode_Compare(PyTuple_GET_ITEM(f->params, i), name) == 0) idx = i;
+    if (PyErr_Occurred()) PyErr_Clear();
+    if (idx < 0 || out[idx] != NULL) return 0;
+    out[idx] = args[nargs + j];
+  }
+  *n = nargs + nkw;
+  for (Py_ssize_t i = nargs; i < *n; i++)
+    if (out[i] == NULL) return 0; /* a gap: some are keywords for good */
+  return 1;
+}
+
 static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   cmpy_cached *f = (cmpy_cached *)self;
   if (f->fn == NULL) {
@@ -598,10 +631,20 @@ static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargs
   size_t vlen = 0;
 
   int r = kUnsupported;
-  if (!f->has_key_fn && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0) && nargs <= INT32_MAX) {
+  /* The arguments the key is made of: the positional ones, or a keyword
+   * call's positional spelling. */
+  PyObject *spelled[CMPY_MAX_PARAMS];
+  PyObject *const *kargs = args;
+  Py_ssize_t nk = nargs;
+  int plain = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0;
+  if (!plain && !f->has_key_fn && positional_spelling(f, args, nargs, kwnames, spelled, &nk)) {
+    kargs = spelled;
+    plain = 1;
+  }
+  if (!f->has_key_fn && plain && nk <= INT32_MAX) {
     r = buf_put(&kb, PyBytes_AS_STRING(f->tag_args), (size_t)PyBytes_GET_SIZE(f->tag_args));
-    if (r == 0) r = buf_tagged(&kb, '(', (int32_t)nargs);
-    for (Py_ssize_t i = 0; r == 0 && i < nargs; i++) r = enc_obj(&kb, args[i], 1);
+    if (r == 0) r = buf_tagged(&kb, '(', (int32_t)nk);
+    for (Py_ssize_t i = 0; r == 0 && i < nk; i++) r = enc_obj(&kb, kargs[i], 1);
     if (r < 0) goto done;
   }
   if (r == 0) {
@@ -647,7 +690,8 @@ done:
 PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *tag_args, int64_t ttl_ms, int local,
                           cm_series *hit, cm_series *miss, cm_series *error, PyObject *slow_key_fn,
                           PyObject *dumps, PyObject *loads, int mode, int has_key_fn, PyObject *seal,
-                          PyObject *unseal, cm_series *rejected_unverified, cm_series *rejected_undecodable) {
+                          PyObject *unseal, cm_series *rejected_unverified, cm_series *rejected_undecodable,
+                          PyObject *params) {
   if (c == NULL) {
     PyErr_SetString(PyExc_ValueError, "cached_function: the cache is NULL");
     return NULL;
@@ -671,6 +715,14 @@ PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *t
     PyErr_SetString(PyExc_TypeError, "cached_function: tag_args must be bytes");
     return NULL;
   }
+  if (params != Py_None) {
+    int ok = PyTuple_Check(params);
+    for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(params); i++) ok = PyUnicode_CheckExact(PyTuple_GET_ITEM(params, i));
+    if (!ok) {
+      PyErr_SetString(PyExc_TypeError, "cached_function: params must be a tuple of str, or None");
+      return NULL;
+    }
+  }
   cmpy_cached *f = PyObject_GC_New(cmpy_cached, &CachedFunctionType);
   if (f == NULL) return NULL;
   f->vectorcall = cached_call;
@@ -678,6 +730,7 @@ PyObject *cmpy_cached_new(PyObject *fn, cm_cache *c, PyObject *keep, PyObject *t
   f->keep = Py_NewRef(keep);
   f->tag_args = Py_NewRef(tag_args);
   f->slow_key = Py_NewRef(slow_key_fn);
+  f->params = params != Py_None ? Py_NewRef(params) : NULL;
   f->dumps = codec_only ? NULL : Py_NewRef(dumps);
   f->loads = codec_only ? NULL : Py_NewRef(loads);
   f->seal = seal != Py_None ? Py_NewRef(seal) : NULL;
@@ -731,6 +784,7 @@ static void cached_dealloc(PyObject *self) {
   if (f->weakrefs != NULL) PyObject_ClearWeakRefs(self);
   cached_clear(self);
   Py_CLEAR(f->tag_args);
+  Py_CLEAR(f->params);
   Py_CLEAR(f->keep); /* last: may close the cache */
   PyObject_GC_Del(self);
 }

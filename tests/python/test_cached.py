@@ -407,8 +407,8 @@ def test_recursion_and_keyword_calls(registry):
     assert fib(60) == 1548008755920
     m = fib.metrics()
     assert m["misses"] == 61 and m["hits"] == 58
-    assert fib(n=60) == 1548008755920  # keywords: another key (the Python side builds it)
-    assert fib.metrics()["misses"] == 62
+    assert fib(n=60) == 1548008755920  # keywords: the same call, the same entry
+    assert fib.metrics()["misses"] == 61 and fib.metrics()["hits"] == 59
 
 
 def test_a_raising_key_function_propagates(registry):
@@ -492,3 +492,80 @@ def test_two_processes_share_results_through_redis(redis_socket, registry, tmp_p
     assert price("pear", 1) is None and ran == ["pear"]
     assert (price.metrics()["hits"], price.metrics()["misses"]) == (1, 1)
     assert price.cache.stats()["misses"] == 1
+
+
+# ---- keyword spellings (issue 17, item 3) -----------------------------------
+
+class Opaque:
+    def __eq__(self, other):
+        return isinstance(other, Opaque)
+
+    def __hash__(self):
+        return 1
+
+
+def test_keyword_and_positional_spellings_are_one_entry(registry):
+    calls = []
+
+    @cachemeter.cached(registry=registry)
+    def f(a, b, c=3, *, d=4):
+        calls.append((a, b, c, d))
+        return a + b + c + d
+
+    # (1, 2): however it is spelled, one run.
+    assert [f(1, 2), f(1, b=2), f(a=1, b=2), f(b=2, a=1)] == [10] * 4
+    # (1, 2, 3): a different call as bind() sees it (defaults are not filled in).
+    assert [f(1, 2, 3), f(1, 2, c=3), f(c=3, b=2, a=1)] == [10] * 3
+    # A keyword-only argument keys apart, and its spellings agree too.
+    assert [f(1, 2, d=4), f(a=1, b=2, d=4)] == [10] * 2
+    assert calls == [(1, 2, 3, 4)] * 3
+    assert f.metrics()["misses"] == 3 and f.metrics()["hits"] == 6
+
+
+def test_keywords_after_a_gap_and_unencodable_arguments_bind_the_same(registry):
+    calls = []
+
+    @cachemeter.cached(registry=registry)
+    def g(a, b=2, c=3):
+        calls.append((a, b, c))
+        return [a, b, c]
+
+    # A gap (b left out): c stays a keyword in every spelling; the slow key binds them alike.
+    assert g(1, c=5) == g(a=1, c=5) == g(c=5, a=1) == [1, 2, 5]
+    assert len(calls) == 1
+
+    h_calls = []
+
+    @cachemeter.cached(registry=registry, serializer="pickle-unsafe")
+    def h(x, y=0):
+        h_calls.append(1)
+        return 7
+
+    o = Opaque()  # outside the C encoder's types: a pickled key, bound first
+    assert h(o, 1) == h(o, y=1) == h(x=o, y=1) == h(y=1, x=o) == 7
+    assert len(h_calls) == 1
+
+
+def test_positional_only_parameters_are_not_keywords(registry):
+    @cachemeter.cached(registry=registry)
+    def p(a, /, b):
+        return a * 10 + b
+
+    assert p(1, 2) == p(1, b=2) == 12
+    assert p.metrics()["misses"] == 1
+    with pytest.raises(TypeError):
+        p(a=1, b=2)  # the function's own error, not a cache entry
+
+
+def test_keyword_spelling_reaches_the_function_as_written(registry):
+    seen = []
+
+    @cachemeter.cached(registry=registry)
+    def k(a, b, **rest):
+        seen.append((a, b, rest))
+        return len(rest)
+
+    assert k(1, b=2) == 0
+    assert seen == [(1, 2, {})]
+    assert k(1, 2, z=3) == 1 and k(1, b=2, z=3) == 1  # **rest: one entry per bound spelling
+    assert seen[-1] == (1, 2, {"z": 3}) and len(seen) == 2

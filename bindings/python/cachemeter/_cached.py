@@ -5,12 +5,16 @@ Keys: ``<module>.<qualname>`` NUL, a tag byte, then the arguments: ``marshal``
 (format 2, deterministic, core types only: None, bool, int, float, complex,
 str, bytes, and tuples/lists/dicts/sets of them -- no subclasses) when it
 can, else ``pickle`` (protocol 5: any picklable argument, unhashable ones
-included, and ``self`` of a method by its state). Equal arguments that encode
-differently (``f(1)`` and ``f(1.0)``, kwargs in another order) are separate
-entries: a miss, never a wrong hit. A ``key=`` callable replaces all this:
-``key(*args, **kwargs)`` returns bytes or str. Positional calls with
-arguments of the core types (ints within 64 bits, nested at most 31 deep)
-are encoded in C, to the same bytes; the rest here (``slow_key``).
+included, and ``self`` of a method by its state). The arguments are bound
+first as ``inspect.signature(fn).bind()`` binds them: ``f(1, 2)``,
+``f(1, b=2)`` and ``f(b=2, a=1)`` are one entry (defaults are not filled in:
+``f(1)`` and ``f(1, b=<default>)`` are two). Equal arguments that encode
+differently (``f(1)`` and ``f(1.0)``) are separate entries: a miss, never a
+wrong hit. A ``key=`` callable replaces all this: ``key(*args, **kwargs)``
+returns bytes or str. Calls with arguments of the core types (ints within
+64 bits, nested at most 31 deep), positional or naming positional
+parameters as keywords without a gap, are encoded in C, to the same bytes;
+the rest here (``slow_key``).
 
 Values (the serializer rule: a value read back from a cache never runs
 code unless the user opted in to that trust):
@@ -56,6 +60,7 @@ import inspect
 import marshal
 import os
 import pickle
+import sys
 from typing import Any, Callable, Dict, Optional, Sequence, TypeVar, Union, overload
 
 from . import _core
@@ -279,6 +284,22 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
         mdumps, pdumps = marshal.dumps, pickle.dumps
         user_key = key
 
+        # Keyword spellings of the same call share its entry: the C side keys
+        # a call naming positional-or-keyword parameters as keywords as the
+        # positional call (params); the rest is bound here as
+        # inspect.signature(fn).bind() binds it.
+        try:
+            sig: Optional[inspect.Signature] = inspect.signature(fn)
+        except (TypeError, ValueError):  # a builtin without a signature
+            sig = None
+        params = None
+        if sig is not None:
+            params = tuple(sys.intern(p.name) for p in sig.parameters.values()
+                           if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+            # positional-only parameters cannot be spelled as keywords
+            npos_only = sum(1 for p in sig.parameters.values() if p.kind == p.POSITIONAL_ONLY)
+            params = tuple("\0" if i < npos_only else n for i, n in enumerate(params))
+
         def slow_key(args: tuple, kwargs: Optional[dict]) -> bytes:
             """The key of a call the C encoder does not take: keyword arguments,
             a user key=, arguments outside its types (same bytes where it
@@ -286,6 +307,12 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
             if user_key is not None:
                 k = user_key(*args, **(kwargs or {}))
                 return tag_user + (k.encode("utf-8") if isinstance(k, str) else bytes(k))
+            if kwargs and sig is not None:
+                try:
+                    bound = sig.bind(*args, **kwargs)
+                    args, kwargs = bound.args, bound.kwargs
+                except TypeError:  # the call itself will raise it
+                    pass
             try:
                 return tag_kwargs + mdumps((args, kwargs), 2) if kwargs else tag_args + mdumps(args, 2)
             except ValueError:  # not marshallable: an object, a subclass, too deep
@@ -301,7 +328,8 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
                                         local, hit._p, miss._p, error._p, slow_key, dumps, loads, mode,
                                         user_key is not None, sealer.seal if sealer else None,
                                         sealer.unseal if sealer else None,
-                                        unverified._p if unverified is not None else None, undecodable._p)
+                                        unverified._p if unverified is not None else None, undecodable._p,
+                                        params)
 
         def metrics() -> Dict[str, Any]:
             """This function's calls: hits, misses, errors, hit_ratio (hits over
