@@ -143,9 +143,11 @@ PyObject *cmpy_series_update(cm_series *s, int op, PyObject *keep);
 
 /* cm_cache_get/set/delete again, keeping the GIL (for memory:// caches). */
 %rename(cache_get_gil) cmpy_cache_get_gil;
+%rename(cache_get_hit_gil) cmpy_cache_get_hit_gil;
 %rename(cache_set_gil) cmpy_cache_set_gil;
 %rename(cache_delete_gil) cmpy_cache_delete_gil;
 int cmpy_cache_get_gil(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
+int cmpy_cache_get_hit_gil(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
 int cmpy_cache_set_gil(cm_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                        int64_t ttl_ms);
 int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);

@@ -212,6 +212,10 @@ int cmpy_cache_get_gil(cm_cache *c, const void *key, size_t klen, void **val, si
   return cm_cache_get(c, key, klen, val, vlen);
 }
 
+int cmpy_cache_get_hit_gil(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen) {
+  return cm_cache_get_hit(c, key, klen, val, vlen);
+}
+
 int cmpy_cache_set_gil(cm_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                        int64_t ttl_ms) {
   return cm_cache_set(c, key, klen, val, vlen, ttl_ms);

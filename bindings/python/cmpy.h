@@ -109,6 +109,8 @@ int cmpy_update_init(PyObject *module);
  * GIL: a memory:// operation never blocks on anything that needs Python, and
  * takes less time than a GIL hand-off. */
 int cmpy_cache_get_gil(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
+/* cm_cache_get_hit keeping the GIL (memory:// only: async @cached's inline lookup). */
+int cmpy_cache_get_hit_gil(cm_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
 int cmpy_cache_set_gil(cm_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                        int64_t ttl_ms);
 int cmpy_cache_delete_gil(cm_cache *c, const void *key, size_t klen);

@@ -615,6 +615,40 @@ static int positional_spelling(cmpy_cached *f, PyObject *const *args, Py_ssize_t
   return 1;
 }
 
+/* The key of a call: written into kb by the encoder (*key_obj NULL), or
+ * built by slow_key (*key_obj, owned). 0, or -1 with an exception set. */
+static int make_key(cmpy_cached *f, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, cmpy_buf *kb,
+                    PyObject **key_obj, const char **key, size_t *klen) {
+  *key_obj = NULL;
+  int r = kUnsupported;
+  /* The arguments the key is made of: the positional ones, or a keyword
+   * call's positional spelling. */
+  PyObject *spelled[CMPY_MAX_PARAMS];
+  PyObject *const *kargs = args;
+  Py_ssize_t nk = nargs;
+  int plain = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0;
+  if (!plain && !f->has_key_fn && positional_spelling(f, args, nargs, kwnames, spelled, &nk)) {
+    kargs = spelled;
+    plain = 1;
+  }
+  if (!f->has_key_fn && plain && nk <= INT32_MAX) {
+    r = buf_put(kb, PyBytes_AS_STRING(f->tag_args), (size_t)PyBytes_GET_SIZE(f->tag_args));
+    if (r == 0) r = buf_tagged(kb, '(', (int32_t)nk);
+    for (Py_ssize_t i = 0; r == 0 && i < nk; i++) r = enc_obj(kb, kargs[i], 1);
+    if (r < 0) return -1;
+  }
+  if (r == 0) {
+    *key = kb->p;
+    *klen = kb->n;
+    return 0;
+  }
+  *key_obj = slow_key(f, args, nargs, kwnames);
+  if (*key_obj == NULL) return -1;
+  *key = PyBytes_AS_STRING(*key_obj);
+  *klen = (size_t)PyBytes_GET_SIZE(*key_obj);
+  return 0;
+}
+
 static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
   cmpy_cached *f = (cmpy_cached *)self;
   if (f->fn == NULL) {
@@ -629,33 +663,7 @@ static PyObject *cached_call(PyObject *self, PyObject *const *args, size_t nargs
   size_t klen;
   void *val = NULL;
   size_t vlen = 0;
-
-  int r = kUnsupported;
-  /* The arguments the key is made of: the positional ones, or a keyword
-   * call's positional spelling. */
-  PyObject *spelled[CMPY_MAX_PARAMS];
-  PyObject *const *kargs = args;
-  Py_ssize_t nk = nargs;
-  int plain = kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0;
-  if (!plain && !f->has_key_fn && positional_spelling(f, args, nargs, kwnames, spelled, &nk)) {
-    kargs = spelled;
-    plain = 1;
-  }
-  if (!f->has_key_fn && plain && nk <= INT32_MAX) {
-    r = buf_put(&kb, PyBytes_AS_STRING(f->tag_args), (size_t)PyBytes_GET_SIZE(f->tag_args));
-    if (r == 0) r = buf_tagged(&kb, '(', (int32_t)nk);
-    for (Py_ssize_t i = 0; r == 0 && i < nk; i++) r = enc_obj(&kb, kargs[i], 1);
-    if (r < 0) goto done;
-  }
-  if (r == 0) {
-    key = kb.p;
-    klen = kb.n;
-  } else {
-    key_obj = slow_key(f, args, nargs, kwnames);
-    if (key_obj == NULL) goto done;
-    key = PyBytes_AS_STRING(key_obj);
-    klen = (size_t)PyBytes_GET_SIZE(key_obj);
-  }
+  if (make_key(f, args, nargs, kwnames, &kb, &key_obj, &key, &klen) < 0) goto done;
 
   /* hit is counted here once the value decoded: a refused value is a miss */
   cmpy_call call = {f, NULL};
@@ -807,8 +815,62 @@ static PyObject *cached_reduce(PyObject *self, PyObject *unused) {
   return PyObject_GetAttrString(self, "__qualname__");
 }
 
+/* For async @cached (cachemeter/_cached.py), which runs the lookups and the
+ * load itself: the same key and value codec as a call of this object. */
+static PyObject *cached_key(PyObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames) {
+  cmpy_cached *f = (cmpy_cached *)self;
+  if (f->slow_key == NULL) {
+    cmpy_raise_msg(CM_ESTATE, "@cached function used after the garbage collector cleared it");
+    return NULL;
+  }
+  cmpy_buf kb;
+  buf_init(&kb);
+  PyObject *key_obj = NULL, *out = NULL;
+  const char *key;
+  size_t klen;
+  if (make_key(f, args, PyVectorcall_NARGS((size_t)nargsf), kwnames, &kb, &key_obj, &key, &klen) == 0)
+    out = key_obj != NULL ? Py_NewRef(key_obj) : PyBytes_FromStringAndSize(key, (Py_ssize_t)klen);
+  Py_XDECREF(key_obj);
+  buf_free(&kb);
+  return out;
+}
+
+/* _encode(key, result) -> the value stored (bytes), as a call stores it. */
+static PyObject *cached_encode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyBytes_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "_encode(key: bytes, result)");
+    return NULL;
+  }
+  cmpy_call call = {(cmpy_cached *)self, NULL};
+  PyObject *out = value_dumps(&call, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]), args[1]);
+  Py_XDECREF(call.result);
+  return out;
+}
+
+/* _decode(key, value) -> (result, 0), or (None, 1) unverified / (None, 2)
+ * undecodable: refused, not counted here. */
+static PyObject *cached_decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+    PyErr_SetString(PyExc_TypeError, "_decode(key: bytes, value: bytes)");
+    return NULL;
+  }
+  int refused;
+  PyObject *out = value_loads((cmpy_cached *)self, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]),
+                              PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]), &refused);
+  if (out == NULL && refused == kAccepted) return NULL;
+  PyObject *t = Py_BuildValue("(Oi)", out != NULL ? out : Py_None, refused);
+  Py_XDECREF(out);
+  return t;
+}
+
 static PyMethodDef cached_methods[] = {
     {"__reduce__", cached_reduce, METH_NOARGS, NULL},
+    {"_key", (PyCFunction)(void (*)(void))cached_key, METH_FASTCALL | METH_KEYWORDS,
+     "_key(*args, **kwargs) -> bytes: the cache key of that call"},
+    {"_encode", (PyCFunction)(void (*)(void))cached_encode, METH_FASTCALL,
+     "_encode(key, result) -> bytes: the value a call stores for result"},
+    {"_decode", (PyCFunction)(void (*)(void))cached_decode, METH_FASTCALL,
+     "_decode(key, value) -> (result, refused): 0 accepted, 1 unverified, 2 undecodable"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,13 +12,15 @@ miss (it may wait for another caller's load).
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import json
 import math
 from types import TracebackType
 from typing import Any, Callable, Dict, Optional, Type, Union
 
-from . import _core
+from . import _aio, _core
 from ._errors import InvalidArgument, StateError, Unavailable
 from ._metrics import Registry
 
@@ -86,6 +88,7 @@ class Cache:
         self.uri = uri
         memory = uri[:9].lower() == "memory://"
         self._local = memory  # a hit never blocks: get_or_load looks it up keeping the GIL
+        self._flights = _aio.Flights()  # aget_or_load's single flight among tasks
         get, set_, delete = ((_core.cache_get_gil, _core.cache_set_gil, _core.cache_delete_gil) if memory
                              else (_core.cm_cache_get, _core.cm_cache_set, _core.cm_cache_delete))
         # The hot calls, bound to the handle (one C call, no Python frame for get).
@@ -131,6 +134,56 @@ class Cache:
         a ``cachemeter.Error`` that ``fn`` raised). ``fn`` must not call
         ``get_or_load`` for the same key on the same cache."""
         return _core.get_or_load(self._handle(), key, fn, _ttl_ms(ttl), self._local)
+
+    # ---- asyncio (cachemeter/_aio.py: what runs where, single flight among tasks)
+    async def aget(self, key: Key) -> Optional[bytes]:
+        """``get`` for asyncio: inline on a ``memory://`` cache (never blocks),
+        else in cachemeter's thread pool."""
+        if self._local:
+            return self.get(key)
+        return await _aio.off_loop(self.get, key)
+
+    async def aset(self, key: Key, value: Value, ttl: Optional[float] = None) -> None:
+        """``set`` for asyncio (as ``aget``)."""
+        if self._local:
+            return self.set(key, value, ttl)
+        await _aio.off_loop(self.set, key, value, ttl)
+
+    async def adelete(self, key: Key) -> bool:
+        """``delete`` for asyncio (as ``aget``)."""
+        if self._local:
+            return self.delete(key)
+        return await _aio.off_loop(self.delete, key)
+
+    async def aget_or_load(self, key: Key, loader: Callable[[Any], Any], ttl: Optional[float] = None
+                           ) -> Optional[bytes]:
+        """``get_or_load`` for asyncio: ``loader(key)`` may be a coroutine
+        function (run on this event loop) or a plain one (run in the pool).
+
+        A hit on a ``memory://`` cache is looked up inline. Concurrent awaits of
+        one key in one event loop share one load (a cancelled caller does not
+        cancel it or hang the others); the load goes through the cache's
+        ``get_or_load`` in a pool thread, so its single flight across threads
+        and, on Redis, its cross-process lock apply too. The loader's exception
+        reaches the awaiting callers."""
+        handle = self._handle()
+        if self._local:
+            hit = _core.cache_get_hit_gil(handle, key)
+            if hit is not None:
+                return hit
+        loop = asyncio.get_running_loop()
+        ttl_ms = _ttl_ms(ttl)
+        is_async = inspect.iscoroutinefunction(loader)
+
+        async def load() -> Optional[bytes]:
+            got: list = []
+            if is_async:
+                fn = _aio.bridge_loader(loop, lambda: loader(key), lambda v: v, got)
+            else:
+                fn = loader
+            return await _aio.off_loop(_core.get_or_load, handle, key, fn, ttl_ms, 0)
+
+        return await self._flights.run(bytes(key, "utf-8") if isinstance(key, str) else bytes(key), load)
 
     def stats(self) -> Dict[str, Any]:
         """This cache's statistics (``cm_cache_stats_json``, schema in

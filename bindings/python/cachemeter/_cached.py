@@ -53,6 +53,7 @@ ran and returned) or ``error`` (it raised). ``fn.metrics()`` reads them.
 """
 from __future__ import annotations
 
+import asyncio
 import collections.abc
 import functools
 import hmac
@@ -63,7 +64,7 @@ import pickle
 import sys
 from typing import Any, Callable, Dict, Optional, Sequence, TypeVar, Union, overload
 
-from . import _core
+from . import _aio, _core
 from ._cache import Cache, _ttl_ms
 from ._errors import InvalidArgument
 from ._metrics import Registry
@@ -243,19 +244,28 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
     is part of the key, pickled by state: give ``key=`` for unpicklable
     instances). The wrapper has ``cache_clear()`` (clears its cache: the
     whole cache, so give each function its own when sharing matters),
-    ``metrics()``, ``cache`` and ``__wrapped__``. Coroutine and generator
-    functions are refused with ``TypeError``: their results are not values.
+    ``metrics()``, ``cache`` and ``__wrapped__``. Generator functions are
+    refused with ``TypeError``: their results are not values.
+
+    On an ``async def`` the wrapper is a coroutine function: a hit on a
+    ``memory://`` cache is looked up inline; concurrent awaits of one key in
+    an event loop share one run of the coroutine (a cancelled caller cancels
+    neither the run nor the others' wait), which goes through the cache's
+    single flight in cachemeter's thread pool (across threads and, on Redis,
+    processes); remote lookups and stores never run on the loop. The keys,
+    values and metrics are the sync calls' (cachemeter/_aio.py).
     """
     if fn is not None:
         return cached(cache=cache, ttl=ttl, key=key, serializer=serializer, secret=secret, registry=registry,
                       name=name)(fn)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
-            # Its result is a coroutine or generator: not a value to store (and
-            # caching it would hand one consumed object to every caller).
-            raise TypeError(f"@cached cannot memoize {fn.__qualname__}: it returns a coroutine or a "
-                            "generator; cache the values it produces instead")
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            # Its result is a generator: not a value to store (and caching it
+            # would hand one consumed object to every caller).
+            raise TypeError(f"@cached cannot memoize {fn.__qualname__}: it returns a generator; "
+                            "cache the values it produces instead")
+        is_async = inspect.iscoroutinefunction(fn)
         qualname = name or f"{fn.__module__}.{fn.__qualname__}"
         uri = (cache or "memory://") if cache is None or isinstance(cache, str) else cache.uri
         local = uri[:9].lower() == "memory://"
@@ -344,6 +354,9 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
             """Empties the function's cache (all of it, if shared)."""
             _core.cm_cache_clear(handle)
 
+        if is_async:
+            # The C callable keys and encodes; the calls run here (_aio.py).
+            wrapper = _async_wrapper(fn, wrapper, handle, local, ttl_ms, hit, miss, error, unverified, undecodable)
         functools.update_wrapper(wrapper, fn)
         wrapper.cache = c  # type: ignore[attr-defined]
         wrapper.cache_clear = cache_clear  # type: ignore[attr-defined]
@@ -351,3 +364,76 @@ def cached(fn: Optional[Callable[..., Any]] = None, *, cache: Union[Cache, str, 
         return wrapper
 
     return decorate
+
+
+def _async_wrapper(fn: Callable[..., Any], cf: Any, handle: Any, local: bool, ttl_ms: int, hit: Any, miss: Any,
+                   error: Any, unverified: Any, undecodable: Any) -> Callable[..., Any]:
+    """@cached on an ``async def`` (docs in cachemeter/_aio.py): a hit on a
+    memory:// cache is looked up inline; a miss is one load per key among the
+    tasks of a loop, run through the cache's get_or_load in a pool thread
+    (single flight across threads and, on Redis, processes) whose loader runs
+    the coroutine on the loop. The same keys, values and metrics as the sync
+    calls (``hit``: the function did not run for this call)."""
+    key_of, encode, decode = cf._key, cf._encode, cf._decode
+    get_hit = _core.cache_get_hit_gil  # memory:// only: never waits, keeps the GIL
+    flights = _aio.Flights()
+
+    def refused(how: int) -> None:
+        counter = unverified if how == 1 and unverified is not None else undecodable
+        counter.inc()
+
+    async def load(key: bytes, args: tuple, kwargs: dict) -> Any:
+        loop = asyncio.get_running_loop()
+        failed: list = []
+
+        async def run() -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except BaseException:
+                failed.append(True)
+                raise
+
+        def store(result: Any) -> Any:
+            try:
+                return encode(key, result)
+            except BaseException:
+                failed.append(True)
+                raise
+
+        got: list = []
+        try:
+            data = await _aio.off_loop(_core.get_or_load, handle, key,
+                                       _aio.bridge_loader(loop, run, store, got), ttl_ms, 0)
+        except BaseException:
+            if failed:
+                error.inc()
+            raise
+        if got:  # it ran here
+            miss.inc()
+            return got[0]
+        value, how = decode(key, data)  # another thread's or process's load, or a hit
+        if how:
+            refused(how)
+            result = await run()
+            await _aio.off_loop(_core.cm_cache_set, handle, key, store(result), ttl_ms)
+            miss.inc()
+            return result
+        hit.inc()
+        return value
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        key = key_of(*args, **kwargs)
+        if local:
+            data = get_hit(handle, key)
+            if data is not None:
+                value, how = decode(key, data)
+                if not how:
+                    hit.inc()
+                    return value
+                refused(how)
+        result, started = await flights.run_started(key, lambda: load(key, args, kwargs))
+        if not started:
+            hit.inc()  # another task's load: the function did not run for this call
+        return result
+
+    return call
