@@ -46,4 +46,10 @@ async def get_user(user_id: int) -> dict:
         raise HTTPException(status_code=404, detail=str(e)) from None
 
 
+@app.get("/uncached/users/{user_id}")
+async def get_user_uncached(user_id: int) -> dict:
+    """The same work without the cache (the benchmark's baseline)."""
+    return await load_user.__wrapped__(user_id=user_id)
+
+
 app.mount("/metrics", cachemeter.make_asgi_app(registry))
