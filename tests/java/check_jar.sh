@@ -39,4 +39,10 @@ grep -qx 'jobs_total{queue="mail"} 3' <<<"$out" || { echo "FAIL: no jobs_total s
 grep -qx 'cachemeter_cache_hits_total{cache="users",backend="memory"} 1' <<<"$out" || { echo "FAIL: no hit" >&2; exit 1; }
 # The extracted libraries are gone once the JVM exited.
 if [[ -n "$(ls -A "$tmp")" ]]; then echo "FAIL: left in java.io.tmpdir: $(ls -A "$tmp")" >&2; exit 1; fi
-echo "ok: the jar ran from $dir with no flags"
+# On a platform the jar carries nothing for, the error says what to do.
+err=$(cd "$dir" && env -i PATH=/usr/bin:/bin HOME="$dir" "$java" -Dos.arch=riscv64 -Djava.io.tmpdir="$tmp" \
+  -cp cachemeter.jar App.java 2>&1) && { echo "FAIL: ran without a library for riscv64" >&2; exit 1; }
+grep -q 'UnsatisfiedLinkError: cachemeter: cannot load its native library' <<<"$err" &&
+  grep -q 'has none for this platform' <<<"$err" && grep -q -- '-Dcachemeter.jni=' <<<"$err" ||
+  { echo "FAIL: unhelpful error: $err" >&2; exit 1; }
+echo "ok: the jar ran from $dir with no flags, and says what to do where it cannot"

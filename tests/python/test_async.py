@@ -216,3 +216,52 @@ def test_remote_io_never_blocks_the_loop(registry, redis_socket):
             assert await remote(4) == [4, "r"] and runs == [4]
 
     run(main())
+
+
+@needs_redis
+def test_two_processes_run_an_async_load_once_through_the_redis_lock(tmp_path, redis_socket):
+    # Process A starts the load and holds it until the file "go" exists;
+    # process B calls while it is held (the test creates "go" only once B
+    # said it is calling): B waits on the Redis lock and gets A's value.
+    script = tmp_path / "proc.py"
+    script.write_text(f"""
+import asyncio, os, sys, cachemeter
+d = sys.argv[1]
+role = sys.argv[2]
+ran = []
+
+@cachemeter.cached(cache="redis+unix://{redis_socket}?namespace=alock&load_timeout_ms=30000", name="alock.f")
+async def f(x):
+    ran.append(x)
+    open(os.path.join(d, "started"), "w").close()
+    while not os.path.exists(os.path.join(d, "go")):
+        await asyncio.sleep(0.005)
+    return {{"x": x, "by": role}}
+
+async def main():
+    if role == "B":
+        open(os.path.join(d, "calling"), "w").close()
+    return await f(1)
+
+print(role, asyncio.run(main())["by"], len(ran))
+""")
+    import subprocess
+    import sys as _sys
+    import time
+
+    def wait_file(name):
+        deadline = time.monotonic() + BOUND * 3
+        while not (tmp_path / name).exists():
+            assert time.monotonic() < deadline, f"{name} never appeared"
+            time.sleep(0.005)
+
+    a = subprocess.Popen([_sys.executable, str(script), str(tmp_path), "A"], stdout=subprocess.PIPE, text=True)
+    wait_file("started")
+    b = subprocess.Popen([_sys.executable, str(script), str(tmp_path), "B"], stdout=subprocess.PIPE, text=True)
+    wait_file("calling")
+    (tmp_path / "go").touch()
+    out_a, _ = a.communicate(timeout=BOUND * 3)
+    out_b, _ = b.communicate(timeout=BOUND * 3)
+    assert a.returncode == 0 and b.returncode == 0, (out_a, out_b)
+    assert out_a.split() == ["A", "A", "1"]
+    assert out_b.split() == ["B", "A", "0"]  # A's value; B's coroutine never ran
