@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """setup.py: the native half of `pip install .` (pyproject.toml has the rest).
 
 build_ext configures and builds the project with CMake (Release, the Python

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* alloc_counter.c: malloc & co defined in the benchmark executable. The
  * dynamic linker resolves malloc to the executable's definition before
  * libc's, for every shared object: libstdc++'s operator new,

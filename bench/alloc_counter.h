@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* alloc_counter.h: counts the heap allocations the calling thread makes
  * between start and stop, in whichever shared object they happen (see
  * alloc_counter.c for how). Linked only into bench_render. */

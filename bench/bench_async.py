@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/bench_async.py: an async @cachemeter.cached hit vs a sync one vs the
 pattern common async cache decorators use (a dict guarded by an
 asyncio.Lock), in one interpreter, interleaved rounds, best round.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Cache hot paths through the public C API (get hit, get miss, set) on a
 // cache holding 1M entries, the price of its metrics (on, off, sampled 1 in 8)
 // and a classic mutex + std::list + std::unordered_map LRU as the baseline.

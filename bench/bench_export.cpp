@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Exporters (issue 16), every ratio from one run of this binary:
 // - counter_add and a memory-cache get hit with three exporters running
 //   (StatsD with DogStatsD tags, StatsD with tags folded, a callback; 100 ms

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP benchmark's baseline: prometheus-cpp's Exposer (civetweb) serving
 // the same bulk counter family as `cm_http_fixture --series N --writers W`,
 // so bench/http_bench.sh can load both with wrk in one run.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hit ratios of the memory backend's S3-FIFO against a plain LRU (std::list +
 // unordered_map) on skewed and scan-polluted traces, printed as a markdown
 // table (the figures quoted in src/backends/memory.cpp); then Google

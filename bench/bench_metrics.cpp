@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hot paths of the metrics registry next to prometheus-cpp's equivalents:
 // counter add, gauge add, histogram observe, value read and the lookup of an
 // existing labelled child. Both libraries get the same families, label values

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/bench_multiprocess.py: shared registries (docs/multiprocess.md, issue 15)
 side by side with prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR),
 same workload, one run:

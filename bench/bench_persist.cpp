@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry persistence (cm_registry_persist): one flush of 10k changed series
 // (target <= 30 ms), the restore of a file holding 100k series (target
 // <= 300 ms), and counter add with persistence on and off (the hot path must

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/bench_python.py: the Python binding side by side with its baselines,
 measured in one run, interleaved (each round times every contestant once;
 the figure is the best round, the least disturbed by other processes).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The redis:// backend through the public C API against raw hiredis on one
 // synchronous connection to the same redis-server, in one binary and run
 // (issue 6: ours >= 0.9x raw throughput). 16-byte keys, 100-byte values,

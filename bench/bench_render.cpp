@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Rendering 10k labelled series (counters, gauges, histograms) to Prometheus
 // text: cm_registry_render next to prometheus-cpp's Registry::Collect +
 // TextSerializer::Serialize on the same series and values. Besides time it

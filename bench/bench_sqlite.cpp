@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sqlite:// backend's get (hit) and set against raw sqlite3 prepared
 // statements on the same schema and pragmas (WAL, synchronous=NORMAL), in
 // one binary: what the backend's pool, stats row and purge cost on top.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/bench_statsd.py: the cost per cache operation of getting its metrics
 to StatsD from Python, cachemeter vs Debian's python3-statsd, in one run,
 interleaved (each round times every contestant once; the figure is the best

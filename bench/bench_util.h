@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Shared pieces of the cachemeter-vs-prometheus-cpp benchmarks: the pair
 // registration that gives both libraries identical benchmark settings, the
 // workload constants both are fed, and a loud setup-failure check.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/fastapi_bench.sh: examples/fastapi_app.py under uvicorn (one worker),
 # loaded with wrk on the same endpoint with async @cached (/users/1: a hit
 # after the first request) and without (/uncached/users/1: the handler's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # bench/http_bench.sh: loads the embedded HTTP endpoint (tests/http/cm_http_fixture)
 # and prometheus-cpp's civetweb Exposer (bench/exposer_promcpp) with wrk in one
 # run, and prints markdown tables: scrape throughput and latency with 1k series

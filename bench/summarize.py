@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Turns Google Benchmark JSON output of the bench_* programs into the
 markdown tables of RESULTS.md: medians, cachemeter next to prometheus-cpp and
 the ratio, from one run.

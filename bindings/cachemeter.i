@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/cachemeter.i: the SWIG interface over cachemeter's public C API
  * (include/cachemeter/*.h, wrapped as they are, so the binding follows the
  * headers). The language-specific typemaps live beside it (python/

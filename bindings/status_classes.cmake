@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The bindings' exception class for each negative status of CM_STATUS_MAP
 # (include/cachemeter/common.h), read by cmake/cm_status_bindings.cmake.
 # Names, numbers and messages come from CM_STATUS_MAP itself; this table adds

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake/cm_status_bindings.cmake: writes the bindings' status lists from the
 # one CM_STATUS_MAP of include/cachemeter/common.h (cmake -P, run by the
 # bindings' custom commands at build time), so a status exists in C, Python

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # cmake/cm_status_bindings_rule.cmake: the build rule of the bindings' status
 # lists (included by bindings/CMakeLists.txt and bindings/java/CMakeLists.txt).
 # cm_status_bindings(<template> <output> ...): writes each output from its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/fastapi_app.py: a FastAPI app with async @cached endpoints over a
 two-tier cache (memory in each process in front of Redis, kept coherent by
 Redis's invalidation messages), and its metrics on /metrics of the same port.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics_demo: the registry in one page. Registers a labelled counter, a gauge
  * and a histogram, updates them from four threads, then prints the registry in
  * the three exposition formats. Public API only; every status is checked.

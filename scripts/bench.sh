@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/bench.sh: builds Release in build-release/ and runs every benchmark
 # program (bench/bench_*). Each writes its console output to
 # RESULTS_DIR/<name>.txt and Google Benchmark JSON to RESULTS_DIR/<name>.json.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/demo.sh: THE main job of the README. Installs what is missing, builds
 # the `cachemeter` program in build/ and runs `cachemeter demo`: named caches
 # under a Zipf workload from several threads, a live progress line, and a

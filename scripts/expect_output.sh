@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/expect_output.sh EXPECTED -- COMMAND [ARGS...]
 # Test helper: runs COMMAND and passes when it exits 0 and, for every line of
 # the file EXPECTED (blank lines and lines starting with '#' aside), at least

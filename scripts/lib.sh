@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash
 # scripts/lib.sh: what test.sh, demo.sh and bench.sh share (sourced, not run).
 # Knobs read here (all optional):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/setup.sh: installs the Debian 12 packages the build and the tests need,
 # then the one npm package the tests use (Etsy's statsd daemon, pinned, into a
 # local folder: never at build time).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/test.sh: THE test command (README; .ci/run calls it).
 #   1. scripts/setup.sh (installs missing Debian packages)
 #   2. build/       RelWithDebInfo: everything (benchmarks compile, not run),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cachemeter: the command-line program.
 //   cachemeter demo [--seconds N] [--threads N] [--keys N] [--zipf S] [--uri URI]
 //   cachemeter dump [--format prometheus|openmetrics|json] [demo options]

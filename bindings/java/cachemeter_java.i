@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/java/cachemeter_java.i: the Java module over cachemeter.i. The
  * typemaps below must come before cachemeter.i's %include of the headers; the
  * catalogue (what converts what, who frees what) is bindings/README.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/java/cmj.c: status -> Java exception and the label-array helper of
  * the Java typemaps (typemaps_java.i). */
 #include "cmj.h"

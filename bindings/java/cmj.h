@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/java/cmj.h: the C helpers of the Java typemaps (status -> exception,
  * the frees close() calls). Compiled with -Wall -Wextra -Werror (cmj.c). */
 #ifndef CACHEMETER_CMJ_H

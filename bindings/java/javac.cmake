@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bindings/java/javac.cmake: compiles SWIG's generated .java files (GEN_DIR,
 # whose names are known only once SWIG has run) with SOURCES ('|'-separated)
 # into CLASSES and packs OUT. Run by the cachemeter.jar custom command (cmake -P).

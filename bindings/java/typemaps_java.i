@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/java/typemaps_java.i: the Java typemaps of cachemeter_java.i. The
  * catalogue (what each converts, who frees what) is bindings/README.md; keep
  * the two in step. Helpers are in cmj.h.

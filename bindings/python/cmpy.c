@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/python/cmpy.c: the CPython half of the SWIG binding (see cmpy.h):
  * status -> exception, byte and string views for the typemaps, the loader
  * trampoline of get_or_load, and the hot-path series updates. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/python/cmpy.h: the CPython half of the SWIG binding. The typemaps
  * in typemaps_python.i call these helpers; the functions cachemeter.i wraps
  * (cmpy_counter_inc, cmpy_get_or_load, ...) are the Python-specific entry

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/python/cmpy_cached.c: the callable that @cached returns
  * (cachemeter._core.CachedFunction) and its codec.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The update methods of a Python series (counter inc, gauge inc/dec/set,
  * histogram observe) as one small C type called by vectorcall: the series
  * handle and the operation are its fields, so `s.inc()` is an attribute load

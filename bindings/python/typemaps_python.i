@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bindings/python/typemaps_python.i: the Python typemaps of cachemeter.i.
  * The catalogue (what each converts, who frees what) is bindings/README.md;
  * keep the two in step. Helpers are in cmpy.h. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A WSGI app whose metrics are shared by all its gunicorn workers
 (docs/multiprocess.md). Run it with the config beside it:
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # gunicorn settings for app.py (docs/multiprocess.md).
 #   CM_SHARED_DIR=/run/app/metrics gunicorn -c gunicorn.conf.py app:app
 workers = 4

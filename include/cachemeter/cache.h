@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cachemeter/cache.h: cache handles over interchangeable backends, with every
  * operation counted and timed in a metrics registry.
  *

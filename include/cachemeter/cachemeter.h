@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cachemeter/cachemeter.h: the umbrella header. Include this one. */
 #ifndef CACHEMETER_H
 #define CACHEMETER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cachemeter/common.h: version, status codes, per-thread error detail and the
  * allocator shared by every cachemeter subsystem.
  *

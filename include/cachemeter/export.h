@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cachemeter/export.h: exporters, the outlets that push a registry's values
  * out of the process (StatsD/DogStatsD, Pushgateway, your own callback) every interval,
  * beside the HTTP endpoint. docs/exporters.md has the URI reference, the

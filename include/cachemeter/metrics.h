@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cachemeter/metrics.h: the metrics registry (counters, gauges, histograms with
  * labels) and its exposition as Prometheus text, OpenMetrics and JSON.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cachemeter/server.h: the optional embedded HTTP endpoint (libmicrohttpd)
  * that serves a registry to Prometheus and to people.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Version, status names and messages, and the allocator of the C ABI.
 #include <cachemeter/common.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cm_errmsg() and cm_errclear(): the calling thread's last error message
 // (core/error.cpp keeps it).
 #include "api/guard.h"

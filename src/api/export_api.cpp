@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // extern "C" shims of export.h.
 #include <cachemeter/export.h>
 

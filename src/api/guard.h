@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The extern "C" shims' one catch: every cm_* function of src/api/ runs its
 // body through guard(), which turns any exception into a status and the
 // calling thread's cm_errmsg(). Only src/api/ includes this header; the core

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // extern "C" shims of metrics.h: validate, call the core, turn exceptions
 // into statuses. The update functions are the hot path: no try, no lock.
 #include <cachemeter/metrics.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // extern "C" shims of server.h. Without CM_WITH_HTTP the functions exist (the
 // ABI does not depend on build options) and starting reports the omission.
 #include <cachemeter/server.h>

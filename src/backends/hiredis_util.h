@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Ownership of hiredis objects, shared by the redis backend and its
 // invalidation listener: contexts and replies freed by unique_ptr.
 #pragma once

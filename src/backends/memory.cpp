@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The memory:// backend: sharded hash tables, S3-FIFO eviction per shard,
 // lazy and sampled TTL expiry. The interface and the byte accounting are
 // documented in memory.h.

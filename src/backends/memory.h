@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The in-process backend (memory://): a sharded hash table with S3-FIFO
 // eviction per shard, bounded by entries and/or bytes, with per-entry TTLs
 // dropped lazily (on get/del) and incrementally (every set samples a few

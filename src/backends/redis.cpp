@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The redis:// backend. Interface and options: redis.h.
 //
 // Value format: one Redis string per entry, key = prefix + key, value =

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The Redis backend (redis://host:port/db, redis+unix:///path.sock): entries
 // as Redis strings under a per-cache key prefix, shared by every process that
 // uses the same server and prefix; Redis expires them itself. Value format,

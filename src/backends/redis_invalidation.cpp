@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The invalidation listener for a coherent L1. Interface and guarantees:
 // redis_invalidation.h.
 //

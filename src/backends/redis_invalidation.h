@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Coherence for a memory L1 in front of Redis: a listener that watches a key
 // prefix through Redis's server-assisted client-side caching and calls back
 // for every key modified under it, so the L1 can drop its copy. Mechanics and

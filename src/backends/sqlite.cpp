@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sqlite:// backend. Interface and options: sqlite.h.
 //
 // Schema (user_version 1):

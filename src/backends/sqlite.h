@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The SQLite backend (sqlite://path.db): entries in one WAL-mode database
 // file that several caches (namespaces), threads and processes on one host
 // share, with TTLs, entry/byte caps and exact entries()/bytes() kept in a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // make_backend: the URI's scheme picks a spec of the backend table.
 #include "cache/backend.h"
 

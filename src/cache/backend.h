@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The backend interface: what the cache front (src/cache/cache.cpp) needs from
 // a store. One class per backend (src/backends/); the URI scheme picks it
 // (make_backend). Backends know nothing of metrics: they report evictions

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The backend table: one line per backend (its spec getter, defined beside
 // its factory in src/backends/), under its build option. Why a list and not
 // self-registration: backend_table.h.

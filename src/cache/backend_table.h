@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The backend table: everything the cache front knows of a backend, as one
 // spec per backend (schemes, factory, options, traits, breaker defaults),
 // so the front never names a scheme or a backend class.

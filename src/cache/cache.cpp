@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cache front's plain operations: get, set, delete, clear, with their
 // metrics, TTL policy and size refusal. Opening: open.cpp; get_or_load:
 // load.cpp; stats: stats.cpp. See cache.h and docs/metrics.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The cache front: one cm_cache per handle. It owns a backend, records the
 // metrics of every operation (docs/metrics.md), applies TTL and stale
 // policy, refuses oversized entries, and runs single-flight loads.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A cache handle's metrics: the group of series shared by the handles of one
 // name, the optional series of a handle's features, error series made on
 // first use, hit-ratio snapshots. See cache_metrics.h and docs/metrics.md.

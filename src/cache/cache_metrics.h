@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The metrics of one cache handle (docs/metrics.md): the series it records
 // into, shared with the other handles of its name, and the recording calls
 // the operations make. The operations never test whether metrics are on:

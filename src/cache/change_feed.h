@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A change feed: the events a shared store may offer about its entries
 // ("this key changed", "anything may have changed"), so a copy kept
 // elsewhere (a tiered cache's L1) can stay coherent without knowing the

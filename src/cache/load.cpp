@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // get_or_load: single flight within the process (one loader per key, the
 // others wait for its value) and across processes (a lock in the store).
 // See cache.h.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Opening a cache: the handle's checks, the front's URI options, the store
 // (behind a circuit breaker when configured), a tiered composition, the
 // health check and the metrics group; and closing it. See cache.h.

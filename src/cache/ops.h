@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The steps the cache operations share (cache.cpp: get/set/delete/clear;
 // load.cpp: get_or_load). Internal to src/cache/.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cm_cache_stats_json and cm_cache_reset_stats: a cache's statistics from
 // its metrics group (hit ratios, evictions, latency quantiles, hit-ratio
 // windows). See cache.h and docs/metrics.md.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The per-thread error message behind cm_errmsg(), and the kind names of
 // cache_errors_total.
 #include "core/error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The core's errors: code below src/api/ throws cm::Error (status +
 // message, and for backends the kind of failure); the extern "C" shims in
 // src/api/ catch once (api/guard.h) and record the message in the calling

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Instants of the core: milliseconds on the front's monotonic clock (or a
 // test's manual clock, util/clock.h), int64_t everywhere.
 #pragma once

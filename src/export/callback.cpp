@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The callback exporter (cm_exporter_start_callback): each flush hands the
 // caller's function every sample as plain C types (cm_sample).
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What every exporter shares (exporter.h), and the exporter table.
 #include "export/exporter.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Exporters (include/cachemeter/export.h, docs/exporters.md): sinks of the
 // registry's sink host (metrics/sink.h) that push what changed to an outlet.
 // This file is what every exporter shares: the options every URI accepts, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Pushgateway exporter: pushgateway://host:port/metrics/job/<job>[/<label>/<value>...]
 // (and pushgateway+https://) pushes the registry's text exposition with
 // libcurl whenever something changed; delete_on_stop removes the group at

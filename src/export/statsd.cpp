@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The StatsD / DogStatsD exporter: statsd://host:port over UDP and
 // statsd+unix:///path over a Unix datagram socket. The wire format, the
 // naming rules and what a receiver makes of histograms: docs/exporters.md.

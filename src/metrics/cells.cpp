@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The process-wide cell space: slot allocation, thread arenas, folding.
 #include "metrics/cells.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Per-thread cells: the storage behind every series value.
 //
 // Every thread that updates metrics owns an arena of 64-bit words, indexed by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Name rules of the Prometheus data model, checked at registration.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry, families and series: registration rules, lookup, reset.
 #include "metrics/registry.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The metrics registry: families, labelled series and their lock-free lookup.
 // The C handle types are these classes themselves (no wrapper, no casts).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // JSON exposition (schema in docs/exposition.md): values, histograms with
 // cumulative buckets and estimated percentiles.
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Prometheus text 0.0.4 and OpenMetrics 1.0.0 exposition, streamed straight
 // into the output buffer (no intermediate copy of the registry).
 #include "metrics/snapshot.h"

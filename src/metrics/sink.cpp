@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sink host: the interval thread, the flushes through the snapshot walk,
 // and what each sink was last given (sink.h).
 #include "metrics/sink.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Sinks: the outlets a registry hands its values to (persistence to SQLite;
 // the push exporters). A registry owns one SinkHost, created with its first
 // sink: it runs the flushes (on an interval thread, on request, and a last one

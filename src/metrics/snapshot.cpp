@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The snapshot walk and the single-series read and write: the only readers of
 // the cell payload layout (cells.h) outside the cells themselves.
 #include "metrics/snapshot.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The one walk over a registry's values: every reader (text, OpenMetrics and
 // JSON render, the sinks: persistence and the exporters) is a visitor of it,
 // and nothing outside src/metrics/ reads the per-thread cell layout.

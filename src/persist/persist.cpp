@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry persistence in SQLite (docs/persistence.md): the owner lock, the
 // checks that leave a foreign or damaged file untouched, restore and flush.
 #include "persist/persist.h"

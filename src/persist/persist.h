@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Registry persistence in SQLite: owning a metrics file, restoring saved
 // series into a registry, and flushing changed series back (docs/persistence.md).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The embedded HTTP endpoint: libmicrohttpd in its own polling thread(s),
 // serving a registry's renderings. It knows the registry's render functions
 // and its health checks, nothing else. See include/cachemeter/server.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The embedded HTTP endpoint (only built with CM_WITH_HTTP).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SQLite connections, statements and the status table (sqlite/db.h).
 #include "sqlite/db.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // SQLite for the sqlite:// backend and for persistence: a connection and a
 // prepared statement as RAII objects, and the one mapping from SQLite's
 // result codes (and the errno of the file calls around them) to a status.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Clocks: wall-clock seconds and the monotonic clock caches use.
 #include "util/clock.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Clocks. Wall-clock seconds for OpenMetrics _created timestamps, and the
 // injectable monotonic millisecond clock caches use for TTLs and windows
 // (tests pass a ManualClock: no sleeps, exact expiry).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fork safety: the enrolment list and the pthread_atfork handlers. See fork.h.
 #include "util/fork.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Fork safety (docs/threading.md, "fork()"): what a process inherits through
 // fork() must work in both processes afterwards.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Option strings: "key=value&key=value", values percent-decoded.
 #include "util/options.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Parser for the "key=value&key=value" option strings of the C ABI (and the
 // query part of backend URIs). Values are percent-decoded.
 #pragma once

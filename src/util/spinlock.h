@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A test-and-test-and-set lock that spins briefly, then yields. For critical
 // sections of a few hundred nanoseconds (a memory-cache shard): std::mutex
 // puts a waiter to sleep at once, and the futex round trip (a context switch

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Output buffer, number formatting and escaping for the exposition formats.
 #include "util/text.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Text helpers shared by the renderers: an output buffer that is handed to the
 // caller without a copy, number formatting, escaping, UTF-8 validation.
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Backend URIs: scheme://location?options ("memory://?max_entries=1000",
 // "sqlite:///var/lib/app/cache.db?ttl_ms=5000", "redis://127.0.0.1:6379/0").
 // The location is left to the backend (a path for sqlite, host:port/db for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Maps a cache front's clock (monotonic, restarted at boot, or a test's manual
 // clock) to the wall clock, for backends whose stored expiry instants outlive
 // the process: sqlite:// rows, redis:// keys. The offset is fixed at the first

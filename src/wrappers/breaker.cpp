@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The circuit breaker. Contract: breaker.h.
 #include "wrappers/breaker.h"
 

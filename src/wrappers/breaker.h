@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The circuit breaker: a Backend that wraps another (a redis or sqlite
 // store) and stops calling it while it keeps failing.
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The base of every wrapper (a Backend around another: the circuit breaker,
 // the tiered cache): forwards every Backend virtual to the inner backend, so
 // a wrapper overrides only what it changes and a virtual added to Backend

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The tiered backend. Contract: tiered.h.
 #include "wrappers/tiered.h"
 

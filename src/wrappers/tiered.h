@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The tiered backend (cm_cache_open_tiered): a memory L1 in this process in
 // front of a shared L2 (redis or sqlite). Read-through, write-through.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ABI checks of the shared library, one per CTest test:
 #   check_abi.sh only_cm_symbols       LIB INCLUDE_DIR SONAME
 #   check_abi.sh soname                LIB INCLUDE_DIR SONAME

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/cmtest.c: the shared assertions and fixtures of cmtest.h. */
 #include "cmtest.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/cmtest.h: assertions and fixtures shared by the cmocka tests of the
  * public C API. cmocka's own assertions print integers and strings; these add
  * what our API needs: statuses by name with cm_errmsg(), exact doubles (NaN

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_cache.c: the cache API (cache.h) through the shared library:
  * every function, every status it can return, bad inputs, and the metrics
  * each operation records. Time-dependent behaviour (TTL, stale windows, hit

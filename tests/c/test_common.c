@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_common.c: common.h — versions, status names and messages, the
  * per-thread error message and the allocator. */
 #include "cmtest.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_concurrency.c: worker threads hammer shared and per-thread
  * series (counter add, gauge add, histogram observe, series lookup) while a
  * render thread renders in every format, creates new series and sets a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_families.c: cm_counter_new, cm_gauge_new, cm_histogram_new —
  * name, label and bucket rules, idempotency and conflicts. */
 #include "cmtest.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_fork.c: every handle keeps working after fork(), in both
  * processes (docs/threading.md, "fork()"). Run through with_redis.sh, which
  * starts a private redis-server and exports CM_TEST_REDIS_PORT.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_registry.c: cm_registry_new options, the default registry,
  * cm_registry_free and cm_registry_reset. */
 #include "cmtest.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_render.c: cm_registry_render in the three formats, compared
  * with expected texts written by hand from the Prometheus 0.0.4, OpenMetrics
  * 1.0 and docs/exposition.md rules. Two things vary between runs and are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_series.c: cm_family_series and the update and read functions
  * of series, including the inputs they ignore and count. */
 #include "cmtest.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/c/test_server.c: cm_server_start / cm_server_port / cm_server_stop
  * through the shared library: every status, bad listen addresses and
  * options, a port already in use, and one real request over a socket (the

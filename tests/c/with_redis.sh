@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/c/with_redis.sh PROGRAM [ARGS...]: runs PROGRAM against a private
 # redis-server and passes its exit status through. The server listens on
 # 127.0.0.1 on a free port (and on a unix socket in its temporary directory),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/cli/check_cli.sh CACHEMETER: the command-line program as a user meets
 # it: help, bad arguments (non-zero exit, a message naming the problem), a
 # short demo (summary table for every cache) and dumps in all three formats

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`cachemeter demo` with the HTTP endpoint, a StatsD exporter and a
 Pushgateway exporter on one registry (issue 16): when the run ends, all
 three agree on every cache counter.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Helpers shared by the backend tests (memory://, sqlite://): an events
 // recorder, and get/set wrappers that check the Backend contract.
 #pragma once

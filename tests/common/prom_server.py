@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/common/prom_server.py: a throwaway real Prometheus server (Debian's
 `prometheus`) scraping one 127.0.0.1 target every second, and the polling
 helpers its users share (tests/http/test_prometheus.py,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """tests/common/push_receivers.py: the real receivers of the push exporters,
 started on free 127.0.0.1 ports and stopped by the tests that use them
 (tests/python/test_statsd.py, test_pushgateway.py, tests/cli/test_demo_exporters.py):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Real redis-server processes for the Redis tests: a child on a free port of
 // 127.0.0.1 (no persistence, a temporary directory), a fixture that owns
 // them, and a listening socket that accepts and never answers.

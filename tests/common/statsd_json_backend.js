@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A StatsD backend for tests/common/push_receivers.py: appends what the daemon
 // aggregated at each flush as one JSON line to config.jsonBackendFile, so the
 // test reads the server's own counts (counters, gauges, timer counts and sums).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Trace simulation shared by the hit-ratio test (tests/cpp) and benchmark
 // (bench/): a seeded Zipf key generator and the plain LRU that S3-FIFO is
 // compared with.

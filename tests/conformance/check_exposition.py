@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Holds cachemeter's exposition against the real tools.
 
 usage: check_exposition.py [--promtool PATH] [--check NAME]... CORPUS_DIR

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // conformance_corpus OUTDIR: builds registries full of exposition edge cases
 // through the public C API and writes, per registry, OUTDIR/<name>/ with
 // metrics.prom, metrics.om, metrics.json and expected.json (see recorder.h).

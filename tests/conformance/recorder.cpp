@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Recorder: drives the library through its C API and keeps an independent
 // model of every value, then writes the renders and the model side by side.
 #include "recorder.h"

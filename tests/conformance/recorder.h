@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A registry seen through the public C API, with a bookkeeping of its own:
 // every update goes to the library AND to a model, and expected.json is
 // written from the model, never read back from the library.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The conformance checker must be able to fail.
 
 Each test copies a registry of the real corpus (CM_CONFORMANCE_CORPUS, written

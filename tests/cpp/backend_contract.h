@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The backend contract (src/cache/backend.h) as one typed GoogleTest suite:
 // every backend joins with one INSTANTIATE_TYPED_TEST_SUITE_P line over a
 // factory (test_backend_contract.cpp), and backend-specific behaviour

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Helpers shared by the cache front tests: a registry, a cache on a manual
 // clock, and a loader that counts its calls and can be held.
 #pragma once

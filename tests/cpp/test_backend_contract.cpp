@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every backend against the one contract (backend_contract.h): a factory per
 // backend and one INSTANTIATE line each. A new backend adds its factory and
 // its line here; its own file keeps only what is specific to it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The seams a new backend plugs into: the backend table (every scheme finds
 // its spec, the factories accept exactly their specs' options) and the
 // abstract change feed (a tiered cache kept coherent by a store it knows

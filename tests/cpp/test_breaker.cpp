@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The circuit breaker (wrappers/breaker.h) on a manual clock, over a store that
 // fails when told to: the state machine, fast failure without touching the
 // store, the single half-open probe, and the transitions it reports.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cache front under concurrency (TSan runs these): single flight, load
 // timeouts, loader errors reaching waiters, stale-while-revalidate.
 #include "cache_test_util.h"

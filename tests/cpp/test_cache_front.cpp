@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cache front with a manual clock: TTL, hit-ratio windows, sampling and
 // exact metric values. Thread tests: test_cache_concurrency.cpp.
 #include "cache_test_util.h"

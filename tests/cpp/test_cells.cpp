@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-thread cells: folding, generations, slot reuse, thread exit.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Concurrency: writers on shared and private series, thread churn, series
 // creation races, readers and resets running alongside. Run under TSan by
 // scripts/test.sh. Final values are exact (integer-valued updates).

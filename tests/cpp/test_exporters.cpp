@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Exporters (include/cachemeter/export.h): the callback exporter under
 // concurrent writers (TSan), failures keeping deltas pending, the lifetime
 // rules, the URI errors, and the StatsD exporter against real sockets (UDP

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The memory backend's own behaviour: sampled expiry, eviction preferring
 // expired entries, caps split across shards, URI options, and S3-FIFO's hit
 // ratio against a plain LRU on skewed and scan-polluted traces. The Backend

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The memory backend under concurrent writers (also run under TSan): caps
 // hold at every observation, every value read back was written for its key,
 // and the accounting agrees with the entries left at the end.

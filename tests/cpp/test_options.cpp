@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Option-string parsing: decoding, errors, typed getters.
 #include <gtest/gtest.h>
 

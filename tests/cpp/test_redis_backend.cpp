@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The redis backend against a real redis-server the fixture starts on a free
 // port of 127.0.0.1 (no persistence, a temporary directory): real-time
 // expiry, prefixes, sharing, AUTH, unix sockets, and every failure as a

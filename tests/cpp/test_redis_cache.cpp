@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Redis caches through the cache front against real redis-server processes:
 // errors counted by kind, the circuit breaker around a server that is killed
 // and restarted mid-workload, tiered caches (L1 hits, coherence between

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Redis invalidation listener (coherent L1) against a real redis-server:
 // what invalidates and what does not, the latency from a write's reply to the
 // callback, loss and reconnect (SIGKILL, SIGSTOP), prompt destruction in

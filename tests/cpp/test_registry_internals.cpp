@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry internals: the lock-free series index and quantile estimation.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTTP endpoint under concurrency (TSan runs this): writer threads update
 // series while clients scrape /metrics over real sockets; the final scrape
 // shows exactly what was written, and a server stop with clients connected

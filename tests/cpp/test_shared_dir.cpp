@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared metrics directory (src/metrics/shared/): slot files written the
 // way the cell space will write them, read back and aggregated by any
 // process; worker slots claimed, held while their process lives, folded and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared registries through the public C API (docs/multiprocess.md): the
 // cells of a registry made with shared=DIR live in the worker's slot file;
 // any process renders the pool's aggregate. Real processes (fork), real

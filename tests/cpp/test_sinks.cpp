@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sink host's bookkeeping (src/metrics/sink.h): what a sink is given at
 // each flush, the deltas, the final values of removed series, the retry after
 // a failed flush, seeding, and the last flush when the registry goes away.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sqlite backend on real files in a temporary directory: expiry purges,
 // eviction order, namespaces, sharing between connections and processes,
 // every failure as a status, URI options. The Backend contract (basics,

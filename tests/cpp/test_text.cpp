@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Number formatting, escaping and UTF-8 validation of the renderers.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tiered caches over a sqlite L2 on a manual clock: read-through and
 // write-through, exact per-tier counts, and the L1 lifetime cap that bounds
 // staleness when L2 has no change feed.

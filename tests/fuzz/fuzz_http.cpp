@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // HTTP request heads through a live cm_server: two servers on 127.0.0.1
 // (one open, one with token= and basic_auth=) serve a registry with labelled
 // series of every kind and a memory:// cache. Each input is sent as it is to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Option strings and URIs. The input is lines:
 //   1  registry options          cm_registry_new(&reg, line)
 //   2  a memory:// URI's rest    cm_cache_open(.., "memory://" + line): location and query

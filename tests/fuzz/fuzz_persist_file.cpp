@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cm_registry_load on mutated metrics files: the input is written as the
 // file (in a private temporary directory) and loaded into a fresh registry,
 // which is then rendered in all three formats. Seeds are real files written

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The persisted-row decoder (persist.cpp's read_rows and JsonArray: label
 // names, bounds, label values and bucket counts as JSON, the numeric
 // columns), reached through cm_registry_load on a well-formed metrics file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The @cached value codec of the Python binding (bindings/python/
  * cmpy_cached.c, the marshal subset), linked as it is into an embedded
  * interpreter. A value read from a shared backend is hostile input: decoding

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Metric and label names, help, label values, sample values: registration
 // and all three renderings. The input is NUL-separated fields (label values
 // cannot hold a NUL, so every other byte, newlines and quotes included, is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared metrics directory's decoders (src/metrics/shared/layout.h) on
 // hostile bytes: a families file and a slot file, decoded and aggregated as
 // a scrape does. Every failure must be Error(CM_ECORRUPT); nothing may crash,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A private temporary directory per fuzzing process, for harnesses that must
 // hand the library a file; removed at exit.
 #pragma once

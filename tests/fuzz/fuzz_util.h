@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // What the harnesses share: splitting an input into fields, the failure
 // statuses that hostile input must never produce, and independent checks of
 // the three renderings (every line a well-formed sample or comment, JSON that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/fuzz/make_seeds.c: writes real metrics files through
  * cm_registry_persist into DIR, the seeds of fuzz_persist_file
  * (make_seeds.sh runs it and shrinks the files). Usage: make_seeds DIR */

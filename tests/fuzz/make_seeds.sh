@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/fuzz/make_seeds.sh BUILD_DIR: regenerates the seed corpus of
 # fuzz_persist_file from real files that cm_registry_persist writes
 # (make_seeds.c, built as fuzz_make_seeds in the fuzz build; README.md).

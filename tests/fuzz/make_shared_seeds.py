@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seeds of fuzz_shared_slot (tests/fuzz/shared_slot/corpus): a
 families file and a small-geometry slot file laid out as
 src/metrics/shared/layout.h says (version 1, little-endian), trailing zero

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tests/fuzz/make_text_seeds.py: writes the seed corpora of the harnesses
 whose inputs are text or marshal bytes (options, render, pycodec, http).
 Deterministic; rerun after editing and commit the result. The metrics-file

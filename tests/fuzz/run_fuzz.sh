@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/fuzz/run_fuzz.sh: how CTest runs a libFuzzer harness (README.md here).
 #   run_fuzz.sh replay HARNESS DIR [-- libFuzzer args...]
 #       runs every file of DIR/corpus and DIR/regressions once; fails on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/http/cm_http_fixture.c: a process that serves a known registry over
  * the embedded HTTP endpoint, driven from its standard input, for the HTTP
  * tests (pytest), the Prometheus test and the HTTP benchmark.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The embedded HTTP endpoint over real sockets.
 
 Each test starts its own cm_http_fixture process (CM_HTTP_FIXTURE) on a free

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/http/test_prometheus.py: a real Prometheus server (Debian's
 # `prometheus`) scrapes the embedded endpoint of cm_http_fixture every second;
 # the values its query API returns must be exactly the ones driven into the

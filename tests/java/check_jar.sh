@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The jar alone, as a user gets it (issue 17, item 7): copied into an empty
 # directory outside the build, `java -cp cachemeter.jar App.java` runs with
 # no flags and no LD_LIBRARY_PATH (the jar carries the native libraries and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/packaging/check_install.sh MODE BUILD_DIR WORK_DIR
 # Installs cachemeter into a scratch tree, checks the tree, then builds
 # consumer/consumer.c against it both ways a user would (pkg-config and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/persist/cm_persist_fixture.c: a process that records known metrics
  * into a persisted registry, driven from its standard input, for the
  * persistence tests (test_persist.py). Public API only.

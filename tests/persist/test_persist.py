@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Registry persistence across real processes and real files.
 
 Each test drives cm_persist_fixture processes (CM_PERSIST_FIXTURE) over stdin

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/persist/test_persist_api.c: the statuses of cm_registry_persist,
  * cm_registry_flush and cm_registry_load (public API). Built with and without
  * SQLite: without it every call is CM_EUNAVAILABLE once its arguments pass. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tests/persist/test_persist_concurrency.c: writers update counters and
  * histograms and create series while the background flusher runs every
  * millisecond and another thread flushes explicitly; then a second registry

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures of the Python binding's tests (tests/python).
 
 CTest runs each file with Debian's /usr/bin/python3 and PYTHONPATH set to the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """asyncio (issue 17, item 2): @cached on async def, single flight among
 tasks and across threads, exceptions and cancellation, the event loop never
 blocked, the async Cache API, and sync and async calls sharing metrics."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cache handles from Python: bytes/str keys and values, TTLs, stats,
 get_or_load (a Python loader called from C: values, None, exceptions,
 single flight), sqlite:// and tiered caches, redis, and lifetimes."""

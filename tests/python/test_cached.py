@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The @cached decorator: hits and misses, per-function metrics, methods,
 unhashable and unpicklable arguments, key= and serializer=, ttl,
 cache_clear, single flight across threads, exceptions."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """FFI without SWIG: libcachemeter.so driven from ctypes alone (no cachemeter
 package), proving the ABI needs nothing but C types: a registry, a counter,
 a memory cache (set/get, and get_or_load with a ctypes callback loader),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Status -> exception: every status of the C API maps to a class, each
 class carries its status and cm_errmsg(), and each status the C API can
 produce is provoked for real from Python (CM_ENOMEM cannot be, and is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """examples/fastapi_app.py under a real uvicorn (issue 17, item 6): started on a
 free 127.0.0.1 port, driven by real HTTP requests; the responses and the cache
 metrics on its /metrics must match what was asked. Once with one process over

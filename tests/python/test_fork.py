@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fork safety from Python (docs/threading.md, "fork()"; issue 13, item 2).
 
 Handles created and used before ``os.fork()``, the way gunicorn --preload and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real gunicorn pool sharing one registry (docs/multiprocess.md; issue 15).
 
 gunicorn (Debian's) runs the example app (examples/gunicorn_pool) with its

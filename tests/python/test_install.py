@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`cmake --install` puts an importable package under the prefix: the path
 it prints is where `import cachemeter` works, and the extension finds the
 installed libcachemeter.so.N through its $ORIGIN-relative RPATH (with no

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No leaks through the binding, over a million get/set calls and loops of
 every other typemap path (values out, loader buffers, rendered text, label
 vectors, raised exceptions, handle objects):

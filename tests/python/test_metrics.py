@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Registry, families and series from Python: options, labels, updates,
 exposition (read back with prometheus_client's parsers), timers, reset,
 limits, lifetimes, and persistence across two /usr/bin/python3 processes."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`pip install .` as a Python user runs it (issue 17, item 1), offline:
 
 a throwaway venv made with --system-site-packages (Debian's setuptools and

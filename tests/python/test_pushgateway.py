@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Pushgateway exporter against Debian's real prometheus-pushgateway, and a
 real Prometheus scraping it with honor_labels (docs/exporters.md; issue 16).
 

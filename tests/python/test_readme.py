@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README's Python part runs as written (issue 17, item 5): every
 ```python block of its "## Python" section, in order, in one fresh
 interpreter, in a scratch directory, with REDIS_URL naming a real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The serializer rule: a value read back from a cache never runs code unless
 the user opted in to that trust (bindings/README.md, "The serializer rule").
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The embedded HTTP endpoint started from Python, scraped with urllib:
 /metrics (values read back), /metrics.json, bearer-token and basic auth
 (401 without), bad options, an address in use, and a stop that closes the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared registries from Python (docs/multiprocess.md; issue 15).
 
 A ``Registry(shared=DIR)`` made before ``os.fork()`` (gunicorn --preload),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Exporters against a real StatsD daemon (docs/exporters.md; issue 16).
 
 Etsy's statsd (tests/common/push_receivers.py) listens on a free 127.0.0.1

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """8 Python threads on shared counters, gauges, histograms and caches: the
 totals are exact (the C updates are atomic per thread cell; the binding
 adds no shared Python state on these paths)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The metrics stack a Python app already runs (issue 17, item 4):
 
 - cachemeter.prometheus_client.register(): our families inside a

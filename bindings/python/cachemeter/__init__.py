@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cachemeter: cache handles with built-in Prometheus metrics (Python binding).
 
 A thin Pythonic layer over the SWIG extension ``cachemeter._core``, which

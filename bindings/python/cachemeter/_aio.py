@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """asyncio for caches and ``@cached`` (issue 17): what never blocks the event
 loop, and single flight among tasks.
 

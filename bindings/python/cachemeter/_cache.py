@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Cache``: a named cache handle over a backend URI (``cm_cache``), every
 operation counted and timed in a registry.
 

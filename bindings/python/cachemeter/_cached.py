@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``@cached``: memoize a function in a cachemeter cache, with per-function
 metrics.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Exporter``: pushes a registry's metrics out every interval (``cm_exporter``):
 StatsD/DogStatsD by URI, or a Python callable (docs/exporters.md)."""
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Metrics: ``Registry``, its families (``Counter``, ``Gauge``, ``Histogram``)
 and their labelled series.
 

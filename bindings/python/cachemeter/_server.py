@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``Server``: the embedded HTTP endpoint (``cm_server``) serving a registry
 to Prometheus: /metrics, /metrics.json, /health (see server.h)."""
 from __future__ import annotations

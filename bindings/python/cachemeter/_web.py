@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``make_wsgi_app`` / ``make_asgi_app``: a registry's ``/metrics`` inside an
 application you already serve (no second port), with the endpoint's content
 negotiation (OpenMetrics when the client prefers it, ties to the text

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Our metrics inside an app's existing prometheus_client registry, so its
 ``/metrics`` (``generate_latest``, ``make_wsgi_app``, ``make_asgi_app``,
 ``start_http_server``) shows them too, with no second port::

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shared directory: identity, families, slots, folding, the aggregate
 // view (directory.h, docs/multiprocess.md).
 #include "metrics/shared/directory.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A shared metrics directory (docs/multiprocess.md): its identity and lock,
 // the families every worker registered, the worker slots (claimed, folded
 // when their owner is dead, reused) and the aggregate view a scrape reads.

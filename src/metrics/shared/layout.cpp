@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Decoders of the shared directory's files (layout.h). Hostile input: every
 // offset and length is checked against what was read, memory grows with the
 // bytes actually present, never with a count read from the file.

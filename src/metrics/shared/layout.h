@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The on-disk layout of a shared metrics directory, version 1
 // (docs/multiprocess.md, "Layout"): the constants, the fixed-size records and
 // the decoders that turn the bytes of a slot file or of the families file

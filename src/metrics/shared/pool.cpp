@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The worker slot as cell memory (pool.h).
 #include "metrics/shared/pool.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // A shared registry's cell memory (cells::Pool): the worker's slot file in
 // the shared directory. The cell space puts every cell of the registry's
 // series there, so an update is the same plain store as in-process, into a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The collectors' interval thread of a shared registry (refresher.h).
 #include "metrics/shared/refresher.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // Keeps a shared registry's collected gauges fresh in every worker
 // (docs/multiprocess.md). The library's own gauges (a cache's entries and
 // bytes, a breaker's state) are set by collectors, which a registry runs

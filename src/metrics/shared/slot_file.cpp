@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A worker's own slot file, mapped shared (slot_file.h).
 #include "metrics/shared/slot_file.h"
 

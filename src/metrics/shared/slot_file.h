@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The owner's side of one worker slot file (layout.h): the whole file mapped
 // shared, so a value stored in a cell is in the page cache at once and
 // survives the process however it dies (SIGKILL included). Readers in other

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A shared registry's aggregate as a snapshot (view.h).
 #include "metrics/shared/view.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 // The snapshot walk of a shared registry (metrics/snapshot.h): the aggregate
 // of every worker slot in the directory, read with pread, yielded as
 // families and series like an in-process registry's.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* consumer: a program outside the project, built against an installed
  * cachemeter (pkg-config or find_package) by tests/packaging/check_install.sh.
  * Public API only: a registry, a labelled counter, Prometheus text. */

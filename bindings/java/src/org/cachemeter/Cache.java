@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A cache handle (cm_cache) over a backend URI, recording its metrics in a
 // registry. Keys and values are byte arrays; get returns null on a miss.
 package org.cachemeter;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An exporter (cm_exporter): pushes what changed in a registry to StatsD,
 // DogStatsD, a Pushgateway or a Java callback every interval (docs/exporters.md).
 package org.cachemeter;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A metric family (cm_family): a name and its label names. Owned by its registry.
 package org.cachemeter;
 

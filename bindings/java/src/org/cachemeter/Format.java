@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Exposition formats of Registry.render (enum cm_format).
 package org.cachemeter;
 

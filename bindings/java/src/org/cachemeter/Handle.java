@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The native handle of a Cache or a Server: freed exactly once, by close() or,
 // for an object nobody closed, by the Cleaner once the object is unreachable;
 // always before its registry is freed (Registry.Owner closes the handles still

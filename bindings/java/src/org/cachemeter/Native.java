@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Loads the JNI library once, before the first native call (CMJNI's static
 // initialiser calls load()).
 package org.cachemeter;

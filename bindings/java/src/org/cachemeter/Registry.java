@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A metrics registry (cm_registry): families of counters, gauges and
 // histograms, rendered as Prometheus text, OpenMetrics or JSON.
 package org.cachemeter;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One labelled series (cm_series), the hot-path handle. Owned by its registry,
 // which it keeps reachable (so the Cleaner never frees the registry under it);
 // safe to update from any number of threads.

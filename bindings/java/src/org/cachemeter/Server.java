@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The embedded HTTP endpoint (cm_server) serving a registry: /metrics,
 // /metrics.json, /health.
 package org.cachemeter;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Strings for the C API as NUL-terminated UTF-8 (JNI's own string functions
 // speak modified UTF-8): used by the generated code (typemaps_java.i #5, #6).
 package org.cachemeter;

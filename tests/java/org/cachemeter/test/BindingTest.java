@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tests/java: the Java binding through its public API only, with a tiny
 // assert harness (no JUnit: nothing is downloaded). Run with the names of
 // the tests to run (CTest registers one entry per test); exits 1 on failure.
