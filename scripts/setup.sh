@@ -30,7 +30,7 @@ install_statsd() {
 
 packages=(
   build-essential cmake ninja-build pkg-config   # compilers (with the ASan/UBSan/TSan runtimes), build tools
-  binutils                                       # nm, readelf: the ABI tests
+  binutils abigail-tools                         # nm, readelf, abidiff: the ABI tests
   libcmocka-dev libgtest-dev                     # C and C++ unit tests
   libbenchmark-dev prometheus-cpp-dev            # benchmarks and their baseline
   libmicrohttpd-dev zlib1g-dev                   # the HTTP endpoint (gzip via zlib)
