@@ -557,7 +557,7 @@ int main(int argc, char** argv) {
     std::fputs(kMainHelp, stdout);
     return 0;
   }
-  if (cmd == "--version") {
+  if (cmd == "--version" || cmd == "version") {
     std::printf("cachemeter %s\n", cm_version());
     return 0;
   }

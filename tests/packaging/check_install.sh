@@ -81,6 +81,13 @@ done
 # The command-line program (built in the main build only).
 if [[ "$mode" == prefix ]]; then
   [[ -x "$prefix/bin/cachemeter" ]] || fail "missing $prefix/bin/cachemeter"
+  # It starts from this non-system prefix with no environment at all (its
+  # RUNPATH is $ORIGIN-relative), and finds the installed library.
+  runpath="$(readelf -d "$prefix/bin/cachemeter" | sed -nE 's/.*\((RUNPATH|RPATH)\).*\[(.*)\].*/\2/p')"
+  [[ "$runpath" == '$ORIGIN/'* ]] || fail "bin/cachemeter's RUNPATH is '$runpath', not \$ORIGIN-relative"
+  version="$(env -i "$prefix/bin/cachemeter" --version)" || fail "the installed cachemeter does not start"
+  [[ "$version" == "cachemeter $CM_VERSION" ]] || fail "cachemeter --version says '$version'"
+  [[ "$(env -i "$prefix/bin/cachemeter" version)" == "cachemeter $CM_VERSION" ]] || fail "cachemeter version"
 fi
 # The internals archive is for our tests only.
 if find "$work" -name 'libcachemeter_static*' -print -quit | grep -q .; then
@@ -122,6 +129,12 @@ echo "pkg-config --cflags --libs cachemeter: $flags"
 "$CC" -std=c11 -Wall -Wextra -Werror -o "$work/consumer-pkgconfig" \
   "$here/consumer/consumer.c" $flags
 LD_LIBRARY_PATH="$libdir" check_consumer "$work/consumer-pkgconfig"
+# The same with the library directory as its RUNPATH (README, "Finding the
+# library"): it runs with no LD_LIBRARY_PATH.
+# shellcheck disable=SC2086 # the flags are a list
+"$CC" -std=c11 -Wall -Wextra -Werror -o "$work/consumer-pkgconfig-rpath" \
+  "$here/consumer/consumer.c" $flags -Wl,-rpath,"$(pkg-config --variable=libdir cachemeter)"
+(unset LD_LIBRARY_PATH; check_consumer "$work/consumer-pkgconfig-rpath")
 
 # ---- consumer 2: find_package(cachemeter CONFIG) and cachemeter::cachemeter.
 # CMake puts the imported library's directory in the build-tree RPATH, so the
