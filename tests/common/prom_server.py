@@ -61,7 +61,7 @@ def stop_process(proc, timeout_s=10):
 class Prometheus:
     """A throwaway Prometheus scraping one target every second."""
 
-    def __init__(self, target_port, workdir, job=JOB, honor_labels=False):
+    def __init__(self, target_port, workdir, job=JOB, honor_labels=False, rule_files=()):
         self.workdir = workdir
         self.job = job
         config = os.path.join(workdir, "prometheus.yml")
@@ -71,7 +71,8 @@ class Prometheus:
                 "  scrape_interval: 1s\n"
                 "  scrape_timeout: 1s\n"
                 "  evaluation_interval: 1s\n"
-                "scrape_configs:\n"
+                + ("rule_files:\n" + "".join(f"  - {r}\n" for r in rule_files) if rule_files else "")
+                + "scrape_configs:\n"
                 f"  - job_name: {job}\n"
                 "    metrics_path: /metrics\n"
                 f"    honor_labels: {'true' if honor_labels else 'false'}\n"
