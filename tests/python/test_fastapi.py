@@ -44,8 +44,7 @@ class App:
     def __init__(self, tmp_path, env: dict, workers: int = 1):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        full = dict(os.environ, **env)
-        full.pop("LD_PRELOAD", None)  # uvicorn's workers are plain interpreters
+        full = dict(os.environ, **env)  # under ASan: the runtime preload goes to the workers too
         self.log = open(tmp_path / "uvicorn.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", EXAMPLES, "--host", "127.0.0.1", "--port", str(self.port),
