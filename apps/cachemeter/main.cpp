@@ -288,6 +288,12 @@ struct Run {
   double elapsed = 0;
 };
 
+// "host:port" of the endpoint listening on listen ("127.0.0.1" for ":port").
+std::string endpoint_address(const std::string& listen, int port) {
+  std::string host = listen.rfind(':') == 0 ? "127.0.0.1" : listen.substr(0, listen.rfind(':'));
+  return host + ":" + std::to_string(port);
+}
+
 Run run_workload(const Args& a) {
   Run run;
   std::string opts = "const_labels=app:cachemeter_demo";
@@ -315,9 +321,8 @@ Run run_workload(const Args& a) {
                    cm_status_name(rc), cm_errmsg());
   }
   if (run.server) {
-    std::printf("serving http://%s:%d/metrics  /metrics.json  /health\n",
-                a.listen.rfind(':') == 0 ? "127.0.0.1" : a.listen.substr(0, a.listen.rfind(':')).c_str(),
-                cm_server_port(run.server));
+    std::printf("serving http://%s/metrics  /metrics.json  /health\n",
+                endpoint_address(a.listen, cm_server_port(run.server)).c_str());
     std::fflush(stdout);
   }
   for (const std::string& u : a.exporters) {
@@ -466,7 +471,13 @@ int demo(const Args& a) {
     close_run(run);
     return 1;
   }
-  std::printf("full metrics: cachemeter dump --format prometheus|openmetrics|json\n");
+  // What is true of this run: its endpoint has its metrics while it is up;
+  // `dump` runs a workload of its own.
+  if (run.server && !a.linger)
+    std::printf("the metrics of this run were on http://%s/metrics while it ran (--linger keeps them up)\n",
+                endpoint_address(a.listen, cm_server_port(run.server)).c_str());
+  else if (!run.server)
+    std::printf("metrics: --listen ADDR serves them while it runs; cachemeter dump prints those of a short run\n");
   if (a.linger) {
     // Every outlet gets the final values now: the endpoint, StatsD and the
     // Pushgateway agree until this process ends.
