@@ -116,11 +116,24 @@ double parse_number(const char* opt, const char* text, double lo, double hi, con
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(text, &end);
-  if (!*text || *end || errno || !(v >= lo && v <= hi))
-    usage_error(std::string(opt) + " needs a number in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                    "], got \"" + text + "\"",
-                help);
+  if (!*text || *end || errno || !(v >= lo && v <= hi)) {
+    char range[64];
+    std::snprintf(range, sizeof range, "[%g, %g]", lo, hi);  // 1 and 256, not 1.000000
+    usage_error(std::string(opt) + " needs a number in " + range + ", got \"" + text + "\"", help);
+  }
   return v;
+}
+
+// --listen's syntax (host:port, [v6]:port or :port, port 0..65535), checked
+// before anything runs; whether the address can be bound is the server's.
+bool valid_listen(const std::string& l) {
+  size_t colon = l.rfind(':');
+  if (colon == std::string::npos || colon + 1 == l.size()) return false;
+  std::string host = l.substr(0, colon), port = l.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535)
+    return false;
+  if (!host.empty() && host.front() == '[') return host.size() > 2 && host.back() == ']';
+  return host.find(':') == std::string::npos;
 }
 
 enum class Cmd { Demo, Dump, Serve };
@@ -162,7 +175,10 @@ Args parse_args(int argc, char** argv, int first, Cmd cmd) {
     } else if ((!dump || serve) && o == "--listen") {
       a.listen = value();
       a.listen_given = true;
-      if (a.listen == "off") a.listen.clear();
+      if (a.listen == "off")
+        a.listen.clear();
+      else if (!valid_listen(a.listen))
+        usage_error("--listen needs host:port, [v6]:port, :port or off, got \"" + a.listen + "\"", help);
     } else if (!dump && o == "--statsd") {
       std::string u = value();
       if (u.rfind("statsd", 0) != 0) usage_error("--statsd needs a statsd:// or statsd+unix:// URI", help);

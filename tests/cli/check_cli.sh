@@ -111,4 +111,14 @@ serve_pid=""
 rm -f "$out.serve"
 echo "ok: serve --shared on port $port shows the pool"
 
+# CLI nits (issue 18): ranges print as written, `version` works, a bad
+# --listen fails before anything runs (no banner), dump --db of a missing
+# file says so.
+expect_exit 2 '--threads needs a number in \[1, 256\], got "999"' demo --threads 999
+expect_exit 0 '^cachemeter [0-9]+\.[0-9]+\.[0-9]+$' version
+expect_exit 2 '--listen needs host:port' demo --listen foo
+grep -q 'demo:' "$out" && fail "--listen foo: the banner was printed before the error"
+expect_exit 1 '[Nn]o such file' dump --db "$(dirname "$out")/cm-no-such-file.db"
+echo "ok: CLI nits"
+
 echo "check_cli: all checks passed"
