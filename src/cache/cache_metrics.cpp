@@ -235,6 +235,7 @@ void CacheMetrics::join(const Handle& h) {
   }
   group_ = std::move(g);
   g_ = group_.get();
+  reg_->json_caches.store(&caches_json, std::memory_order_release);
   snapshot(clock_->coarse_ms());
 }
 
@@ -335,5 +336,48 @@ void CacheMetrics::on_tier_get(Tier t, bool hit, int64_t ns) {
 void CacheMetrics::on_l1_flush() { inc(extra_.l1_flushes); }
 
 void CacheMetrics::on_invalidation() { inc(extra_.invalidations); }
+
+void caches_json(cm_registry& r, OutBuf& out) {
+  std::vector<std::pair<GroupKey, std::shared_ptr<CacheGroup>>> mine;
+  {
+    std::lock_guard<std::mutex> lk(g_groups_mu);
+    for (auto& [key, weak] : groups())
+      if (std::get<0>(key) == &r)
+        if (auto g = weak.lock()) mine.emplace_back(key, std::move(g));
+  }
+  out.push('[');
+  bool first = true;
+  for (auto& [key, g] : mine) {
+    // The windows' "now" is a handle's clock (tests inject one). The
+    // collector holds members_mu while it reads a backend, which may hang
+    // (a stopped Redis): never wait for it, use the system clock then.
+    int64_t now;
+    {
+      std::unique_lock<std::mutex> lk(g->members_mu, std::try_to_lock);
+      if (lk.owns_lock() && g->members.empty()) continue;  // closing
+      now = lk.owns_lock() ? g->members.front()->clock()->coarse_ms() : system_clock().coarse_ms();
+    }
+    double hits = cm_series_value(g->hits), misses = cm_series_value(g->misses);
+    if (!first) out.push(',');
+    first = false;
+    out.append("{\"cache\":");
+    append_json_string(out, std::get<1>(key));
+    out.append(",\"backend\":");
+    append_json_string(out, std::get<2>(key));
+    out.append(",\"hits\":");
+    out.append_double(hits);
+    out.append(",\"misses\":");
+    out.append_double(misses);
+    out.append(",\"hit_ratio\":");
+    if (hits + misses > 0)
+      out.append_double(hits / (hits + misses));
+    else
+      out.append("null");
+    out.append(",\"hit_ratio_window\":");
+    append_hit_ratio_windows(out, g.get(), hits, misses, now);
+    out.push('}');
+  }
+  out.push(']');
+}
 
 }  // namespace cm

@@ -19,6 +19,7 @@
 #include "metrics/registry.h"
 #include "util/clock.h"
 #include "util/fork.h"
+#include "util/text.h"
 
 namespace cm {
 
@@ -156,6 +157,14 @@ class OpTimer {
   int64_t t0_ = 0;
 };
 
+// The hit-ratio windows of g as a JSON object {"1m":r,"5m":r,"1h":r} (null
+// without lookups in the window), from this process's counts (stats.cpp).
+void append_hit_ratio_windows(OutBuf& out, CacheGroup* g, double own_hits, double own_misses, int64_t now);
+// The JSON render's "caches" section of r: [{"cache","backend","hits",
+// "misses","hit_ratio","hit_ratio_window"}...], one per open cache name and
+// backend (cm_registry::json_caches). Takes the groups' locks, not r.mu.
+void caches_json(cm_registry& r, OutBuf& out);
+
 // The kind label of a failure: the backend's, else from the status.
 ErrorKind kind_of(const Error& e);
 
@@ -196,6 +205,7 @@ class CacheMetrics final : public BackendEvents {
   // null when disabled. For stats and tests.
   CacheGroup* group() const { return g_; }
   const ExtraSeries& extra() const { return extra_; }
+  const Clock* clock() const { return clock_; }
   // The backend the group's gauges count (null when disabled or left).
   Backend* backend() const { return backend_; }
 

@@ -41,6 +41,35 @@ double series_quantile(cm_series* s, const shared::PoolValues* pool, double q, u
 
 }  // namespace
 
+void append_hit_ratio_windows(OutBuf& out, CacheGroup* g, double own_hits, double own_misses, int64_t now) {
+  out.push('{');
+  const std::pair<const char*, int64_t> windows[] = {{"1m", 60000}, {"5m", 300000}, {"1h", 3600000}};
+  bool first = true;
+  for (const auto& [label, span] : windows) {
+    if (!first) out.push(',');
+    first = false;
+    append_json_string(out, label);
+    out.push(':');
+    double ratio = NAN;
+    if (g) {
+      std::lock_guard<std::mutex> lk(g->window.mu);
+      const auto& snaps = g->window.snaps;
+      // The newest snapshot at or before the window's start, else the oldest
+      // (the cache is younger than the window).
+      const WindowRing::Snap* base = nullptr;
+      for (const auto& snap : snaps)
+        if (snap.t_ms <= now - span) base = &snap;
+      if (!base && !snaps.empty()) base = &snaps.front();
+      if (base) {
+        double dh = own_hits - base->hits, dm = own_misses - base->misses;
+        if (dh >= 0 && dm >= 0 && dh + dm > 0) ratio = dh / (dh + dm);
+      }
+    }
+    json_num(out, ratio);
+  }
+  out.push('}');
+}
+
 std::string cache_stats_json(cm_cache& c) {
   int64_t now = c.clock->coarse_ms();
   OutBuf out;
@@ -94,32 +123,9 @@ std::string cache_stats_json(cm_cache& c) {
     json_num(out, p99);
     out.push('}');
   }
-  out.append("},\"hit_ratio_window\":{");
-  const std::pair<const char*, int64_t> windows[] = {{"1m", 60000}, {"5m", 300000}, {"1h", 3600000}};
-  first = true;
-  for (const auto& [label, span] : windows) {
-    if (!first) out.push(',');
-    first = false;
-    append_json_string(out, label);
-    out.push(':');
-    double ratio = NAN;
-    if (g) {
-      std::lock_guard<std::mutex> lk(g->window.mu);
-      const auto& snaps = g->window.snaps;
-      // The newest snapshot at or before the window's start, else the oldest
-      // (the cache is younger than the window).
-      const WindowRing::Snap* base = nullptr;
-      for (const auto& s : snaps)
-        if (s.t_ms <= now - span) base = &s;
-      if (!base && !snaps.empty()) base = &snaps.front();
-      if (base) {
-        double dh = own_hits - base->hits, dm = own_misses - base->misses;
-        if (dh >= 0 && dm >= 0 && dh + dm > 0) ratio = dh / (dh + dm);
-      }
-    }
-    json_num(out, ratio);
-  }
-  out.append("}}");
+  out.append("},\"hit_ratio_window\":");
+  append_hit_ratio_windows(out, g, own_hits, own_misses, now);
+  out.append("}");
   return std::string(out.view());
 }
 

@@ -22,6 +22,7 @@
 #include "util/text.h"
 
 namespace cm {
+class OutBuf;
 
 enum class Kind : uint8_t { Counter, Gauge, Histogram };
 const char* kind_name(Kind k);
@@ -143,6 +144,10 @@ struct cm_registry final : private cm::fork::Hooks {
   // Output size of the last render per format (text, OpenMetrics, JSON): the
   // next render reserves a little more up front. Registry mutex.
   size_t last_render_bytes[3] = {0, 0, 0};
+  // The JSON render's "caches" section (per-cache hit ratios), written by the
+  // cache layer once a cache joined this registry (cache_metrics.cpp). Called
+  // after the walk, holding no registry lock.
+  std::atomic<void (*)(cm_registry&, cm::OutBuf&)> json_caches{nullptr};
   // Run before every render, outside `mu`: refresh gauges that mirror state
   // held elsewhere (a cache's entries and bytes, which for redis is backend
   // I/O). Keyed by their owner. collectors_mu guards the map only: run_

@@ -140,10 +140,7 @@ class JsonRender final : public SnapshotVisitor {
 
   void family_end(const cm_family&) override { out_.append("]}"); }
 
-  void end(const cm_registry&) override {
-    out_.append("]}\n");
-    r_.last_render_bytes[2] = out_.size();
-  }
+  void end(const cm_registry&) override { out_.push(']'); }
 
  private:
   cm_registry& r_;
@@ -158,6 +155,15 @@ class JsonRender final : public SnapshotVisitor {
 void render_json(cm_registry& r, OutBuf& out, const NameFilter* names, bool collect) {
   JsonRender v(r, out);
   snapshot(r, v, {names, collect});
+  // The caches' hit ratios (docs/exposition.md), outside the registry lock:
+  // the cache layer takes its own locks, which come before it.
+  if (auto caches = r.json_caches.load(std::memory_order_acquire)) {
+    out.append(",\"caches\":");
+    caches(r, out);
+  }
+  out.append("}\n");
+  std::lock_guard<std::mutex> g(r.mu);
+  r.last_render_bytes[2] = out.size();
 }
 
 }  // namespace cm

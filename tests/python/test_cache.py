@@ -344,3 +344,29 @@ def test_redis_cache(redis_socket, registry):
         with cachemeter.Cache(uri, "shared2", registry=registry) as other:  # another handle, same store
             assert other.get("x") == b"X"
         assert c.delete("k") is True
+
+
+def test_json_render_and_endpoint_give_each_caches_hit_ratios(registry):
+    import json as _json
+    import urllib.request
+
+    users = cachemeter.Cache("memory://", "users", registry=registry)
+    other = cachemeter.Cache("memory://", "other", registry=registry)
+    users.set("a", b"1")
+    assert users.get("a") == b"1"
+    assert users.get("a") == b"1"
+    assert users.get("b") is None
+    assert other.get("x") is None
+    caches = {c["cache"]: c for c in _json.loads(registry.render("json"))["caches"]}
+    u = caches["users"]
+    assert (u["backend"], u["hits"], u["misses"]) == ("memory", 2, 1)
+    assert u["hit_ratio"] == 2 / 3
+    assert u["hit_ratio_window"] == {"1m": 2 / 3, "5m": 2 / 3, "1h": 2 / 3}
+    assert caches["other"]["hit_ratio"] == 0.0
+    with cachemeter.Server(registry, listen="127.0.0.1:0") as srv:
+        with urllib.request.urlopen(srv.url + "/metrics.json", timeout=10) as r:
+            served = {c["cache"]: c for c in _json.loads(r.read())["caches"]}
+    assert served["users"]["hit_ratio"] == 2 / 3
+    users.close()
+    other.close()
+    assert _json.loads(registry.render("json"))["caches"] == []  # closed caches leave
