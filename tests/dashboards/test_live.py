@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Every dashboard query and rule of dashboards/ against a real Prometheus
+"""docs/metrics.md against what a running demo exposes, and every dashboard
+query and rule of dashboards/ against a real Prometheus
 that scrapes a running `cachemeter demo` with recording.yml and alerts.yml
 loaded (issue 18): each returns data, not an empty result, so a renamed
 metric or label fails here. The demo's memory caches never make a breaker,
@@ -72,6 +73,12 @@ def test_every_query_returns_data_from_a_live_demo(tmp_path):
         assert port, "the demo did not say where it serves: " + demo.stderr.read()
         rules = [os.path.abspath(os.path.join(ROOT, "dashboards", f)) for f in ("recording.yml", "alerts.yml")]
         prom = Prometheus(port, str(tmp_path), job="demo", rule_files=rules)
+        # docs/metrics.md lists every metric the demo exposes (issue 18).
+        with open(os.path.join(ROOT, "docs", "metrics.md"), encoding="utf-8") as f:
+            documented = set(re.findall(r"`(cachemeter_[a-z0-9_]+)`", f.read()))
+        exposed = set(re.findall(r"^# TYPE (\S+) ", http_get(f"http://127.0.0.1:{port}/metrics")[2].decode(), re.M))
+        assert exposed, "the demo exposed nothing"
+        assert exposed <= documented, f"exposed but not in docs/metrics.md: {sorted(exposed - documented)}"
         # The rule files loaded without errors.
         groups = json.loads(http_get(prom.base + "/api/v1/rules")[2])["data"]["groups"]
         assert {g["name"] for g in groups} == {"cachemeter_recording", "cachemeter_alerts"}
