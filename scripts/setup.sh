@@ -45,6 +45,7 @@ packages=(
   gunicorn                                       # the pre-fork pool of the shared-registry test
   python3-fastapi python3-uvicorn                # the ASGI app's test (FastAPI under uvicorn)
   python3-venv python3-pip python3-setuptools python3-wheel python3-build  # pip install . in a venv, offline
+  chromium                                       # the endpoint's dashboard page, tested headless
   openjdk-17-jdk-headless                        # the Java binding: javac, jar, java, jni.h
   clang libfuzzer-14-dev                         # the fuzz phase: clang 14 and libFuzzer (tests/fuzz)
 )

@@ -15,7 +15,12 @@
  *                  200 "ok" when all are healthy, 503 "unhealthy" when one is
  *                  not, 503 "pending" (with Retry-After: 1, no age_ms) before
  *                  the first check has completed. See "Health" below.
- *   /              a small HTML index.
+ *   /              the dashboard (dashboard=on, the default): one page with
+ *                  /dashboard.js and /dashboard.css, no external asset,
+ *                  showing each cache's hit ratios, ops/s, latency quantiles,
+ *                  evictions and entries live from /metrics.json, served with
+ *                  a Content-Security-Policy allowing only those same-origin
+ *                  files; with dashboard=off, a small HTML index.
  * Every request is counted in PREFIXhttp_requests_total{path,code} and timed
  * in PREFIXhttp_request_duration_seconds{path} (PREFIX: the registry's prefix)
  * once it is answered, so a scrape shows the requests before it. path is one
@@ -94,6 +99,8 @@ typedef struct cm_server cm_server;
  *                    (default 5000; 0..86400000, 0: every /health refreshes,
  *                    still one refresh at a time). See "Health" above.
  *   threads=N        server threads (default 1; 1..64).
+ *   dashboard=B      true/false (default true): GET / serves the dashboard
+ *                    page (the same auth as every path); false: the index.
  * On success *out is a running server the caller stops with cm_server_stop().
  * Returns CM_OK; CM_EINVAL (out NULL, bad listen address, unknown option,
  * bad value, a certificate or key that is unreadable, not a regular file,

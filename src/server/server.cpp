@@ -3,6 +3,7 @@
 // serving a registry's renderings. It knows the registry's render functions
 // and its health checks, nothing else. See include/cachemeter/server.h.
 #include "server/server.h"
+#include "server/dashboard.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -268,6 +269,8 @@ const char* path_label(std::string_view url) {
   if (url == "/metrics.json") return "/metrics.json";
   if (url == "/health") return "/health";
   if (url == "/") return "/";
+  if (url == "/dashboard.js") return "/dashboard.js";
+  if (url == "/dashboard.css") return "/dashboard.css";
   return "other";
 }
 
@@ -742,9 +745,17 @@ Reply route(cm_server& s, MHD_Connection* conn, std::string_view url, std::strin
     if (!v.have) r.headers.emplace_back("Retry-After", "1");
     return r;
   }
-  if (url == "/") {
-    set_body(r, kIndex);
-    r.type = "text/html; charset=utf-8";
+  if (url == "/" || (s.dashboard && (url == "/dashboard.js" || url == "/dashboard.css"))) {
+    // The dashboard (dashboard=on): self-contained, same-origin only.
+    const char* body = !s.dashboard ? kIndex : url == "/" ? kDashboardHtml : url == "/dashboard.js" ? kDashboardJs
+                                                                                                   : kDashboardCss;
+    set_body(r, body);
+    r.type = url == "/dashboard.js"    ? "text/javascript; charset=utf-8"
+             : url == "/dashboard.css" ? "text/css; charset=utf-8"
+                                       : "text/html; charset=utf-8";
+    r.headers.emplace_back("Content-Security-Policy", kDashboardCsp);
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Cache-Control", "no-store");
     return r;
   }
   r.code = 404;
@@ -833,9 +844,10 @@ std::unique_ptr<cm_server> start_server(cm_registry* reg, const char* listen, co
   ListenAddr addr = parse_listen(listen);
   Options o = Options::parse(options, "server options");
   o.check_known({"token", "basic_auth", "tls_cert", "tls_key", "max_conns", "timeout_s", "threads", "max_conns_per_ip",
-                 "request_timeout_ms", "health_interval_ms"});
+                 "request_timeout_ms", "health_interval_ms", "dashboard"});
   auto s = std::make_unique<cm_server>();
   s->reg = reg;
+  s->dashboard = o.get_bool("dashboard", true);
   s->token = o.get("token", "");
   CM_REQUIRE(!o.has("token") || !s->token.empty(), "option \"token\" is empty");
   if (o.has("basic_auth")) {

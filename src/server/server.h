@@ -23,6 +23,7 @@ struct cm_server {
   std::chrono::steady_clock::time_point started;
   std::string token, user, password;
   std::string tls_cert, tls_key;  // PEM, kept for the daemon's lifetime
+  bool dashboard = true;          // GET / serves the dashboard (dashboard=on|off)
   cm_family* requests = nullptr;
   cm_family* durations = nullptr;
   std::unique_ptr<cm::ServerAux> aux;

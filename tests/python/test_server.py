@@ -94,3 +94,29 @@ def test_server_keeps_its_registry_alive():
     del reg
     assert "kept_total 3" in get(srv.url + "/metrics")[2]
     srv.stop()
+
+
+def test_dashboard_page_option_and_auth(registry):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    def get(url, auth=None):
+        req = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(auth).decode()}
+                                     if auth else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    with cachemeter.Server(registry, basic_auth="ops:pw") as srv:  # dashboard=on by default
+        assert get(srv.url + "/")[0] == 401                         # the same auth as /metrics
+        status, headers, body = get(srv.url + "/", b"ops:pw")
+        assert status == 200 and b"dashboard.js" in body
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert get(srv.url + "/dashboard.js", b"ops:pw")[0] == 200
+    with cachemeter.Server(registry, dashboard=False) as srv:
+        status, headers, body = get(srv.url + "/")
+        assert status == 200 and b"dashboard.js" not in body and b"metrics.json" in body  # the plain index
+        assert get(srv.url + "/dashboard.js")[0] == 404
