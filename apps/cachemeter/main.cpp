@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // cachemeter: the command-line program.
 //   cachemeter demo [--seconds N] [--threads N] [--keys N] [--zipf S] [--uri URI]
-//   cachemeter dump [--format prometheus|openmetrics|json] [demo options]
+//   cachemeter dump [--from ADDR] [--token T] [--format prometheus|openmetrics|json]
 //   cachemeter dump --db FILE [--format prometheus|openmetrics|json]
+//   cachemeter dump --demo [demo options] [--format prometheus|openmetrics|json]
 //   cachemeter dump --shared DIR [--format prometheus|openmetrics|json]
 //   cachemeter serve --shared DIR [--listen ADDR]
 // Uses the public C API only (cachemeter/cachemeter.h), like any user.
 #include <cachemeter/cachemeter.h>
 
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +45,10 @@ struct Args {
   std::string shared;                     // --shared DIR: a shared metrics directory
   std::vector<std::string> exporters;     // --statsd URI, --push URI: exporters to run
   bool linger = false;                    // --linger: keep serving until stdin closes
+  bool demo_dump = false;                 // dump --demo: run a workload and print it
+  bool workload_given = false;            // --seconds/--threads/--keys/--zipf/--uri given
+  std::string from;                       // dump --from ADDR: a running endpoint
+  std::string token;                      // dump --token T
 };
 
 const char* kDemoHelp =
@@ -70,9 +78,15 @@ const char* kDemoHelp =
     "  -h, --help    this text\n";
 
 const char* kDumpHelp =
-    "usage: cachemeter dump [--format prometheus|openmetrics|json] [demo options]\n"
+    "usage: cachemeter dump [--from ADDR] [--token T] [--format prometheus|openmetrics|json]\n"
     "       cachemeter dump --db FILE [--format prometheus|openmetrics|json]\n"
     "       cachemeter dump --shared DIR [--format prometheus|openmetrics|json]\n"
+    "       cachemeter dump --demo [demo options] [--format prometheus|openmetrics|json]\n"
+    "\n"
+    "By default, or with --from ADDR (host:port, default 127.0.0.1:9464, the\n"
+    "demo's), prints what a running endpoint serves: /metrics (OpenMetrics with\n"
+    "--format openmetrics) or /metrics.json, over plain HTTP; --token T sends\n"
+    "Authorization: Bearer T.\n"
     "\n"
     "With --shared, prints the aggregate of every worker of the shared metrics\n"
     "directory DIR (docs/multiprocess.md), read-only: no slot is claimed.\n"
@@ -81,7 +95,7 @@ const char* kDumpHelp =
     "file is opened read-only and no lock is taken, so it works while the\n"
     "owning program runs (it shows that program's last completed flush).\n"
     "\n"
-    "Without it, runs the demo workload (default 1 second, no progress line) and\n"
+    "With --demo, runs the demo workload (default 1 second, no progress line) and\n"
     "prints the registry it filled, in the chosen format (default prometheus).\n";
 
 const char* kServeHelp =
@@ -163,14 +177,19 @@ Args parse_args(int argc, char** argv, int first, Cmd cmd) {
       a.shared = value();
       if (a.shared.empty()) usage_error("--shared needs a directory", help);
     } else if (o == "--seconds") {
+      a.workload_given = true;
       a.seconds = parse_number("--seconds", value(), 0.1, 3600, help);
     } else if (o == "--threads") {
+      a.workload_given = true;
       a.threads = static_cast<int>(parse_number("--threads", value(), 1, 256, help));
     } else if (o == "--keys") {
+      a.workload_given = true;
       a.keys = static_cast<long>(parse_number("--keys", value(), 10, 1e8, help));
     } else if (o == "--zipf") {
+      a.workload_given = true;
       a.zipf = parse_number("--zipf", value(), 0, 3, help);
     } else if (o == "--uri") {
+      a.workload_given = true;
       a.uri = value();
     } else if ((!dump || serve) && o == "--listen") {
       a.listen = value();
@@ -191,6 +210,13 @@ Args parse_args(int argc, char** argv, int first, Cmd cmd) {
       a.linger = true;
     } else if (o == "--quiet") {
       a.quiet = true;
+    } else if (dump && o == "--demo") {
+      a.demo_dump = true;
+    } else if (dump && o == "--from") {
+      a.from = value();
+      if (!valid_listen(a.from)) usage_error("--from needs host:port, got \"" + a.from + "\"", help);
+    } else if (dump && o == "--token") {
+      a.token = value();
     } else if (dump && o == "--db") {
       a.db = value();
     } else if (dump && o == "--format") {
@@ -202,7 +228,10 @@ Args parse_args(int argc, char** argv, int first, Cmd cmd) {
     }
   }
   if (serve && a.shared.empty()) usage_error("serve needs --shared DIR", help);
-  if (dump && !a.shared.empty() && !a.db.empty()) usage_error("--shared and --db exclude each other", help);
+  if (dump && (!a.shared.empty()) + (!a.db.empty()) + a.demo_dump + (!a.from.empty()) > 1)
+    usage_error("--from, --db, --shared and --demo exclude each other", help);
+  if (dump && !a.demo_dump && a.workload_given)
+    usage_error("the demo options (--seconds, --threads, --keys, --zipf, --uri) go with --demo", help);
   return a;
 }
 
@@ -490,10 +519,12 @@ int demo(const Args& a) {
   // What is true of this run: its endpoint has its metrics while it is up;
   // `dump` runs a workload of its own.
   if (run.server && !a.linger)
-    std::printf("the metrics of this run were on http://%s/metrics while it ran (--linger keeps them up)\n",
+    std::printf("the metrics of this run were on http://%s/metrics while it ran; with --linger, "
+                "cachemeter dump --from %s prints them\n",
+                endpoint_address(a.listen, cm_server_port(run.server)).c_str(),
                 endpoint_address(a.listen, cm_server_port(run.server)).c_str());
   else if (!run.server)
-    std::printf("metrics: --listen ADDR serves them while it runs; cachemeter dump prints those of a short run\n");
+    std::printf("metrics: --listen ADDR serves them while it runs; cachemeter dump --demo prints those of a short run\n");
   if (a.linger) {
     // Every outlet gets the final values now: the endpoint, StatsD and the
     // Pushgateway agree until this process ends.
@@ -521,6 +552,67 @@ void print_render(cm_registry* reg, int format) {
   cm_free(text);
 }
 
+// Prints what the endpoint at addr serves (plain HTTP/1.0, one request, every
+// wait bounded by 10 s); 1 with a message when it cannot.
+int dump_endpoint(const std::string& addr, const std::string& token, int format) {
+  size_t colon = addr.rfind(':');
+  std::string host = addr.substr(0, colon), port = addr.substr(colon + 1);
+  if (host.empty()) host = "127.0.0.1";
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    std::fprintf(stderr, "cachemeter: cannot resolve %s: %s\n", host.c_str(), gai_strerror(rc));
+    return 1;
+  }
+  int fd = -1;
+  for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd >= 0 && ::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    std::fprintf(stderr, "cachemeter: no endpoint answers on %s (%s); is the program serving? (--listen)\n",
+                 addr.c_str(), std::strerror(errno));
+    return 1;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  std::string req = std::string("GET ") + (format == CM_FORMAT_JSON ? "/metrics.json" : "/metrics") +
+                    " HTTP/1.0\r\nHost: " + addr + "\r\nAccept: " +
+                    (format == CM_FORMAT_OPENMETRICS ? "application/openmetrics-text; version=1.0.0" : "*/*") + "\r\n" +
+                    (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") + "Connection: close\r\n\r\n";
+  std::string reply;
+  bool ok = ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  char buf[65536];
+  for (ssize_t n; ok && (n = ::recv(fd, buf, sizeof buf, 0)) != 0;) {
+    if (n < 0) {
+      ok = false;
+      break;
+    }
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  size_t end = reply.find("\r\n\r\n");
+  if (!ok || end == std::string::npos || reply.compare(0, 5, "HTTP/") != 0) {
+    std::fprintf(stderr, "cachemeter: no HTTP answer from %s\n", addr.c_str());
+    return 1;
+  }
+  std::string status = reply.substr(0, reply.find("\r\n"));
+  if (status.find(" 200 ") == std::string::npos) {
+    std::fprintf(stderr, "cachemeter: %s answered \"%s\"%s\n", addr.c_str(), status.c_str(),
+                 status.find(" 401 ") != std::string::npos ? " (--token T?)" : "");
+    return 1;
+  }
+  std::fwrite(reply.data() + end + 4, 1, reply.size() - end - 4, stdout);
+  return 0;
+}
+
 int dump(const Args& a) {
   int format = a.format == "json" ? CM_FORMAT_JSON : a.format == "openmetrics" ? CM_FORMAT_OPENMETRICS
                                                                                 : CM_FORMAT_PROMETHEUS;
@@ -544,10 +636,13 @@ int dump(const Args& a) {
     cm_registry_free(reg);
     return 0;
   }
-  Run run = run_workload(a);
-  print_render(run.reg, format);
-  close_run(run);
-  return 0;
+  if (a.demo_dump) {
+    Run run = run_workload(a);
+    print_render(run.reg, format);
+    close_run(run);
+    return 0;
+  }
+  return dump_endpoint(a.from.empty() ? "127.0.0.1:9464" : a.from, a.token, format);
 }
 
 int serve(const Args& a) {

@@ -51,16 +51,16 @@ grep -Eq "^0 operations in [0-9.]+ s: 0 ops/s \(and [1-9][0-9]* failed\)" "$out"
 
 # Dumps.
 expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' \
-  dump --seconds 0.2 --keys 1000
+  dump --demo --seconds 0.2 --keys 1000
 promtool check metrics <"$out" || fail "promtool check metrics rejects the dump"
-expect_exit 0 '^# EOF$' dump --format openmetrics --seconds 0.2 --keys 1000
+expect_exit 0 '^# EOF$' dump --demo --format openmetrics --seconds 0.2 --keys 1000
 /usr/bin/python3 -c '
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse
 names = {f.name for f in parse(open(sys.argv[1]).read())}
 assert "cachemeter_cache_hits" in names, names
 ' "$out" || fail "the OpenMetrics dump does not parse or lacks cachemeter_cache_hits"
-expect_exit 0 '"cachemeter_cache_operation_duration_seconds"' dump --format json --seconds 0.2 --keys 1000
+expect_exit 0 '"cachemeter_cache_operation_duration_seconds"' dump --demo --format json --seconds 0.2 --keys 1000
 /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert any(f["name"]=="cachemeter_cache_misses_total" for f in d["families"])' "$out" ||
   fail "the JSON dump does not parse or lacks cachemeter_cache_misses_total"
 # A shared metrics directory (docs/multiprocess.md): two demo "workers" at
@@ -119,6 +119,25 @@ expect_exit 0 '^cachemeter [0-9]+\.[0-9]+\.[0-9]+$' version
 expect_exit 2 '--listen needs host:port' demo --listen foo
 grep -q 'demo:' "$out" && fail "--listen foo: the banner was printed before the error"
 expect_exit 1 '[Nn]o such file' dump --db "$(dirname "$out")/cm-no-such-file.db"
+expect_exit 2 'demo options .* go with --demo' dump --seconds 1
+expect_exit 2 'exclude each other' dump --demo --db x.db
 echo "ok: CLI nits"
+
+# dump --from: what a running endpoint serves (a lingering demo), in each
+# format; a port nobody serves says so.
+coproc DEMO { exec "$bin" demo --seconds 0.3 --quiet --listen 127.0.0.1:0 --linger 2>&1; }
+addr=""
+while IFS= read -r -u "${DEMO[0]}" line; do
+  [[ "$line" =~ serving\ http://(127\.0\.0\.1:[0-9]+)/metrics ]] && addr="${BASH_REMATCH[1]}"
+  [[ "$line" == lingering* ]] && break
+done
+[[ -n "$addr" ]] || fail "the lingering demo never said where it serves"
+expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' dump --from "$addr"
+expect_exit 0 '^# EOF$' dump --from "$addr" --format openmetrics
+expect_exit 0 '"caches":\[\{"cache"' dump --from "$addr" --format json
+exec {DEMO[1]}>&-
+wait "$DEMO_PID" || fail "the lingering demo did not exit cleanly"
+expect_exit 1 'no endpoint answers on 127.0.0.1:1' dump --from 127.0.0.1:1
+echo "ok: dump --from a running endpoint"
 
 echo "check_cli: all checks passed"
