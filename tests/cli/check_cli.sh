@@ -1,3 +1,7 @@
+# shellcheck source=tests/common/lingering_demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../common/lingering_demo.sh"
+start_lingering_demo "$bin" || fail "the lingering demo never said where it serves"
+addr=$demo_addr
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # tests/cli/check_cli.sh CACHEMETER: the command-line program as a user meets
@@ -135,8 +139,7 @@ done
 expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' dump --from "$addr"
 expect_exit 0 '^# EOF$' dump --from "$addr" --format openmetrics
 expect_exit 0 '"caches":\[\{"cache"' dump --from "$addr" --format json
-exec {DEMO[1]}>&-
-wait "$DEMO_PID" || fail "the lingering demo did not exit cleanly"
+stop_lingering_demo || fail "the lingering demo did not exit cleanly"
 expect_exit 1 'no endpoint answers on 127.0.0.1:1' dump --from 127.0.0.1:1
 echo "ok: dump --from a running endpoint"
 

@@ -24,13 +24,10 @@ done
 awk '/^```sh$/ {on=1; buf=""; next} on && /^```$/ {on=0; if (buf ~ /localhost:9464/) print buf; next}
      on {buf = buf $0 "\n"}' "$readme" | grep '^curl' > "$dir/curls.sh" || true
 [[ -s "$dir/curls.sh" ]] || fail "no curl block in the README"
-coproc DEMO { exec "$bin" demo --seconds 0.3 --quiet --listen 127.0.0.1:0 --linger 2>&1; }
-addr=""
-while IFS= read -r -u "${DEMO[0]}" line; do
-  [[ "$line" =~ serving\ http://(127\.0\.0\.1:[0-9]+)/metrics ]] && addr="${BASH_REMATCH[1]}"
-  [[ "$line" == lingering* ]] && break
-done
-[[ -n "$addr" ]] || fail "the demo never said where it serves"
+# shellcheck source=tests/common/lingering_demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../common/lingering_demo.sh"
+start_lingering_demo "$bin" || fail "the demo never said where it serves"
+addr=$demo_addr
 i=0
 while IFS= read -r cmd; do
   i=$((i + 1))
@@ -44,6 +41,5 @@ while IFS= read -r cmd; do
     */metrics*) grep -q '^# TYPE cachemeter_cache_hits_total counter' <<<"$out" || fail "'$cmd' gave no text format" ;;
   esac
 done < "$dir/curls.sh"
-exec {DEMO[1]}>&-
-wait "$DEMO_PID" || true
+stop_lingering_demo || true
 echo "ok: the README's $i curl lines answer as they say, and its YAML configs pass promtool"

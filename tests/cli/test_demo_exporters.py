@@ -10,14 +10,13 @@ on a free 127.0.0.1 port) while the values are final.
 CM_CLI names the program (CTest passes it)."""
 import os
 import re
-import subprocess
 import sys
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from prom_server import http_get, wait_for  # noqa: E402
+from lingering_demo import LingeringDemo  # noqa: E402
 from push_receivers import Gateway, StatsdDaemon  # noqa: E402
 
 CLI = os.environ.get("CM_CLI", "cachemeter")
@@ -35,22 +34,10 @@ def test_endpoint_statsd_and_pushgateway_agree_on_the_totals(tmp_path):
     gw = Gateway(str(tmp_path))
     demo = None
     try:
-        demo = subprocess.Popen(
-            [CLI, "demo", "--seconds", "1.5", "--threads", "2", "--keys", "2000", "--quiet", "--listen", "127.0.0.1:0",
-             "--statsd", f"statsd://127.0.0.1:{statsd.port}?tags=none&interval_ms=200",
-             "--push", f"pushgateway://127.0.0.1:{gw.port}/metrics/job/demo?interval_ms=500", "--linger"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        port = None
-        for line in demo.stdout:
-            m = re.search(r"serving http://127\.0\.0\.1:(\d+)/metrics", line)
-            if m:
-                port = int(m.group(1))
-            if line.startswith("lingering"):
-                break
-        else:
-            pytest.fail("the demo ended without lingering: " + demo.stderr.read())
-        assert port, "the demo did not say where it serves"
-
+        demo = LingeringDemo(CLI, "--seconds", "1.5", "--threads", "2", "--keys", "2000",
+                             "--statsd", f"statsd://127.0.0.1:{statsd.port}?tags=none&interval_ms=200",
+                             "--push", f"pushgateway://127.0.0.1:{gw.port}/metrics/job/demo?interval_ms=500").__enter__()
+        port = demo.port
         text = http_get(f"http://127.0.0.1:{port}/metrics")[2].decode()
         ours = {}
         for fam in text_string_to_metric_families(text):
@@ -74,11 +61,9 @@ def test_endpoint_statsd_and_pushgateway_agree_on_the_totals(tmp_path):
         wait_for("the StatsD daemon's totals to equal the endpoint's", statsd_agrees, BOUND_S)
         assert statsd.totals()["counters"].get("statsd.bad_lines_seen", 0) == 0
 
-        demo.stdin.close()
-        assert demo.wait(BOUND_S) == 0, demo.stderr.read()
+        assert demo.close() == 0, demo.proc.stderr.read()
     finally:
-        if demo is not None and demo.poll() is None:
-            demo.kill()
-            demo.wait()
+        if demo is not None:
+            demo.close()
         statsd.stop()
         gw.stop()

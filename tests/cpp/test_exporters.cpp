@@ -459,15 +459,20 @@ TEST(StatsdExporter, UdpCountersGaugesAndHistogramsMatchTheRegistryOverSeveralFl
   cm_exporter_stop(e);
 }
 
+// The series label=value of a new counter family name{label} in reg.
+cm_series* counter_series(cm_registry* reg, const char* name, const char* label, const char* value) {
+  cm_family* f = nullptr;
+  EXPECT_EQ(cm_counter_new(reg, name, "A counter.", &label, 1, &f), CM_OK) << cm_errmsg();
+  cm_series* s = nullptr;
+  EXPECT_EQ(cm_family_series(f, &value, 1, &s), CM_OK) << cm_errmsg();
+  return s;
+}
+
 TEST(StatsdExporter, HostileLabelValuesNeverBreakALineAndTagsNoneFoldsThem) {
   Receiver rx(AF_INET);
   RegPtr reg = new_registry();
-  const char* labels[] = {"cache"};
-  cm_family* ctr = nullptr;
-  ASSERT_EQ(cm_counter_new(reg.get(), "hits", "Hits.", labels, 1, &ctr), CM_OK);
-  const char* evil[] = {"a:b|c@d#e,f\ng\rh i/j.k"};
-  cm_series* s = nullptr;
-  ASSERT_EQ(cm_family_series(ctr, evil, 1, &s), CM_OK);
+  cm_series* s = counter_series(reg.get(), "hits", "cache", "a:b|c@d#e,f\ng\rh i/j.k");
+  ASSERT_NE(s, nullptr);
   cm_counter_add(s, 3);
   for (const char* mode : {"dogstatsd", "none"}) {
     std::string uri = "statsd://127.0.0.1:" + std::to_string(rx.port()) + "?interval_ms=0&tags=" + mode + "&name=" + mode;

@@ -12,16 +12,15 @@ CM_CLI names the program (CTest passes it)."""
 import json
 import os
 import re
-import subprocess
 import sys
 
 import urllib.parse
 
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "common"))
+from lingering_demo import LingeringDemo  # noqa: E402
 from prom_server import Prometheus, http_get, wait_for  # noqa: E402
 
 CLI = os.environ.get("CM_CLI", "cachemeter")
@@ -59,18 +58,10 @@ def query(prom, expr):
 
 
 def test_every_query_returns_data_from_a_live_demo(tmp_path):
-    demo = subprocess.Popen([CLI, "demo", "--seconds", "15", "--threads", "2", "--keys", "5000", "--quiet",
-                             "--listen", "127.0.0.1:0", "--linger"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    demo = LingeringDemo(CLI, "--seconds", "15", "--threads", "2", "--keys", "5000", wait_for_end=False).__enter__()
+    port = demo.port
     prom = None
     try:
-        port = None
-        for line in demo.stdout:
-            m = re.search(r"serving http://127\.0\.0\.1:(\d+)/metrics", line)
-            if m:
-                port = int(m.group(1))
-                break
-        assert port, "the demo did not say where it serves: " + demo.stderr.read()
         rules = [os.path.abspath(os.path.join(ROOT, "dashboards", f)) for f in ("recording.yml", "alerts.yml")]
         prom = Prometheus(port, str(tmp_path), job="demo", rule_files=rules)
         # docs/metrics.md lists every metric the demo exposes (issue 18).
@@ -102,11 +93,4 @@ def test_every_query_returns_data_from_a_live_demo(tmp_path):
     finally:
         if prom is not None:
             prom.stop()
-        if demo.poll() is None:
-            demo.stdin.close()
-            try:
-                demo.wait(BOUND_S)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-                demo.wait()
-
+        demo.close()

@@ -15,6 +15,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
+from lingering_demo import LingeringDemo  # noqa: E402
 from prom_server import http_get  # noqa: E402
 
 CLI = os.environ.get("CM_CLI", "cachemeter")
@@ -33,19 +34,8 @@ def chromium(tmp_path, *args):
 
 
 def test_dashboard_page_shows_what_metrics_json_says(tmp_path):
-    demo = subprocess.Popen([CLI, "demo", "--seconds", "2", "--threads", "2", "--keys", "3000", "--quiet",
-                             "--listen", "127.0.0.1:0", "--linger"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port = None
-        for line in demo.stdout:
-            m = re.search(r"serving http://127\.0\.0\.1:(\d+)/metrics", line)
-            if m:
-                port = int(m.group(1))
-            if line.startswith("lingering"):
-                break  # the run is over: the numbers stay as they are
-        assert port, "the demo did not say where it serves: " + demo.stderr.read()
-        base = f"http://127.0.0.1:{port}"
+    with LingeringDemo(CLI, "--seconds", "2", "--threads", "2", "--keys", "3000") as demo:
+        base = demo.base
         status, headers, body = http_get(base + "/")
         assert status == 200 and b'<script src="dashboard.js"' in body
         csp = headers["Content-Security-Policy"]
@@ -76,11 +66,3 @@ def test_dashboard_page_shows_what_metrics_json_says(tmp_path):
         shot = os.path.join(os.getcwd(), "dashboard.png")
         r = chromium(tmp_path, "--window-size=1400,400", f"--screenshot={shot}", base + "/")
         assert r.returncode == 0 and os.path.getsize(shot) > 1000, r.stderr[-2000:]
-    finally:
-        if demo.poll() is None:
-            demo.stdin.close()
-            try:
-                demo.wait(BOUND_S)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-                demo.wait()
