@@ -1,7 +1,3 @@
-# shellcheck source=tests/common/lingering_demo.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../common/lingering_demo.sh"
-start_lingering_demo "$bin" || fail "the lingering demo never said where it serves"
-addr=$demo_addr
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # tests/cli/check_cli.sh CACHEMETER: the command-line program as a user meets
@@ -129,13 +125,10 @@ echo "ok: CLI nits"
 
 # dump --from: what a running endpoint serves (a lingering demo), in each
 # format; a port nobody serves says so.
-coproc DEMO { exec "$bin" demo --seconds 0.3 --quiet --listen 127.0.0.1:0 --linger 2>&1; }
-addr=""
-while IFS= read -r -u "${DEMO[0]}" line; do
-  [[ "$line" =~ serving\ http://(127\.0\.0\.1:[0-9]+)/metrics ]] && addr="${BASH_REMATCH[1]}"
-  [[ "$line" == lingering* ]] && break
-done
-[[ -n "$addr" ]] || fail "the lingering demo never said where it serves"
+# shellcheck source=tests/common/lingering_demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../common/lingering_demo.sh"
+start_lingering_demo "$bin" || fail "the lingering demo never said where it serves"
+addr=$demo_addr
 expect_exit 0 '^cachemeter_cache_hits_total\{app="cachemeter_demo",cache="users",backend="memory"\} [1-9]' dump --from "$addr"
 expect_exit 0 '^# EOF$' dump --from "$addr" --format openmetrics
 expect_exit 0 '"caches":\[\{"cache"' dump --from "$addr" --format json
