@@ -37,7 +37,7 @@ void curl_once() {
 
 // One path segment as the Pushgateway takes it: percent-encoded, or with
 // "@base64" (URL-safe, padded) when it holds a '/' or is empty.
-void append_segment(std::string& url, std::string_view label, std::string_view value, bool is_job) {
+void append_segment(std::string& url, std::string_view label, std::string_view value) {
   auto pct = [&](std::string_view s) {
     static const char hex[] = "0123456789ABCDEF";
     for (unsigned char c : s) {
@@ -77,7 +77,6 @@ void append_segment(std::string& url, std::string_view label, std::string_view v
     }
     return;
   }
-  (void)is_job;
   url.push_back('/');
   pct(value);
 }
@@ -156,11 +155,11 @@ class PushgatewayExporter final : public Exporter {
       throw Error(CM_EINVAL, "pushgateway exporter: the path of \"" + uri.text +
                                  "\" must be /metrics/job/<job>[/<label>/<value>...]");
     std::string url = (uri.scheme == "pushgateway+https" ? "https://" : "http://") + hostport + "/metrics";
-    append_segment(url, "job", seg[2], true);
+    append_segment(url, "job", seg[2]);
     for (size_t i = 3; i + 1 < seg.size(); i += 2) {
       if (!valid_label_name(seg[i]) || seg[i] == "job")
         throw Error(CM_EINVAL, "pushgateway exporter: \"" + seg[i] + "\" is not a grouping label name");
-      append_segment(url, seg[i], seg[i + 1], false);
+      append_segment(url, seg[i], seg[i + 1]);
     }
     return url;
   }
