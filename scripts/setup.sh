@@ -36,6 +36,7 @@ packages=(
   libmicrohttpd-dev zlib1g-dev                   # the HTTP endpoint (gzip via zlib)
   libsqlite3-dev sqlite3                         # the sqlite:// backend and metrics persistence; the shell for tests
   libhiredis-dev redis-server                    # the redis:// backend; the real server its tests start
+  redis-sentinel redis-tools                     # redis+sentinel:// and redis+cluster:// tests (sentinels, redis-cli --cluster)
   libcurl4-openssl-dev prometheus-pushgateway    # the Pushgateway exporter (libcurl); the real gateway its tests start
   prometheus                                     # promtool, and the real Prometheus the HTTP tests start
   openssl python3-bcrypt                         # self-signed certificates for the TLS tests; a TLS Pushgateway's password hash

@@ -39,6 +39,7 @@
 #include "core/error.h"
 #include "backends/hiredis_util.h"
 #include "backends/redis_invalidation.h"
+#include "backends/redis_sentinel.h"
 #include "util/fork.h"
 #include "util/uri.h"
 
@@ -50,6 +51,7 @@ constexpr size_t kMaxRedisString = size_t{512} << 20;
 
 using hiredis::Ctx;
 using hiredis::Reply;
+using hiredis::SigpipeBlock;
 
 void put_i64(char* p, int64_t v) {
   auto u = static_cast<uint64_t>(v);
@@ -86,47 +88,10 @@ bool is_timeout(int err, int saved_errno, const char* errstr) {
   return std::strstr(errstr, "temporarily unavailable") || std::strstr(errstr, "timed out");
 }
 
-// Blocks SIGPIPE in the calling thread around a hiredis call: hiredis 0.14
-// sends with write(), and a write to a connection the server has reset must
-// fail with EPIPE, not kill the host program. A library must not change the
-// process's signal disposition, so this is per call: two pthread_sigmask
-// calls (~0.3 us against a round trip of tens), plus, only after a failed
-// call, consuming the SIGPIPE it left pending. SIGPIPE from write() is
-// directed at the writing thread, so none is pending for it beforehand
-// unless the caller blocks SIGPIPE itself, in which case nothing is done.
-class SigpipeBlock {
- public:
-  SigpipeBlock() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    active_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0 && sigismember(&old_, SIGPIPE) != 1;
-  }
-  // After a call that failed: drops a SIGPIPE it raised.
-  void failed() {
-    if (!active_) return;
-    sigset_t pending;
-    sigemptyset(&pending);
-    sigpending(&pending);
-    if (sigismember(&pending, SIGPIPE) == 1) {
-      timespec zero{0, 0};
-      while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
-      }
-    }
-  }
-  ~SigpipeBlock() {
-    if (active_) pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeBlock(const SigpipeBlock&) = delete;
-  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
-
- private:
-  sigset_t pipe_, old_;
-  bool active_ = false;
-};
-
 }  // namespace
 
 std::string RedisOptions::where() const {
+  if (sentinel) return sentinel->where();
   if (!socket.empty()) return socket;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
@@ -251,6 +216,17 @@ class RedisBackend::Lease {
     Reply reply(static_cast<redisReply*>(r));
     if (reply->type == REDIS_REPLY_ERROR) {
       std::string text(reply->str, reply->len);
+      if (opt_.sentinel && text.rfind("READONLY", 0) == 0) {
+        // The master we connected to was demoted by a failover: drop this
+        // connection and the idle ones; the next connects ask the sentinels.
+        ctx_.reset();
+        b_.pool_->drop_idle();
+        throw Error(CM_EUNAVAILABLE,
+                    "redis backend: " + opt_.where() + ": " + what + ": " +
+                        (connected_to_.empty() ? std::string("the server") : connected_to_) +
+                        " is a replica now (failover): " + text,
+                    ErrorKind::Connection);
+      }
       bool auth = text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
                   text.find("invalid password") != std::string::npos;
       throw Error(CM_EBACKEND,
@@ -263,8 +239,13 @@ class RedisBackend::Lease {
  private:
   void connect() {
     timeval ct{opt_.connect_timeout_ms / 1000, (opt_.connect_timeout_ms % 1000) * 1000};
+    HostPort to{opt_.host, opt_.port};
+    if (opt_.sentinel) {
+      to = opt_.sentinel->master();
+      connected_to_ = to.text();
+    }
     errno = 0;
-    redisContext* raw = opt_.socket.empty() ? redisConnectWithTimeout(opt_.host.c_str(), opt_.port, ct)
+    redisContext* raw = opt_.socket.empty() ? redisConnectWithTimeout(to.host.c_str(), to.port, ct)
                                             : redisConnectUnixWithTimeout(opt_.socket.c_str(), ct);
     int saved = errno;
     if (!raw) throw std::bad_alloc();
@@ -280,10 +261,27 @@ class RedisBackend::Lease {
           run({"AUTH", opt_.user, opt_.password}, "AUTH");
       }
       if (opt_.db != 0) run({"SELECT", std::to_string(opt_.db)}, "SELECT");
+      if (opt_.sentinel) check_master();
     } catch (...) {
       ctx_.reset();  // never pool a half-set-up connection
       throw;
     }
+  }
+
+  // A sentinel may name the old master for a moment during a failover:
+  // only a server whose ROLE is master is used.
+  void check_master() {
+    Reply r = run({"ROLE"}, "ROLE");
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING &&
+        std::string_view(r->element[0]->str, r->element[0]->len) == "master")
+      return;
+    std::string role = r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING
+                           ? std::string(r->element[0]->str, r->element[0]->len)
+                           : "unknown";
+    throw Error(CM_EUNAVAILABLE,
+                "redis backend: " + opt_.where() + ": the sentinels named " + connected_to_ +
+                    ", whose role is " + role + ", not master (a failover in progress?)",
+                ErrorKind::Connection);
   }
 
   [[noreturn]] void fail_ctx(int saved_errno, const char* what) {
@@ -306,12 +304,14 @@ class RedisBackend::Lease {
     }
     ctx_.reset();
     if (status == CM_EUNAVAILABLE || status == CM_ETIMEOUT) b_.pool_->drop_idle();
-    throw Error(status, "redis backend: " + opt_.where() + ": " + what + ": " + text + note, kind);
+    std::string at = connected_to_.empty() ? "" : " (" + connected_to_ + ")";
+    throw Error(status, "redis backend: " + opt_.where() + at + ": " + what + ": " + text + note, kind);
   }
 
   const RedisBackend& b_;
   const RedisOptions& opt_;
   Ctx ctx_;
+  std::string connected_to_;  // redis+sentinel://: the master's address
 };
 
 RedisBackend::RedisBackend(RedisOptions opt) : opt_(std::move(opt)), pool_(std::make_unique<Pool>(opt_)) {}
@@ -451,12 +451,16 @@ void RedisBackend::unlock(std::string_view key, std::string_view token) {
   c.run({"EVAL", kUnlockScript, "1", k, token}, "EVAL (load unlock)");
 }
 
+void RedisBackend::verify() {
+  Lease c(*this);
+  Reply r = c.run({"PING"}, "PING");
+  if (r->type != REDIS_REPLY_STATUS || std::string_view(r->str, r->len) != "PONG")
+    throw Error(CM_EBACKEND, "redis backend: " + opt_.where() + ": PING: unexpected reply", ErrorKind::Protocol);
+}
+
 int RedisBackend::health() {
   return report("redis backend", [&]() -> int {
-    Lease c(*this);
-    Reply r = c.run({"PING"}, "PING");
-    if (r->type != REDIS_REPLY_STATUS || std::string_view(r->str, r->len) != "PONG")
-      return set_error(CM_EBACKEND, "redis backend: " + opt_.where() + ": PING: unexpected reply");
+    verify();
     return CM_OK;
   });
 }
@@ -475,6 +479,51 @@ int parse_port(const Uri& uri, std::string_view s) {
   return port;
 }
 
+Error bad_uri(const Uri& uri, const std::string& why) { return Error(CM_EINVAL, "uri \"" + uri.text + "\": " + why); }
+
+// host[:port] or [v6addr][:port]; an empty host is 127.0.0.1.
+HostPort parse_host_port(const Uri& uri, const std::string& hostport, int default_port) {
+  HostPort hp{"", default_port};
+  std::string port;
+  if (!hostport.empty() && hostport.front() == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string::npos) throw bad_uri(uri, "unclosed '[' in the host");
+    hp.host = hostport.substr(1, close - 1);
+    std::string rest = hostport.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') throw bad_uri(uri, "expected ':' after ']'");
+      port = rest.substr(1);
+    }
+  } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
+    hp.host = hostport.substr(0, colon);
+    port = hostport.substr(colon + 1);
+  } else {
+    hp.host = hostport;
+  }
+  if (hp.host.empty()) hp.host = "127.0.0.1";
+  if (!port.empty()) {
+    hp.port = parse_port(uri, port);
+    if (hp.port < 0) throw bad_uri(uri, "bad port \"" + port + "\" (1..65535)");
+  }
+  return hp;
+}
+
+// [user:password@]rest: the credentials (the password may hold '@' or '/',
+// percent-encoded in the URI: split at the last '@'); returns rest.
+std::string take_user_info(std::string loc, RedisOptions* o) {
+  if (auto at = loc.rfind('@'); at != std::string::npos) {
+    std::string info = loc.substr(0, at);
+    loc = loc.substr(at + 1);
+    if (auto colon = info.find(':'); colon != std::string::npos) {
+      o->user = info.substr(0, colon);
+      o->password = info.substr(colon + 1);
+    } else {
+      o->password = info;  // redis://secret@host
+    }
+  }
+  return loc;
+}
+
 }  // namespace
 
 std::unique_ptr<ChangeFeed::Subscription> RedisBackend::subscribe(Callbacks cb) {
@@ -485,10 +534,11 @@ std::unique_ptr<ChangeFeed::Subscription> RedisBackend::subscribe(Callbacks cb) 
 // share, the L2 of a tiered cache with a change feed (its invalidations),
 // behind a breaker by default (a server that went away fails fast).
 const BackendSpec& redis_backend_spec() {
-  static constexpr std::string_view kSchemes[] = {"redis", "redis+unix"};
-  static constexpr std::string_view kOptions[] = {"namespace", "prefix",   "timeout_ms",        "connect_timeout_ms",
-                                                  "pool",      "user",     "password",          "count_interval_ms",
-                                                  "db"};
+  static constexpr std::string_view kSchemes[] = {"redis", "redis+unix", "redis+sentinel"};
+  static constexpr std::string_view kOptions[] = {
+      "namespace", "prefix", "timeout_ms",        "connect_timeout_ms", "pool",
+      "user",      "password", "count_interval_ms", "db",                 "sentinel_user",
+      "sentinel_password"};
   static constexpr BackendSpec kSpec{
       .name = "redis",
       .schemes = kSchemes,
@@ -503,11 +553,18 @@ const BackendSpec& redis_backend_spec() {
 
 std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*events: Redis expires keys itself*/) {
   const bool unix_socket = uri.scheme == "redis+unix";
+  const bool sentinel = uri.scheme == "redis+sentinel";
   std::vector<std::string_view> known = known_options(redis_backend_spec());
-  // db= is for sockets only: redis://host:port/db names it in the path.
-  if (!unix_socket) known.erase(std::find(known.begin(), known.end(), "db"));
+  auto drop = [&](std::string_view name) { known.erase(std::find(known.begin(), known.end(), name)); };
+  // db= is for sockets and sentinels only: redis://host:port/db names it in the path.
+  if (!unix_socket && !sentinel) drop("db");
+  if (!sentinel) {
+    drop("sentinel_user");
+    drop("sentinel_password");
+  }
   uri.query.check_known(known);
   RedisOptions o;
+  SentinelOptions so;  // redis+sentinel://
   auto bad = [&](const std::string& why) { return Error(CM_EINVAL, "uri \"" + uri.text + "\": " + why); };
   std::string loc = uri.location;
   if (loc.find('\0') != std::string::npos) throw bad("NUL byte in the location");
@@ -516,19 +573,30 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*eve
       throw bad("redis+unix:// needs an absolute socket path (redis+unix:///path/redis.sock)");
     o.socket = loc;
     o.db = static_cast<int>(uri.query.get_int("db", 0, 0, 1000000));
-  } else {
-    // [user:password@]host[:port][/db]; the password may hold '@' or '/'
-    // (percent-encoded in the URI): split at the last '@'.
-    if (auto at = loc.rfind('@'); at != std::string::npos) {
-      std::string info = loc.substr(0, at);
-      loc = loc.substr(at + 1);
-      if (auto colon = info.find(':'); colon != std::string::npos) {
-        o.user = info.substr(0, colon);
-        o.password = info.substr(colon + 1);
-      } else {
-        o.password = info;  // redis://secret@host
-      }
+  } else if (sentinel) {
+    // [user:password@]sentinel[:port][,sentinel[:port]...]/master-name
+    loc = take_user_info(loc, &o);
+    auto slash = loc.find('/');
+    so.master_name = slash == std::string::npos ? "" : loc.substr(slash + 1);
+    if (so.master_name.empty())
+      throw bad("redis+sentinel:// needs the master's name (redis+sentinel://host:26379,host2:26379/mymaster)");
+    std::string hosts = loc.substr(0, slash);
+    if (hosts.empty()) throw bad("redis+sentinel:// needs at least one sentinel (host:port before the master's name)");
+    for (size_t at = 0; at <= hosts.size();) {
+      size_t comma = hosts.find(',', at);
+      if (comma == std::string::npos) comma = hosts.size();
+      std::string one = hosts.substr(at, comma - at);
+      if (one.empty()) throw bad("an empty entry in the sentinel list");
+      so.sentinels.push_back(parse_host_port(uri, one, 26379));
+      at = comma + 1;
     }
+    so.user = uri.query.get("sentinel_user", "");
+    so.password = uri.query.get("sentinel_password", "");
+    if (!so.user.empty() && so.password.empty()) throw bad("a sentinel user needs a sentinel_password");
+    o.db = static_cast<int>(uri.query.get_int("db", 0, 0, 1000000));
+  } else {
+    // [user:password@]host[:port][/db]
+    loc = take_user_info(loc, &o);
     std::string hostport = loc, db;
     if (auto slash = loc.find('/'); slash != std::string::npos) {
       hostport = loc.substr(0, slash);
@@ -539,27 +607,9 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*eve
         throw bad("bad database number \"" + db + "\" (redis://host:port/N)");
       o.db = std::atoi(db.c_str());
     }
-    std::string port;
-    if (!hostport.empty() && hostport.front() == '[') {
-      auto close = hostport.find(']');
-      if (close == std::string::npos) throw bad("unclosed '[' in the host");
-      o.host = hostport.substr(1, close - 1);
-      std::string rest = hostport.substr(close + 1);
-      if (!rest.empty()) {
-        if (rest.front() != ':') throw bad("expected ':' after ']'");
-        port = rest.substr(1);
-      }
-    } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
-      o.host = hostport.substr(0, colon);
-      port = hostport.substr(colon + 1);
-    } else {
-      o.host = hostport;
-    }
-    if (o.host.empty()) o.host = "127.0.0.1";
-    if (!port.empty()) {
-      o.port = parse_port(uri, port);
-      if (o.port < 0) throw bad("bad port \"" + port + "\" (1..65535)");
-    }
+    HostPort hp = parse_host_port(uri, hostport, 6379);
+    o.host = hp.host;
+    o.port = hp.port;
   }
   if (uri.query.has("user")) o.user = uri.query.get("user", "");
   if (uri.query.has("password")) o.password = uri.query.get("password", "");
@@ -586,6 +636,21 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*eve
   o.connect_timeout_ms = static_cast<int>(uri.query.get_int("connect_timeout_ms", 1000, 1, 3600000));
   o.pool = static_cast<int>(uri.query.get_int("pool", 4, 1, 1024));
   o.count_interval_ms = uri.query.get_int("count_interval_ms", 5000, 0, 86400000);
+  if (sentinel) {
+    so.connect_timeout_ms = o.connect_timeout_ms;
+    so.timeout_ms = o.timeout_ms;
+    auto resolver = std::make_shared<SentinelResolver>(std::move(so));
+    o.sentinel = resolver;
+    auto b = std::make_unique<RedisBackend>(std::move(o));
+    try {
+      b->verify();
+    } catch (const Error& e) {
+      // A master name no sentinel knows is the URI's mistake, not an outage.
+      if (resolver->unknown_master()) throw Error(CM_EINVAL, "uri \"" + uri.text + "\": " + e.what());
+      throw;
+    }
+    return b;
+  }
   return std::make_unique<RedisBackend>(std::move(o));
 }
 

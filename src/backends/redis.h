@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-// The Redis backend (redis://host:port/db, redis+unix:///path.sock): entries
+// The Redis backend (redis://host:port/db, redis+unix:///path.sock,
+// redis+sentinel://sentinels/master-name): entries
 // as Redis strings under a per-cache key prefix, shared by every process that
 // uses the same server and prefix; Redis expires them itself. Value format,
 // pool and error mapping: redis.cpp.
@@ -20,6 +21,7 @@
 namespace cm {
 
 struct Uri;
+class SentinelResolver;
 
 // Bytes of the header stored in front of every value: a 4-byte magic and
 // version ("cm" 0x01 0x00), then fresh_until and keep_until as wall-clock
@@ -38,8 +40,13 @@ struct RedisOptions {
   int connect_timeout_ms = 1000;  // per connection attempt
   int pool = 4;                   // connections at most
   int64_t count_interval_ms = 5000;  // entries(): how old a count may be (0: count every call)
+  // redis+sentinel://: host and port are not used; each new connection goes
+  // to the master these sentinels name, checked with ROLE (shared with the
+  // invalidation listener).
+  std::shared_ptr<SentinelResolver> sentinel;
 
-  // "host:port" or the socket path: what messages name (never the password).
+  // "host:port", the socket path, or the sentinel master's name and
+  // sentinels: what messages name (never the password).
   std::string where() const;
 };
 
@@ -75,6 +82,10 @@ class RedisBackend final : public Backend, private ChangeFeed {
   uint64_t bytes() const override { return 0; }
   // PING within timeout_ms.
   int health() override;
+  // PING within timeout_ms; throws Error as an operation does. Opening a
+  // redis+sentinel:// cache calls it (the sentinels must name a master that
+  // answers).
+  void verify();
   // The load lock of key: "cachemeter-lock:" + prefix + key (outside the
   // prefix, so clear(), entries() and invalidations never see locks), taken
   // with SET NX PX ttl_ms holding the token, released by a Lua
@@ -125,6 +136,11 @@ class RedisBackend final : public Backend, private ChangeFeed {
 //   pool         1..1024, default 4: connections at most; a caller waits up
 //                to timeout_ms for one (then CM_ETIMEOUT)
 //   count_interval_ms  0..86400000, default 5000: see entries()
+// redis+sentinel://[user:password@]s1[:26379][,s2[:port]...]/master-name?options:
+// the master the sentinels name (RedisOptions::sentinel), with db=,
+// sentinel_user= and sentinel_password= on top of the options above; opening
+// asks the sentinels and PINGs the master (verify()): a master name no
+// sentinel knows is CM_EINVAL, no answer CM_EUNAVAILABLE (docs/uri.md).
 std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* events);
 
 }  // namespace cm

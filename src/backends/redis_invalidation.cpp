@@ -45,6 +45,7 @@
 
 #include "core/error.h"
 #include "backends/hiredis_util.h"
+#include "backends/redis_sentinel.h"
 
 namespace cm {
 namespace {
@@ -312,7 +313,16 @@ void RedisInvalidation::run() noexcept {
 }
 
 void RedisInvalidation::session(bool* was_connected) {
-  Conn c(opt_, wake_fd_);
+  // redis+sentinel://: the master the sentinels name now (a blocking query,
+  // bounded by connect_timeout_ms + timeout_ms per sentinel).
+  RedisOptions at = opt_;
+  if (opt_.sentinel) {
+    HostPort m = opt_.sentinel->master();
+    at.host = m.host;
+    at.port = m.port;
+    at.sentinel.reset();  // messages name the address
+  }
+  Conn c(at, wake_fd_);
   c.connect();
   // Known to a child of fork(), which closes its copy (fork_child()).
   sock_fd_.store(c.fd());
@@ -327,6 +337,13 @@ void RedisInvalidation::session(bool* was_connected) {
       c.command({"AUTH", opt_.user, opt_.password}, "AUTH");
   }
   if (opt_.db != 0) c.command({"SELECT", std::to_string(opt_.db)}, "SELECT");
+  if (opt_.sentinel) {
+    // A sentinel may name the old master for a moment during a failover.
+    Reply role = c.command({"ROLE"}, "ROLE");
+    if (role->type != REDIS_REPLY_ARRAY || role->elements == 0 || !is_text(role->element[0]) ||
+        text(*role->element[0]) != "master")
+      throw Error(CM_EUNAVAILABLE, c.msg("ROLE", "not a master (a failover in progress?)"));
+  }
   Reply id = c.command({"CLIENT", "ID"}, "CLIENT ID");
   if (id->type != REDIS_REPLY_INTEGER) throw Error(CM_EBACKEND, c.msg("CLIENT ID", "unexpected reply"));
   const std::string self = std::to_string(id->integer);
@@ -358,6 +375,7 @@ void RedisInvalidation::session(bool* was_connected) {
   // Listen. A PING after kIdlePingMs of silence, due within timeout_ms,
   // notices a link that died without a FIN or RST.
   int64_t last_rx = now_ms(), pong_due = 0;  // 0: no PING outstanding
+  int64_t asked_at = last_rx;                  // redis+sentinel://: when the sentinels were last asked
   bool writing = false;
   for (;;) {
     while (Reply r = c.next()) {
@@ -366,6 +384,20 @@ void RedisInvalidation::session(bool* was_connected) {
       if (pong) pong_due = 0;
     }
     int64_t now = now_ms();
+    if (opt_.sentinel && now - asked_at >= kSentinelCheckMs) {
+      // A demoted master keeps this (pub/sub) connection open: Sentinel's
+      // CLIENT KILL TYPE normal spares it. Ask who the master is now.
+      asked_at = now;
+      HostPort m;
+      try {
+        m = opt_.sentinel->master();
+      } catch (const Error&) {
+        m = {};  // no sentinel answered: keep listening (the master may be fine)
+      }
+      if (!m.host.empty() && !(m.host == at.host && m.port == at.port))
+        throw Error(CM_EUNAVAILABLE, c.msg("sentinel", "the master is now " + m.text() + ": re-subscribing"));
+      now = now_ms();
+    }
     if (pong_due && now >= pong_due)
       throw Error(CM_ETIMEOUT, c.msg("PING", "no reply within timeout_ms=" + std::to_string(opt_.timeout_ms)));
     if (!pong_due && now - last_rx >= kIdlePingMs) {
@@ -375,7 +407,9 @@ void RedisInvalidation::session(bool* was_connected) {
     }
     if (writing) writing = !c.write_some();
     short events = writing ? POLLIN | POLLOUT : POLLIN;
-    if (c.poll_io(events, pong_due ? pong_due : last_rx + kIdlePingMs) & (POLLIN | POLLHUP | POLLERR)) {
+    int64_t wake_at = pong_due ? pong_due : last_rx + kIdlePingMs;
+    if (opt_.sentinel) wake_at = std::min(wake_at, asked_at + kSentinelCheckMs);
+    if (c.poll_io(events, wake_at) & (POLLIN | POLLHUP | POLLERR)) {
       c.read_some("reading");  // also reports a hang-up or error
       last_rx = now_ms();
     }

@@ -59,6 +59,13 @@ namespace cm {
 // this object. Every method may be called from any thread. Destroy this
 // object before what its callbacks touch.
 //
+// redis+sentinel://: each session asks the sentinels for the master, checks
+// its ROLE, and while connected re-asks every kSentinelCheckMs; a new master
+// ends the session (flush, re-subscribe). A failover is therefore noticed
+// within kSentinelCheckMs (plus the query's timeouts), or at once when the
+// old master's death closes the connection. Destroying the object waits for
+// a sentinel query under way (connect_timeout_ms + timeout_ms per sentinel).
+//
 // Redis: 6.0+ (CLIENT TRACKING). An ACL user needs +client|id
 // +client|tracking +subscribe +ping and the channel &__redis__:invalidate.
 //
@@ -73,6 +80,9 @@ class RedisInvalidation final : public ChangeFeed::Subscription, private fork::H
   // A PING is sent after this long without traffic; its reply is due within
   // timeout_ms.
   static constexpr int kIdlePingMs = 1000;
+  // redis+sentinel://: while connected, the sentinels are asked this often
+  // whether the master changed (then: flush and re-subscribe to the new one).
+  static constexpr int kSentinelCheckMs = 1000;
 
   // Uses opt's address, credentials, db, timeout_ms and connect_timeout_ms
   // (not opt.prefix: the prefix watched is `prefix`; empty watches every

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -104,17 +105,23 @@ struct RawConn {
 // multi-threaded test, unlike fork + allocation).
 class RedisServer {
  public:
-  RedisServer(std::string dir, int port, std::vector<std::string> extra = {})
-      : dir_(std::move(dir)), port_(port), extra_(std::move(extra)) {}
+  // conf: a configuration file read first (a sentinel's: it must be
+  // writable, Sentinel rewrites it); sentinel: start in Sentinel mode.
+  RedisServer(std::string dir, int port, std::vector<std::string> extra = {}, std::string conf = "",
+              bool sentinel = false)
+      : dir_(std::move(dir)), port_(port), extra_(std::move(extra)), conf_(std::move(conf)), sentinel_(sentinel) {}
   ~RedisServer() { stop(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
   // Starts it and waits until it answers PING (10 s at most).
   bool start() {
-    std::vector<std::string> args{kRedisServer, "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--dir", dir_, "--daemonize", "no",
-                                  "--loglevel", "warning", "--logfile", dir_ + "/redis.log"};
+    std::vector<std::string> args{kRedisServer};
+    if (!conf_.empty()) args.push_back(conf_);
+    if (sentinel_) args.push_back("--sentinel");
+    args.insert(args.end(), {"--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                             "no", "--dir", dir_, "--daemonize", "no", "--loglevel", "warning", "--logfile",
+                             dir_ + "/redis.log"});
     args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -180,6 +187,8 @@ class RedisServer {
   std::string dir_;
   int port_;
   std::vector<std::string> extra_;
+  std::string conf_;
+  bool sentinel_ = false;
   pid_t pid_ = -1;
 };
 
@@ -262,6 +271,28 @@ class RedisFixture : public ::testing::Test {
   RedisServer& server(std::vector<std::string> extra = {}, int port = 0) {
     servers_.push_back(std::make_unique<RedisServer>(dir_, port ? port : free_port(), std::move(extra)));
     EXPECT_TRUE(servers_.back()->start()) << "redis-server did not start; see " << dir_ << "/redis.log";
+    return *servers_.back();
+  }
+  // A sentinel monitoring master_port as `name` with quorum 2, which
+  // considers a master down after down_after_ms without a reply; extra_conf
+  // is appended to its configuration file.
+  RedisServer& sentinel(const std::string& name, int master_port, int down_after_ms = 500,
+                        const std::string& extra_conf = "") {
+    int port = free_port();
+    std::string conf = dir_ + "/sentinel-" + std::to_string(port) + ".conf";
+    FILE* f = std::fopen(conf.c_str(), "w");
+    EXPECT_NE(f, nullptr);
+    if (f) {
+      std::fprintf(f,
+                   "sentinel monitor %s 127.0.0.1 %d 2\n"
+                   "sentinel down-after-milliseconds %s %d\n"
+                   "sentinel failover-timeout %s 10000\n",
+                   name.c_str(), master_port, name.c_str(), down_after_ms, name.c_str());
+      std::fputs(extra_conf.c_str(), f);
+      std::fclose(f);
+    }
+    servers_.push_back(std::make_unique<RedisServer>(dir_, port, std::vector<std::string>{}, conf, true));
+    EXPECT_TRUE(servers_.back()->start()) << "redis-sentinel did not start; see " << dir_ << "/redis.log";
     return *servers_.back();
   }
   std::string dir_;

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+// Finding a master through Redis Sentinel. Interface: redis_sentinel.h.
+//
+// The client side of Sentinel's discovery protocol: ask each sentinel in
+// turn for the master's address, start with the one that answered last, and
+// let the caller verify the address it got with ROLE (a sentinel may still
+// name the old master for a moment during a failover). A reply is read from
+// a bounded blocking connection (connect_timeout_ms, then timeout_ms per
+// command) opened for the query and closed after it.
+#include "backends/redis_sentinel.h"
+
+#include <hiredis/hiredis.h>
+
+#include <cstdlib>
+
+#include "backends/hiredis_util.h"
+#include "core/error.h"
+
+namespace cm {
+namespace {
+
+using hiredis::Ctx;
+using hiredis::Reply;
+using hiredis::SigpipeBlock;
+
+timeval tv_of(int ms) { return timeval{ms / 1000, (ms % 1000) * 1000}; }
+
+// One command on c; a null reply (I/O failure) or an error reply gives "" and
+// *why; otherwise the reply.
+Reply command(redisContext* c, std::initializer_list<std::string_view> args, std::string* why) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  void* r;
+  {
+    SigpipeBlock no_sigpipe;
+    r = redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
+    if (!r) no_sigpipe.failed();
+  }
+  if (!r) {
+    *why = c->errstr[0] ? c->errstr : "connection lost";
+    return nullptr;
+  }
+  Reply reply(static_cast<redisReply*>(r));
+  if (reply->type == REDIS_REPLY_ERROR) {
+    *why = std::string(reply->str, reply->len);
+    return nullptr;
+  }
+  return reply;
+}
+
+}  // namespace
+
+std::string HostPort::text() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+SentinelResolver::SentinelResolver(SentinelOptions opt) : opt_(std::move(opt)) { fork_.enrol(this); }
+
+HostPort SentinelResolver::last() const {
+  std::lock_guard lock(mu_);
+  return last_;
+}
+
+std::string SentinelResolver::where() const {
+  std::string s = "master \"" + opt_.master_name + "\" via sentinels ";
+  for (size_t i = 0; i < opt_.sentinels.size(); ++i) s += (i ? "," : "") + opt_.sentinels[i].text();
+  return s;
+}
+
+HostPort SentinelResolver::master() {
+  const size_t n = opt_.sentinels.size();
+  size_t first;
+  {
+    std::lock_guard lock(mu_);
+    first = first_;
+  }
+  std::string failures;
+  size_t answered = 0, unknown = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t at = (first + i) % n;
+    const HostPort& s = opt_.sentinels[at];
+    auto failed = [&](const std::string& why) { failures += "; " + s.text() + ": " + why; };
+    Ctx c(redisConnectWithTimeout(s.host.c_str(), s.port, tv_of(opt_.connect_timeout_ms)));
+    if (!c) throw std::bad_alloc();
+    if (c->err) {
+      failed(std::string("cannot connect: ") + c->errstr);
+      continue;
+    }
+    if (redisSetTimeout(c.get(), tv_of(opt_.timeout_ms)) != REDIS_OK) {
+      failed("cannot set the timeout");
+      continue;
+    }
+    std::string why;
+    if (!opt_.password.empty()) {
+      Reply auth = opt_.user.empty() ? command(c.get(), {"AUTH", opt_.password}, &why)
+                                     : command(c.get(), {"AUTH", opt_.user, opt_.password}, &why);
+      if (!auth) {
+        failed("AUTH (sentinel_password): " + why);
+        continue;
+      }
+    }
+    Reply r = command(c.get(), {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", opt_.master_name}, &why);
+    if (!r) {
+      // NOAUTH from a sentinel that needs a password we were not given.
+      failed(why.rfind("NOAUTH", 0) == 0 ? "authentication required (sentinel_password=): " + why : why);
+      continue;
+    }
+    ++answered;
+    if (r->type == REDIS_REPLY_NIL) {
+      ++unknown;
+      failed("knows no master named \"" + opt_.master_name + "\"");
+      continue;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+      failed("unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME");
+      continue;
+    }
+    HostPort got{std::string(r->element[0]->str, r->element[0]->len), 0};
+    std::string port(r->element[1]->str, r->element[1]->len);
+    char* end = nullptr;
+    long p = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end != '\0' || p < 1 || p > 65535 || got.host.empty()) {
+      failed("unexpected master address \"" + got.host + ":" + port + "\"");
+      continue;
+    }
+    got.port = static_cast<int>(p);
+    unknown_ = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!last_.host.empty() && !(last_ == got)) ++switches_;
+      last_ = got;
+      first_ = at;
+    }
+    return got;
+  }
+  unknown_ = answered > 0 && unknown == answered;
+  throw Error(CM_EUNAVAILABLE,
+              "redis sentinel: " + where() + ": no sentinel named the master (" + failures.substr(2) + ")",
+              ErrorKind::Connection);
+}
+
+}  // namespace cm

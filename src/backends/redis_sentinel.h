@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+// redis+sentinel://: finding a Redis master through Redis Sentinel. The redis
+// backend (redis.cpp) asks a SentinelResolver for the master's address each
+// time it opens a connection, and checks that the server it reached is a
+// master (ROLE); its invalidation listener does the same when it (re)connects
+// and re-asks every second while connected. Behaviour across a failover and
+// what it guarantees: docs/redis-scale-out.md.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "util/fork.h"
+
+namespace cm {
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+  bool operator==(const HostPort&) const = default;
+  // "host:port", "[v6]:port" for an IPv6 address.
+  std::string text() const;
+};
+
+struct SentinelOptions {
+  std::vector<HostPort> sentinels;  // at least one
+  std::string master_name;
+  std::string user;      // the sentinels' ACL user (AUTH user password)
+  std::string password;  // the sentinels' password; empty: no AUTH
+  int connect_timeout_ms = 1000;
+  int timeout_ms = 1000;
+};
+
+// Thread-safe; no I/O under its lock. Each query opens a connection of its
+// own to a sentinel and closes it (no sentinel connection is kept, so fork()
+// leaves none behind to share).
+class SentinelResolver final : private fork::Hooks {
+ public:
+  explicit SentinelResolver(SentinelOptions opt);
+  SentinelResolver(const SentinelResolver&) = delete;
+  SentinelResolver& operator=(const SentinelResolver&) = delete;
+
+  // Asks the sentinels in turn (the one that answered last first) for the
+  // master's address: SENTINEL GET-MASTER-ADDR-BY-NAME. Each costs at most
+  // connect_timeout_ms + timeout_ms. Throws Error(CM_EUNAVAILABLE) when no
+  // sentinel answers with an address: the message names each sentinel and
+  // what it said; unknown_master() then tells whether every sentinel that
+  // answered said it knows no master of that name.
+  HostPort master();
+  bool unknown_master() const { return unknown_.load(); }
+
+  // The address master() returned last (empty host before the first).
+  HostPort last() const;
+  // Times master() returned an address other than the one before it (the
+  // sentinels switched masters: a failover seen by this process).
+  uint64_t switches() const { return switches_.load(); }
+
+  // "master \"name\" via sentinels h1:p1,h2:p2": what messages name (never a
+  // password).
+  std::string where() const;
+  const SentinelOptions& options() const { return opt_; }
+
+ private:
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu_)); }
+
+  const SentinelOptions opt_;
+  mutable std::mutex mu_;
+  HostPort last_;     // under mu_
+  size_t first_ = 0;  // under mu_: the sentinel asked first
+  std::atomic<uint64_t> switches_{0};
+  std::atomic<bool> unknown_{false};
+  fork::Enrolment fork_;
+};
+
+}  // namespace cm

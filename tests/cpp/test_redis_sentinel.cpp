@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: Apache-2.0
+// redis+sentinel:// caches against a real group started by the test on free
+// 127.0.0.1 ports: 1 master, 1 replica, 3 sentinels (quorum 2). The master is
+// killed with SIGKILL; calls must recover on the promoted replica, read back
+// what was replicated before the kill, and a tiered cache's L1 must follow
+// the new master's invalidations. Bad URIs and unreachable or wrong
+// sentinels must fail at open with a clear status and message.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backends/redis.h"
+#include "backends/redis_sentinel.h"
+#include "redis_cache_util.h"
+#include "redis_server.h"
+
+namespace {
+
+using cmrc::Handle;
+using cmrc::Reg;
+using cmrs::RawConn;
+using cmrs::RedisServer;
+using cmrs::wait_until;
+
+class RedisSentinel : public cmrs::RedisFixture {
+ protected:
+  // The group: a master, its replica (replicating), and three sentinels;
+  // for a failover, they must know the replica and one another (so that two
+  // can elect a leader), which takes a few of their 2 s hello periods.
+  void start_group(bool for_failover = true) {
+    master_ = &server();
+    replica_ = &server({"--replicaof", "127.0.0.1", std::to_string(master_->port())});
+    ASSERT_TRUE(wait_until([&] {
+      RawConn c(replica_->port());
+      return c.ok() && c.run({"INFO", "replication"}).find("master_link_status:up") != std::string::npos;
+    }, 30000)) << "the replica did not sync";
+    for (int i = 0; i < 3; ++i) sentinels_.push_back(&sentinel("mym", master_->port()));
+    if (!for_failover) return;
+    for (RedisServer* s : sentinels_)
+      ASSERT_TRUE(wait_until([&] {
+        RawConn c(s->port());
+        return c.ok() && c.run({"SENTINEL", "REPLICAS", "mym"}) == "*1" &&
+               c.run({"SENTINEL", "SENTINELS", "mym"}) == "*2";
+      }, 30000)) << "sentinel " << s->port() << " did not discover its peers";
+  }
+  std::string uri(const std::string& query = "") const {
+    std::string u = "redis+sentinel://";
+    for (size_t i = 0; i < sentinels_.size(); ++i)
+      u += (i ? ",127.0.0.1:" : "127.0.0.1:") + std::to_string(sentinels_[i]->port());
+    return u + "/mym" + (query.empty() ? "" : "?" + query);
+  }
+  // The port the sentinels name as the master now (0 if they disagree or fail).
+  int named_master() {
+    int port = 0;
+    for (RedisServer* s : sentinels_) {
+      RawConn c(s->port());
+      if (!c.ok()) return 0;
+      auto* r = static_cast<redisReply*>(redisCommand(c.c, "SENTINEL GET-MASTER-ADDR-BY-NAME mym"));
+      int p = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? std::atoi(r->element[1]->str) : 0;
+      if (r) freeReplyObject(r);
+      if (p == 0 || (port != 0 && p != port)) return 0;
+      port = p;
+    }
+    return port;
+  }
+
+  RedisServer* master_ = nullptr;
+  RedisServer* replica_ = nullptr;
+  std::vector<RedisServer*> sentinels_;
+};
+
+TEST_F(RedisSentinel, ReadsAndWritesTheMasterTheSentinelsName) {
+  start_group(false);
+  Reg r;
+  Handle h;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", uri().c_str()), CM_OK) << cm_errmsg();
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(h.set("k" + std::to_string(i), "v" + std::to_string(i)), CM_OK);
+  std::string v;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(h.get("k" + std::to_string(i), &v), CM_OK);
+    EXPECT_EQ(v, "v" + std::to_string(i));
+  }
+  // On the master itself, under the cache's prefix, behind the header.
+  RawConn m(master_->port());
+  EXPECT_EQ(m.run({"GET", "cachemeter:t:k7"}).substr(21), "v7");
+  EXPECT_EQ(h.c->backend->health(), CM_OK);
+  EXPECT_EQ(r.metric("cachemeter_cache_entries{cache=\"t\",backend=\"redis\"}"), 100);
+}
+
+TEST_F(RedisSentinel, RecoversOnThePromotedReplicaWithReplicatedDataAndACoherentL1) {
+  start_group();
+  const std::string q = "timeout_ms=500&connect_timeout_ms=500";
+  Reg r1, r2;
+  Handle plain, a, b;
+  ASSERT_EQ(cm_cache_open(&plain.c, r1.reg, "t", uri(q).c_str()), CM_OK) << cm_errmsg();
+  ASSERT_EQ(cm_cache_open_tiered(&a.c, r1.reg, "l", "memory://?max_entries=1000", uri(q).c_str()), CM_OK);
+  ASSERT_EQ(cm_cache_open_tiered(&b.c, r2.reg, "l", "memory://?max_entries=1000", uri(q).c_str()), CM_OK);
+  ASSERT_TRUE(a.tiered()->wait_coherent(10000));
+  ASSERT_TRUE(b.tiered()->wait_coherent(10000));
+
+  const int n = 200;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(plain.set("k" + std::to_string(i), "v" + std::to_string(i)), CM_OK);
+  // B holds k in its L1; A's write must reach it through the invalidation.
+  ASSERT_EQ(a.set("k", "1"), CM_OK);
+  std::string v;
+  ASSERT_TRUE(wait_until([&] { return b.get("k", &v) == CM_OK && v == "1"; }));
+  ASSERT_EQ(a.set("k", "2"), CM_OK);
+  ASSERT_TRUE(wait_until([&] { return b.get("k", &v) == CM_OK && v == "2"; }, 5000)) << v;
+
+  // Redis replicates asynchronously: what the master acknowledged may be
+  // lost in a failover. WAIT makes sure the replica has it all first.
+  RawConn m(master_->port());
+  ASSERT_EQ(m.run({"WAIT", "1", "10000"}), ":1");
+  const int old_master = master_->port();
+  master_->stop(SIGKILL);
+
+  // Until the sentinels promote the replica, calls fail fast and by kind.
+  auto t0 = std::chrono::steady_clock::now();
+  std::set<int> statuses;
+  int64_t slowest_ms = 0;
+  int rc = -1;
+  while (cmrs::ms_since(t0) < 60000) {
+    auto c0 = std::chrono::steady_clock::now();
+    rc = plain.get("k0", &v);
+    slowest_ms = std::max<int64_t>(slowest_ms, cmrs::ms_since(c0));
+    if (rc == CM_OK) break;
+    statuses.insert(rc);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int64_t recovered_ms = cmrs::ms_since(t0);
+  ASSERT_EQ(rc, CM_OK) << "no recovery within 60 s: " << cm_errmsg();
+  std::printf("sentinel failover: calls recovered %lld ms after the SIGKILL; slowest failing call %lld ms\n",
+              static_cast<long long>(recovered_ms), static_cast<long long>(slowest_ms));
+  for (int s : statuses) EXPECT_TRUE(s == CM_EUNAVAILABLE || s == CM_ETIMEOUT) << s;
+  // Each call is bounded: one sentinel query + one connect attempt (the
+  // dead master refuses at once), well under these timeouts.
+  EXPECT_LT(slowest_ms, 3 * (500 + 500));
+  // The leader switched first; the others follow within a hello period.
+  EXPECT_TRUE(wait_until([&] { return named_master() == replica_->port(); }, 30000));
+  EXPECT_NE(replica_->port(), old_master);
+
+  // Everything replicated before the kill is read back from the new master.
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(plain.get("k" + std::to_string(i), &v), CM_OK) << i << ": " << cm_errmsg();
+    EXPECT_EQ(v, "v" + std::to_string(i));
+  }
+  ASSERT_EQ(plain.set("after", "x"), CM_OK);
+  RawConn nm(replica_->port());
+  EXPECT_EQ(nm.run({"GET", "cachemeter:t:after"}).substr(21), "x");
+
+  // The L1s re-subscribed on the new master (after flushing): A's write
+  // still reaches B's L1. (A tiered write that fails in L2 is absorbed and
+  // counted, so A writes until its L2's stale connections are gone.)
+  ASSERT_TRUE(a.tiered()->wait_coherent(30000));
+  ASSERT_TRUE(b.tiered()->wait_coherent(30000));
+  ASSERT_TRUE(wait_until([&] {
+    return a.set("k", "3") == CM_OK && nm.run({"GET", "cachemeter:l:k"}).substr(21) == "3";
+  }, 30000)) << cm_errmsg();
+  ASSERT_TRUE(wait_until([&] { return b.get("k", &v) == CM_OK && v == "3"; }, 5000)) << v;
+  ASSERT_EQ(a.set("k", "4"), CM_OK);
+  ASSERT_TRUE(wait_until([&] { return b.get("k", &v) == CM_OK && v == "4"; }, 5000)) << v;
+  EXPECT_GE(r2.metric("cachemeter_cache_l1_flushes_total{cache=\"l\",backend=\"tiered\"}"), 2);
+}
+
+TEST_F(RedisSentinel, BadUrisAndUnreachableOrWrongSentinelsFailAtOpen) {
+  Reg r;
+  cm_cache* c = nullptr;
+  auto open = [&](const std::string& u) {
+    int rc = cm_cache_open(&c, r.reg, "t", u.c_str());
+    if (rc == CM_OK) cm_cache_close(c);
+    c = nullptr;
+    return rc;
+  };
+  auto says = [](const char* what) { return std::string(cm_errmsg()).find(what) != std::string::npos; };
+  EXPECT_EQ(open("redis+sentinel:///mym"), CM_EINVAL);
+  EXPECT_TRUE(says("at least one sentinel")) << cm_errmsg();
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:26379"), CM_EINVAL);
+  EXPECT_TRUE(says("master's name")) << cm_errmsg();
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:1,,127.0.0.1:2/mym"), CM_EINVAL);
+  EXPECT_TRUE(says("empty entry")) << cm_errmsg();
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:0/mym"), CM_EINVAL);
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:1/mym?sentinel_user=u"), CM_EINVAL);
+  EXPECT_EQ(open("redis://127.0.0.1:1/0?sentinel_password=p"), CM_EINVAL);
+
+  // Nothing listens: every sentinel is named in the message.
+  int p1 = cmrs::free_port(), p2 = cmrs::free_port();
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:" + std::to_string(p1) + ",127.0.0.1:" + std::to_string(p2) + "/mym"),
+            CM_EUNAVAILABLE);
+  EXPECT_TRUE(says(("127.0.0.1:" + std::to_string(p1) + ": cannot connect").c_str())) << cm_errmsg();
+  EXPECT_TRUE(says(("127.0.0.1:" + std::to_string(p2) + ": cannot connect").c_str())) << cm_errmsg();
+
+  // A plain Redis behind the sentinel URI.
+  RedisServer& plain = server();
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:" + std::to_string(plain.port()) + "/mym"), CM_EUNAVAILABLE);
+  EXPECT_TRUE(says("SENTINEL")) << cm_errmsg();
+
+  // A sentinel that knows no such master: the URI's mistake.
+  RedisServer& s = sentinel("mym", plain.port());
+  const std::string at = "redis+sentinel://127.0.0.1:" + std::to_string(s.port());
+  EXPECT_EQ(open(at + "/other"), CM_EINVAL);
+  EXPECT_TRUE(says("knows no master named \"other\"")) << cm_errmsg();
+  EXPECT_EQ(open(at + "/mym"), CM_OK) << cm_errmsg();
+  // A sentinel that names a replica (it has not noticed a failover yet) is
+  // not trusted: the server's ROLE must be master.
+  RedisServer& replica = server({"--replicaof", "127.0.0.1", std::to_string(plain.port())});
+  RedisServer& wrong = sentinel("rep", replica.port());
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:" + std::to_string(wrong.port()) + "/rep"), CM_EUNAVAILABLE);
+  EXPECT_TRUE(says("not master")) << cm_errmsg();
+}
+
+TEST_F(RedisSentinel, SentinelPasswordIsSentToTheSentinelsOnly) {
+  RedisServer& m = server({"--requirepass", "data"});
+  // The sentinel needs the master's password to monitor it, and has one of its own.
+  RedisServer& s = sentinel("mym", m.port(), 500, "sentinel auth-pass mym data\nrequirepass guard\n");
+  Reg r;
+  cm_cache* c = nullptr;
+  const std::string base = "redis+sentinel://127.0.0.1:" + std::to_string(s.port()) + "/mym?password=data";
+  EXPECT_EQ(cm_cache_open(&c, r.reg, "t", base.c_str()), CM_EUNAVAILABLE);
+  EXPECT_NE(std::string(cm_errmsg()).find("sentinel_password"), std::string::npos) << cm_errmsg();
+  EXPECT_EQ(cm_cache_open(&c, r.reg, "t", (base + "&sentinel_password=nope").c_str()), CM_EUNAVAILABLE);
+  EXPECT_EQ(std::string(cm_errmsg()).find("nope"), std::string::npos) << "a password in a message: " << cm_errmsg();
+  Handle h;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", (base + "&sentinel_password=guard").c_str()), CM_OK) << cm_errmsg();
+  ASSERT_EQ(h.set("k", "v"), CM_OK);
+  std::string v;
+  ASSERT_EQ(h.get("k", &v), CM_OK);
+  EXPECT_EQ(v, "v");
+}
+
+}  // namespace
