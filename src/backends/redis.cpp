@@ -32,12 +32,14 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <vector>
 
 #include "cache/backend_table.h"
 #include "core/error.h"
 #include "backends/hiredis_util.h"
+#include "backends/redis_cluster.h"
 #include "backends/redis_invalidation.h"
 #include "backends/redis_sentinel.h"
 #include "util/fork.h"
@@ -92,6 +94,11 @@ bool is_timeout(int err, int saved_errno, const char* errstr) {
 
 std::string RedisOptions::where() const {
   if (sentinel) return sentinel->where();
+  if (cluster) {
+    std::string s = "cluster ";
+    for (size_t i = 0; i < seeds.size(); ++i) s += (i ? "," : "") + seeds[i].text();
+    return s;
+  }
   if (!socket.empty()) return socket;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
@@ -107,7 +114,8 @@ std::string RedisOptions::where() const {
 // have, are abandoned. The child connects anew on its next call.
 class RedisBackend::Pool final : private fork::Hooks {
  public:
-  explicit Pool(const RedisOptions& opt) : opt_(opt) { fork_.enrol(this); }
+  // where: what its messages name.
+  Pool(const RedisOptions& opt, std::string where) : opt_(opt), where_(std::move(where)) { fork_.enrol(this); }
 
   // An idle context, or nullptr with a slot reserved for a new one; waits up
   // to timeout_ms when all are leased.
@@ -116,7 +124,7 @@ class RedisBackend::Pool final : private fork::Hooks {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opt_.timeout_ms);
     while (free_.empty() && live_ >= opt_.pool) {
       if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && free_.empty() && live_ >= opt_.pool)
-        throw Error(CM_ETIMEOUT, "redis backend: " + opt_.where() + ": all " + std::to_string(opt_.pool) +
+        throw Error(CM_ETIMEOUT, "redis backend: " + where_ + ": all " + std::to_string(opt_.pool) +
                                      " pool connections stayed busy for timeout_ms=" +
                                      std::to_string(opt_.timeout_ms),
                     ErrorKind::Timeout);
@@ -162,6 +170,7 @@ class RedisBackend::Pool final : private fork::Hooks {
   }
 
   const RedisOptions& opt_;
+  const std::string where_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Ctx> free_;
@@ -169,24 +178,37 @@ class RedisBackend::Pool final : private fork::Hooks {
   fork::Enrolment fork_;
 };
 
+// One server's connections: the URI's server (host empty: connect() decides,
+// asking the sentinels for redis+sentinel://) or one cluster node.
+struct RedisBackend::Node {
+  Node(const RedisOptions& opt, HostPort a)
+      : addr(std::move(a)), pool(std::make_unique<Pool>(opt, addr.host.empty() ? opt.where()
+                                                                             : opt.where() + ": node " + addr.text())) {}
+  const HostPort addr;
+  const std::unique_ptr<Pool> pool;
+};
+
 // One leased connection: connects when the pool had none idle; runs commands
 // mapping failures to Error; returns the context to the pool unless it failed.
 class RedisBackend::Lease {
  public:
-  explicit Lease(const RedisBackend& b) : b_(b), opt_(b.opt_) {
+  // A connection to node (the one server of redis:// and redis+sentinel://,
+  // or one node of a cluster).
+  Lease(const RedisBackend& b, Node& node) : b_(b), opt_(b.opt_), node_(node) {
     bool fresh = false;
-    ctx_ = b_.pool_->take(&fresh);
+    ctx_ = node_.pool->take(&fresh);
     if (fresh) {
       try {
         connect();
       } catch (...) {
         ctx_.reset();
-        b_.pool_->give(nullptr);
+        node_.pool->give(nullptr);
         throw;
       }
     }
   }
-  ~Lease() { b_.pool_->give(std::move(ctx_)); }
+  explicit Lease(const RedisBackend& b) : Lease(b, *b.single_) {}
+  ~Lease() { node_.pool->give(std::move(ctx_)); }
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;
 
@@ -202,6 +224,8 @@ class RedisBackend::Lease {
     }
     return run(argv, lens, what);
   }
+  // Cluster: MOVED and ASK error replies are returned (the caller follows
+  // them); CLUSTERDOWN and TRYAGAIN throw CM_EUNAVAILABLE.
   Reply run(std::vector<const char*>& argv, std::vector<size_t>& lens, const char* what) {
     void* r;
     int saved;
@@ -216,11 +240,16 @@ class RedisBackend::Lease {
     Reply reply(static_cast<redisReply*>(r));
     if (reply->type == REDIS_REPLY_ERROR) {
       std::string text(reply->str, reply->len);
+      if (opt_.cluster) {
+        if (text.rfind("MOVED ", 0) == 0 || text.rfind("ASK ", 0) == 0) return reply;
+        if (text.rfind("CLUSTERDOWN", 0) == 0 || text.rfind("TRYAGAIN", 0) == 0)
+          throw Error(CM_EUNAVAILABLE, "redis backend: " + where() + ": " + what + ": " + text, ErrorKind::Connection);
+      }
       if (opt_.sentinel && text.rfind("READONLY", 0) == 0) {
         // The master we connected to was demoted by a failover: drop this
         // connection and the idle ones; the next connects ask the sentinels.
         ctx_.reset();
-        b_.pool_->drop_idle();
+        node_.pool->drop_idle();
         throw Error(CM_EUNAVAILABLE,
                     "redis backend: " + opt_.where() + ": " + what + ": " +
                         (connected_to_.empty() ? std::string("the server") : connected_to_) +
@@ -230,7 +259,7 @@ class RedisBackend::Lease {
       bool auth = text.rfind("NOAUTH", 0) == 0 || text.rfind("WRONGPASS", 0) == 0 ||
                   text.find("invalid password") != std::string::npos;
       throw Error(CM_EBACKEND,
-                  "redis backend: " + opt_.where() + ": " + what + ": " + (auth ? "authentication failed: " : "") + text,
+                  "redis backend: " + where() + ": " + what + ": " + (auth ? "authentication failed: " : "") + text,
                   ErrorKind::Server);
     }
     return reply;
@@ -240,9 +269,12 @@ class RedisBackend::Lease {
   void connect() {
     timeval ct{opt_.connect_timeout_ms / 1000, (opt_.connect_timeout_ms % 1000) * 1000};
     HostPort to{opt_.host, opt_.port};
-    if (opt_.sentinel) {
+    if (!node_.addr.host.empty()) {
+      to = node_.addr;
+    } else if (opt_.sentinel) {
       to = opt_.sentinel->master();
       connected_to_ = to.text();
+      b_.note_switches();
     }
     errno = 0;
     redisContext* raw = opt_.socket.empty() ? redisConnectWithTimeout(to.host.c_str(), to.port, ct)
@@ -303,20 +335,76 @@ class RedisBackend::Lease {
       kind = ErrorKind::Other;
     }
     ctx_.reset();
-    if (status == CM_EUNAVAILABLE || status == CM_ETIMEOUT) b_.pool_->drop_idle();
-    std::string at = connected_to_.empty() ? "" : " (" + connected_to_ + ")";
-    throw Error(status, "redis backend: " + opt_.where() + at + ": " + what + ": " + text + note, kind);
+    if (status == CM_EUNAVAILABLE || status == CM_ETIMEOUT) node_.pool->drop_idle();
+    throw Error(status, "redis backend: " + where() + ": " + what + ": " + text + note, kind);
+  }
+
+  // What messages name: the URI's server (and the address a sentinel gave),
+  // or the cluster node.
+  std::string where() const {
+    if (!node_.addr.host.empty()) return opt_.where() + ": node " + node_.addr.text();
+    return opt_.where() + (connected_to_.empty() ? "" : " (" + connected_to_ + ")");
   }
 
   const RedisBackend& b_;
   const RedisOptions& opt_;
+  Node& node_;
   Ctx ctx_;
   std::string connected_to_;  // redis+sentinel://: the master's address
 };
 
-RedisBackend::RedisBackend(RedisOptions opt) : opt_(std::move(opt)), pool_(std::make_unique<Pool>(opt_)) {}
+// redis+cluster://: the slot map and the nodes' pools. Nodes are never
+// forgotten (a node that left keeps an idle pool: cheap, and a later MOVED
+// may name it again); the map is replaced whole by a refresh.
+struct RedisBackend::Cluster {
+  std::vector<HostPort> seeds;
+  mutable std::mutex mu;                                  // guards the three below
+  std::map<std::string, std::shared_ptr<Node>> nodes;     // by "host:port"
+  std::vector<std::shared_ptr<Node>> slots;               // owner of each slot (null: none known)
+  std::vector<std::shared_ptr<Node>> primaries;           // the owners, each once
+  std::atomic<bool> stale{false};                         // refresh before the next routing
+  std::mutex refresh_mu;                                  // one refresh at a time
+  int64_t refreshed_at = INT64_MIN;                       // steady ms, under refresh_mu
+  std::atomic<uint64_t> refreshes{0}, moved{0}, asked{0}, changes{0};
+};
+
+namespace {
+// Redirections one call follows before giving up (a reshard moves a slot
+// once: MOVED, or ASK then MOVED; more means a map in flux).
+constexpr int kMaxRedirects = 5;
+// A refresh asked for sooner than this after the last one is skipped (the
+// current map is used): MOVED storms during a reshard cost one CLUSTER
+// SLOTS per interval, not one per call.
+constexpr int64_t kMinRefreshGapMs = 100;
+}  // namespace
+
+RedisBackend::RedisBackend(RedisOptions opt, BackendEvents* events) : opt_(std::move(opt)), events_(events) {
+  if (opt_.cluster) {
+    cluster_ = std::make_unique<Cluster>();
+    cluster_->seeds = opt_.seeds;
+    cluster_->slots.resize(kClusterSlots);
+  } else {
+    single_ = std::make_shared<Node>(opt_, HostPort{});
+  }
+}
 
 RedisBackend::~RedisBackend() = default;
+
+uint64_t RedisBackend::topology_refreshes() const { return cluster_ ? cluster_->refreshes.load() : 0; }
+uint64_t RedisBackend::redirects(bool ask) const {
+  return cluster_ ? (ask ? cluster_->asked : cluster_->moved).load() : 0;
+}
+uint64_t RedisBackend::primary_changes() const { return cluster_ ? cluster_->changes.load() : 0; }
+
+void RedisBackend::note_switches() const {
+  uint64_t now = opt_.sentinel->switches(), seen = switches_seen_.load();
+  while (now > seen)
+    if (switches_seen_.compare_exchange_weak(seen, now)) {
+      for (uint64_t i = seen; i < now; ++i)
+        if (events_) events_->on_failover();
+      return;
+    }
+}
 
 std::string RedisBackend::key_of(std::string_view key) const {
   std::string k;
@@ -326,14 +414,191 @@ std::string RedisBackend::key_of(std::string_view key) const {
   return k;
 }
 
+std::shared_ptr<RedisBackend::Node> RedisBackend::node_at(const HostPort& addr) const {
+  std::lock_guard lock(cluster_->mu);
+  auto& n = cluster_->nodes[addr.text()];
+  if (!n) n = std::make_shared<Node>(opt_, addr);
+  return n;
+}
+
+std::vector<std::shared_ptr<RedisBackend::Node>> RedisBackend::primaries() const {
+  if (!cluster_) return {single_};
+  std::lock_guard lock(cluster_->mu);
+  return cluster_->primaries;
+}
+
+void RedisBackend::refresh(bool force) const {
+  Cluster& c = *cluster_;
+  std::unique_lock rl(c.refresh_mu, std::defer_lock);
+  if (force) {
+    rl.lock();
+  } else if (!rl.try_lock()) {
+    return;  // another thread is refreshing: route with the current map
+  }
+  if (!force && steady_ms() - c.refreshed_at < kMinRefreshGapMs) return;
+  // Ask the primaries first (they know the newest map), then every node
+  // seen, then the seeds.
+  std::vector<std::shared_ptr<Node>> ask = primaries();
+  {
+    std::lock_guard lock(c.mu);
+    for (auto& [name, n] : c.nodes)
+      if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
+  }
+  for (const HostPort& seed : c.seeds) {
+    auto n = node_at(seed);
+    if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
+  }
+  std::string failures;
+  bool not_cluster = false;
+  for (auto& n : ask) {
+    std::vector<SlotRange> ranges;
+    try {
+      Lease l(*this, *n);
+      Reply r = l.run({"CLUSTER", "SLOTS"}, "CLUSTER SLOTS");
+      ranges = parse_cluster_slots(*r, n->addr.host);
+    } catch (const Error& e) {
+      std::string what = e.what();
+      if (what.find("cluster support disabled") != std::string::npos) not_cluster = true;
+      failures += "; " + what;
+      continue;
+    }
+    if (ranges.empty()) {
+      failures += "; " + n->addr.text() + ": serves no slot (a cluster still forming?)";
+      continue;
+    }
+    install(ranges);
+    c.refreshed_at = steady_ms();
+    c.stale = false;
+    ++c.refreshes;
+    if (events_) events_->on_topology_refresh();
+    return;
+  }
+  c.refreshed_at = steady_ms();
+  throw Error(not_cluster ? CM_EINVAL : CM_EUNAVAILABLE,
+              "redis backend: " + opt_.where() + ": no node gave the slot map (" +
+                  (failures.empty() ? std::string("no node known") : failures.substr(2)) + ")" +
+                  (not_cluster ? ": a node is not in cluster mode (cluster-enabled no)" : ""),
+              ErrorKind::Connection);
+}
+
+void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
+  Cluster& c = *cluster_;
+  std::vector<std::shared_ptr<Node>> owners;
+  for (const SlotRange& r : ranges) {
+    auto n = node_at(r.primary);
+    if (std::find(owners.begin(), owners.end(), n) == owners.end()) owners.push_back(n);
+  }
+  std::lock_guard lock(c.mu);
+  std::vector<std::shared_ptr<Node>> slots(kClusterSlots);
+  for (const SlotRange& r : ranges) {
+    auto& n = c.nodes[r.primary.text()];
+    for (int s = r.first; s <= r.last; ++s) slots[static_cast<size_t>(s)] = n;
+  }
+  c.slots.swap(slots);
+  auto sorted = [](std::vector<std::shared_ptr<Node>> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  if (sorted(owners) != sorted(c.primaries)) {
+    // A primary joined, left or was replaced (a failover): invalidation
+    // listeners must follow (change_feed()).
+    const bool failover = !c.primaries.empty();
+    c.primaries = std::move(owners);
+    if (failover) {
+      ++c.changes;
+      if (events_) events_->on_failover();
+    }
+  }
+}
+
+RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<const char*>& argv,
+                                       std::vector<size_t>& lens, const char* what) const {
+  if (!cluster_) {
+    Lease c(*this);
+    return c.run(argv, lens, what);
+  }
+  Cluster& cl = *cluster_;
+  if (cl.stale) {
+    try {
+      refresh(false);
+    } catch (const Error&) {
+      // The call below reports the outage as it meets it.
+    }
+  }
+  const int slot = cluster_slot(route_key);
+  auto owner = [&] {
+    std::lock_guard lock(cl.mu);
+    return cl.slots[static_cast<size_t>(slot)];
+  };
+  std::shared_ptr<Node> node = owner();
+  if (!node) {
+    refresh(true);
+    node = owner();
+    if (!node)
+      throw Error(CM_EUNAVAILABLE,
+                  "redis backend: " + opt_.where() + ": no node serves slot " + std::to_string(slot) +
+                      " (the cluster is missing slots)",
+                  ErrorKind::Connection);
+  }
+  bool asking = false;
+  for (int hop = 0;; ++hop) {
+    Reply r;
+    try {
+      Lease c(*this, *node);
+      if (asking) c.run({"ASKING"}, "ASKING");
+      r = c.run(argv, lens, what);
+    } catch (const Error& e) {
+      // A node down or a cluster failing over: learn the new map before the
+      // next call (the failed call itself is not retried: it may have run).
+      if (e.status() == CM_EUNAVAILABLE || e.status() == CM_ETIMEOUT) cl.stale = true;
+      throw;
+    }
+    Redirect to;
+    if (r->type != REDIS_REPLY_ERROR || !parse_redirect(std::string_view(r->str, r->len), &to)) return r;
+    if (hop >= kMaxRedirects)
+      throw Error(CM_EUNAVAILABLE,
+                  "redis backend: " + opt_.where() + ": " + what + ": more than " + std::to_string(kMaxRedirects) +
+                      " redirections for slot " + std::to_string(slot) + " (last: " +
+                      std::string(r->str, r->len) + ")",
+                  ErrorKind::Connection);
+    if (to.to.host.empty()) to.to.host = node->addr.host;
+    node = node_at(to.to);
+    if (to.ask) {
+      // The slot is migrating: this one key is at the target already. The
+      // map is unchanged until the migration ends (then MOVED).
+      ++cl.asked;
+      if (events_) events_->on_redirect(true);
+      asking = true;
+    } else {
+      ++cl.moved;
+      if (events_) events_->on_redirect(false);
+      asking = false;
+      {
+        std::lock_guard lock(cl.mu);
+        cl.slots[static_cast<size_t>(to.slot)] = node;
+      }
+      cl.stale = true;  // other slots probably moved too: refresh soon
+    }
+  }
+}
+
+RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::initializer_list<std::string_view> args,
+                                       const char* what) const {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return call(route_key, argv, lens, what);
+}
+
 bool RedisBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out) {
   const int64_t now_ms = wall_.to_wall(now_ms_front);
   std::string k = key_of(key);
-  Reply r;
-  {
-    Lease c(*this);
-    r = c.run({"GET", k}, "GET");
-  }
+  Reply r = call(k, {"GET", k}, "GET");
   if (r->type == REDIS_REPLY_NIL) return false;
   if (r->type != REDIS_REPLY_STRING || r->len < kRedisHeaderBytes || std::memcmp(r->str, kMagic, 4) != 0)
     throw Error(CM_ECORRUPT, "redis backend: " + opt_.where() + ": the value under a key of prefix \"" + opt_.prefix +
@@ -364,58 +629,71 @@ void RedisBackend::set(std::string_view key, std::string_view value, Expiry e, i
   put_i64(v.data() + 4, fresh);
   put_i64(v.data() + 12, keep);
   if (!value.empty()) std::memcpy(v.data() + kRedisHeaderBytes, value.data(), value.size());
-  Lease c(*this);
   if (keep == kNever) {
-    c.run({"SET", k, v}, "SET");
+    call(k, {"SET", k, v}, "SET");
   } else {
     // PXAT in the past deletes the key: an entry already past keep_until.
     std::string at = std::to_string(std::max<int64_t>(keep, 1));
-    c.run({"SET", k, v, "PXAT", at}, "SET");
+    call(k, {"SET", k, v, "PXAT", at}, "SET");
   }
 }
 
 bool RedisBackend::del(std::string_view key, int64_t now_ms_front) {
   wall_.to_wall(now_ms_front);
   std::string k = key_of(key);
-  Lease c(*this);
-  Reply r = c.run({"UNLINK", k}, "UNLINK");
+  Reply r = call(k, {"UNLINK", k}, "UNLINK");
   return r->type == REDIS_REPLY_INTEGER && r->integer > 0;
 }
 
-void RedisBackend::clear() {
+// SCAN MATCH <prefix>* on one node, calling each(keys reply) per batch.
+template <class F>
+void RedisBackend::scan(Node& node, F&& each) const {
   const std::string match = glob_escape(opt_.prefix) + "*";
-  Lease c(*this);
   std::string cursor = "0";
   do {
-    Reply r = c.run({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}, "SCAN");
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING)
+    Reply r;
+    {
+      Lease c(*this, node);
+      r = c.run({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}, "SCAN");
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_ARRAY)
       throw Error(CM_EBACKEND, "redis backend: " + opt_.where() + ": SCAN: unexpected reply", ErrorKind::Protocol);
     cursor.assign(r->element[0]->str, r->element[0]->len);
-    const redisReply* keys = r->element[1];
-    if (keys->elements == 0) continue;
-    std::vector<const char*> argv{"UNLINK"};
-    std::vector<size_t> lens{6};
-    for (size_t i = 0; i < keys->elements; ++i) {
-      argv.push_back(keys->element[i]->str);
-      lens.push_back(keys->element[i]->len);
-    }
-    c.run(argv, lens, "UNLINK");
+    each(*r->element[1]);
   } while (cursor != "0");
+}
+
+void RedisBackend::clear() {
+  if (cluster_) refresh(true);  // every primary, as the cluster is now
+  for (auto& node : primaries()) {
+    scan(*node, [&](const redisReply& keys) {
+      // UNLINK of several keys must stay within one slot in a cluster:
+      // group the batch by slot (one group on a single server).
+      std::map<int, std::vector<size_t>> by_slot;
+      for (size_t i = 0; i < keys.elements; ++i) {
+        const redisReply* k = keys.element[i];
+        if (k->type != REDIS_REPLY_STRING) continue;
+        by_slot[cluster_ ? cluster_slot(std::string_view(k->str, k->len)) : 0].push_back(i);
+      }
+      for (auto& [slot, idx] : by_slot) {
+        std::vector<const char*> argv{"UNLINK"};
+        std::vector<size_t> lens{6};
+        for (size_t i : idx) {
+          argv.push_back(keys.element[i]->str);
+          lens.push_back(keys.element[i]->len);
+        }
+        call(std::string_view(argv[1], lens[1]), argv, lens, "UNLINK");
+      }
+    });
+  }
   last_entries_ = 0;
 }
 
 uint64_t RedisBackend::count() const {
-  const std::string match = glob_escape(opt_.prefix) + "*";
-  Lease c(*this);
-  std::string cursor = "0";
+  if (cluster_ && primaries().empty()) refresh(true);
   uint64_t n = 0;
-  do {
-    Reply r = c.run({"SCAN", cursor, "MATCH", match, "COUNT", "1000"}, "SCAN");
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING)
-      throw Error(CM_EBACKEND, "redis backend: " + opt_.where() + ": SCAN: unexpected reply", ErrorKind::Protocol);
-    cursor.assign(r->element[0]->str, r->element[0]->len);
-    n += r->element[1]->elements;
-  } while (cursor != "0");
+  for (auto& node : primaries()) scan(*node, [&](const redisReply& keys) { n += keys.elements; });
   return n;
 }
 
@@ -440,22 +718,23 @@ constexpr const char* kUnlockScript =
 
 bool RedisBackend::try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) {
   std::string k = "cachemeter-lock:" + key_of(key);
-  Lease c(*this);
-  Reply r = c.run({"SET", k, token, "NX", "PX", std::to_string(std::max<int64_t>(ttl_ms, 1))}, "SET NX (load lock)");
+  Reply r = call(k, {"SET", k, token, "NX", "PX", std::to_string(std::max<int64_t>(ttl_ms, 1))}, "SET NX (load lock)");
   return r->type == REDIS_REPLY_STATUS;  // +OK; nil when someone holds it
 }
 
 void RedisBackend::unlock(std::string_view key, std::string_view token) {
   std::string k = "cachemeter-lock:" + key_of(key);
-  Lease c(*this);
-  c.run({"EVAL", kUnlockScript, "1", k, token}, "EVAL (load unlock)");
+  call(k, {"EVAL", kUnlockScript, "1", k, token}, "EVAL (load unlock)");
 }
 
 void RedisBackend::verify() {
-  Lease c(*this);
-  Reply r = c.run({"PING"}, "PING");
-  if (r->type != REDIS_REPLY_STATUS || std::string_view(r->str, r->len) != "PONG")
-    throw Error(CM_EBACKEND, "redis backend: " + opt_.where() + ": PING: unexpected reply", ErrorKind::Protocol);
+  if (cluster_) refresh(true);
+  for (auto& node : primaries()) {
+    Lease c(*this, *node);
+    Reply r = c.run({"PING"}, "PING");
+    if (r->type != REDIS_REPLY_STATUS || std::string_view(r->str, r->len) != "PONG")
+      throw Error(CM_EBACKEND, "redis backend: " + opt_.where() + ": PING: unexpected reply", ErrorKind::Protocol);
+  }
 }
 
 int RedisBackend::health() {
@@ -526,7 +805,136 @@ std::string take_user_info(std::string loc, RedisOptions* o) {
 
 }  // namespace
 
+// redis+cluster://: one invalidation listener per primary (each tracks its
+// node's keys under the prefix: BCAST tracking is per node), connected only
+// while all are. The set follows the primaries: when a refresh of the slot
+// map sees it change (a failover, a node added or removed), the next
+// connected() or wait_connected() starts listeners on the new primaries,
+// stops those on nodes that left, and flushes (each new listener flushes
+// again once subscribed, before it counts as connected).
+//
+// connected() is on a tiered get's path: an atomic compare and an atomic
+// load, the listeners' state being folded into all_connected_ by their
+// state hook (RedisInvalidation's on_state).
+class RedisBackend::ClusterFeed final : public ChangeFeed::Subscription, private fork::Hooks {
+ public:
+  ClusterFeed(const RedisBackend& b, Callbacks cb) : b_(b), cb_(std::move(cb)) {
+    follow(true);
+    fork_.enrol(this);
+  }
+  ~ClusterFeed() override {
+    fork_.leave();
+    std::vector<std::unique_ptr<RedisInvalidation>> stop;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& l : listeners_) stop.push_back(std::move(l.second));
+      listeners_.clear();
+      closing_ = true;
+    }
+    stop.clear();  // joins their threads, outside mu_ (their hooks take it)
+  }
+
+  bool connected() const override {
+    if (b_.cluster_->changes.load(std::memory_order_acquire) != seen_.load(std::memory_order_acquire))
+      [[unlikely]] const_cast<ClusterFeed*>(this)->follow(false);
+    return all_connected_.load(std::memory_order_acquire);
+  }
+  bool wait_connected(int timeout_ms) const override {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      if (connected()) return true;
+      // A primary may be gone for good: read the map again (rate-limited),
+      // so that listeners move to its replacement.
+      try {
+        b_.refresh(false);
+      } catch (const Error&) {
+      }
+      std::unique_lock lock(mu_);
+      if (std::chrono::steady_clock::now() >= deadline) return all_connected_.load();
+      cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+    }
+  }
+  // fork(): each listener is inherited (redis_invalidation.h); revive()
+  // starts the child's own.
+  bool inherited() const override { return inherited_.load(std::memory_order_relaxed); }
+  void revive() override {
+    std::lock_guard lock(mu_);
+    for (auto& l : listeners_) l.second->revive();
+    inherited_ = false;
+  }
+
+ private:
+  // Listeners for the primaries now; flush when the set changed.
+  void follow(bool first) {
+    std::vector<std::unique_ptr<RedisInvalidation>> stop;
+    bool changed = false;
+    {
+      std::lock_guard lock(mu_);
+      uint64_t changes = b_.cluster_->changes.load(std::memory_order_acquire);
+      if (!first && changes == seen_.load()) return;  // another thread followed
+      std::vector<std::shared_ptr<Node>> now = b_.primaries();
+      std::vector<std::pair<std::string, std::unique_ptr<RedisInvalidation>>> keep;
+      for (auto& n : now) {
+        std::string name = n->addr.text();
+        auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](auto& l) { return l.first == name; });
+        if (it != listeners_.end()) {
+          keep.push_back(std::move(*it));
+          listeners_.erase(it);
+          continue;
+        }
+        RedisOptions o = b_.opt_;
+        o.cluster = false;
+        o.seeds.clear();
+        o.host = n->addr.host;
+        o.port = n->addr.port;
+        keep.emplace_back(name, std::make_unique<RedisInvalidation>(o, b_.opt_.prefix, cb_, [this] { update(); }));
+        changed = true;
+      }
+      for (auto& l : listeners_) stop.push_back(std::move(l.second));
+      changed = changed || !stop.empty();
+      listeners_ = std::move(keep);
+      seen_.store(changes, std::memory_order_release);
+      recompute();
+    }
+    stop.clear();  // outside mu_: their hooks take it
+    // Keys moved between nodes while no listener watched the new owner.
+    if (changed && !first && cb_.flush) cb_.flush();
+  }
+  // A listener's connected() changed.
+  void update() {
+    {
+      std::lock_guard lock(mu_);
+      recompute();
+    }
+    cv_.notify_all();
+  }
+  void recompute() {  // under mu_
+    bool all = !listeners_.empty() && !closing_;
+    for (auto& l : listeners_) all = all && l.second->connected();
+    all_connected_.store(all, std::memory_order_release);
+  }
+
+  const RedisBackend& b_;
+  const Callbacks cb_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::vector<std::pair<std::string, std::unique_ptr<RedisInvalidation>>> listeners_;  // under mu_
+  bool closing_ = false;                                                              // under mu_
+  std::atomic<uint64_t> seen_{0};
+  std::atomic<bool> all_connected_{false};
+  std::atomic<bool> inherited_{false};
+  fork::Enrolment fork_;
+
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu_)); }
+  void fork_child() override {
+    fork::renew(cv_);
+    all_connected_ = false;
+    inherited_ = true;
+  }
+};
+
 std::unique_ptr<ChangeFeed::Subscription> RedisBackend::subscribe(Callbacks cb) {
+  if (cluster_) return std::make_unique<ClusterFeed>(*this, std::move(cb));
   return std::make_unique<RedisInvalidation>(opt_, opt_.prefix, std::move(cb));
 }
 
@@ -534,7 +942,7 @@ std::unique_ptr<ChangeFeed::Subscription> RedisBackend::subscribe(Callbacks cb) 
 // share, the L2 of a tiered cache with a change feed (its invalidations),
 // behind a breaker by default (a server that went away fails fast).
 const BackendSpec& redis_backend_spec() {
-  static constexpr std::string_view kSchemes[] = {"redis", "redis+unix", "redis+sentinel"};
+  static constexpr std::string_view kSchemes[] = {"redis", "redis+unix", "redis+sentinel", "redis+cluster"};
   static constexpr std::string_view kOptions[] = {
       "namespace", "prefix", "timeout_ms",        "connect_timeout_ms", "pool",
       "user",      "password", "count_interval_ms", "db",                 "sentinel_user",
@@ -551,9 +959,10 @@ const BackendSpec& redis_backend_spec() {
   return kSpec;
 }
 
-std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*events: Redis expires keys itself*/) {
+std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* events) {
   const bool unix_socket = uri.scheme == "redis+unix";
   const bool sentinel = uri.scheme == "redis+sentinel";
+  const bool cluster = uri.scheme == "redis+cluster";
   std::vector<std::string_view> known = known_options(redis_backend_spec());
   auto drop = [&](std::string_view name) { known.erase(std::find(known.begin(), known.end(), name)); };
   // db= is for sockets and sentinels only: redis://host:port/db names it in the path.
@@ -573,6 +982,23 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*eve
       throw bad("redis+unix:// needs an absolute socket path (redis+unix:///path/redis.sock)");
     o.socket = loc;
     o.db = static_cast<int>(uri.query.get_int("db", 0, 0, 1000000));
+  } else if (cluster) {
+    // [user:password@]node[:port][,node[:port]...][/]
+    loc = take_user_info(loc, &o);
+    auto slash = loc.find('/');
+    if (slash != std::string::npos && slash + 1 != loc.size())
+      throw bad("redis+cluster:// has no database path (a cluster has only db 0): \"" + loc.substr(slash) + "\"");
+    std::string hosts = loc.substr(0, slash);
+    if (hosts.empty()) throw bad("redis+cluster:// needs at least one seed node (redis+cluster://host:port,host2:port)");
+    for (size_t at = 0; at <= hosts.size();) {
+      size_t comma = hosts.find(',', at);
+      if (comma == std::string::npos) comma = hosts.size();
+      std::string one = hosts.substr(at, comma - at);
+      if (one.empty()) throw bad("an empty entry in the node list");
+      o.seeds.push_back(parse_host_port(uri, one, 6379));
+      at = comma + 1;
+    }
+    o.cluster = true;
   } else if (sentinel) {
     // [user:password@]sentinel[:port][,sentinel[:port]...]/master-name
     loc = take_user_info(loc, &o);
@@ -641,7 +1067,7 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*eve
     so.timeout_ms = o.timeout_ms;
     auto resolver = std::make_shared<SentinelResolver>(std::move(so));
     o.sentinel = resolver;
-    auto b = std::make_unique<RedisBackend>(std::move(o));
+    auto b = std::make_unique<RedisBackend>(std::move(o), events);
     try {
       b->verify();
     } catch (const Error& e) {
@@ -649,6 +1075,13 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* /*eve
       if (resolver->unknown_master()) throw Error(CM_EINVAL, "uri \"" + uri.text + "\": " + e.what());
       throw;
     }
+    return b;
+  }
+  if (cluster) {
+    // The slot map must be readable at open: a typo in the node list, or a
+    // node not in cluster mode, fails here rather than on every call.
+    auto b = std::make_unique<RedisBackend>(std::move(o), events);
+    b->verify();
     return b;
   }
   return std::make_unique<RedisBackend>(std::move(o));

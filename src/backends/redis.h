@@ -11,9 +11,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <cachemeter/common.h>
 
+#include "backends/hiredis_util.h"
+#include "backends/redis_sentinel.h"  // HostPort
 #include "cache/backend.h"
 #include "cache/change_feed.h"
 #include "util/wall_clock.h"
@@ -22,6 +25,7 @@ namespace cm {
 
 struct Uri;
 class SentinelResolver;
+struct SlotRange;
 
 // Bytes of the header stored in front of every value: a 4-byte magic and
 // version ("cm" 0x01 0x00), then fresh_until and keep_until as wall-clock
@@ -44,6 +48,10 @@ struct RedisOptions {
   // to the master these sentinels name, checked with ROLE (shared with the
   // invalidation listener).
   std::shared_ptr<SentinelResolver> sentinel;
+  // redis+cluster://: host and port are not used; the slot map comes from
+  // these seed nodes (CLUSTER SLOTS), one pool of `pool` connections per node.
+  bool cluster = false;
+  std::vector<HostPort> seeds;
 
   // "host:port", the socket path, or the sentinel master's name and
   // sentinels: what messages name (never the password).
@@ -55,7 +63,8 @@ class RedisBackend final : public Backend, private ChangeFeed {
   // Does not connect: the cache opens while Redis is down (a cache must
   // outlive its store's restarts); each operation connects as needed and
   // health() reports whether Redis answers.
-  explicit RedisBackend(RedisOptions opt);
+  // events: told of cluster redirections and topology refreshes (may be null).
+  explicit RedisBackend(RedisOptions opt, BackendEvents* events = nullptr);
   ~RedisBackend() override;
   RedisBackend(const RedisBackend&) = delete;
   RedisBackend& operator=(const RedisBackend&) = delete;
@@ -104,12 +113,29 @@ class RedisBackend final : public Backend, private ChangeFeed {
     return "redis:" + opt_.where() + "/" + std::to_string(opt_.db) + "\n" + opt_.prefix;
   }
 
+  // redis+cluster://: how often the slot map was read (CLUSTER SLOTS), MOVED
+  // and ASK replies followed, and changes of the set of primaries seen (a
+  // failover, a node added or removed); all 0 otherwise.
+  bool follows_topology() const override { return opt_.cluster || opt_.sentinel; }
+  uint64_t topology_refreshes() const;
+  uint64_t redirects(bool ask) const;
+  uint64_t primary_changes() const;
+
  private:
   class Pool;
   class Lease;
+  struct Node;
+  struct Cluster;
+  class ClusterFeed;
+  using Reply = hiredis::Reply;
   RedisOptions opt_;
-  std::unique_ptr<Pool> pool_;
+  BackendEvents* events_ = nullptr;
+  std::shared_ptr<Node> single_;      // redis://, redis+unix://, redis+sentinel://
+  std::unique_ptr<Cluster> cluster_;  // redis+cluster://
   mutable std::atomic<uint64_t> last_entries_{0};
+  mutable std::atomic<uint64_t> switches_seen_{0};  // sentinel: the resolver's switches() reported
+  // redis+sentinel://: reports the resolver's new switches as failovers.
+  void note_switches() const;
   mutable std::atomic<int64_t> counted_at_{INT64_MIN};  // steady-clock ms of last count
   // The front's clock mapped to the wall clock, as in the sqlite backend:
   // expiry instants are stored (and given to PXAT) as Unix milliseconds.
@@ -117,6 +143,20 @@ class RedisBackend final : public Backend, private ChangeFeed {
 
   uint64_t count() const;
   std::string key_of(std::string_view key) const;
+  // Runs a command on the node that serves route_key's slot (the one server
+  // outside a cluster), following MOVED and ASK.
+  Reply call(std::string_view route_key, std::vector<const char*>& argv, std::vector<size_t>& lens,
+             const char* what) const;
+  Reply call(std::string_view route_key, std::initializer_list<std::string_view> args, const char* what) const;
+  template <class F>
+  void scan(Node& node, F&& each) const;
+  // Cluster: the node at addr (created on first sight); the primaries now.
+  std::shared_ptr<Node> node_at(const HostPort& addr) const;
+  std::vector<std::shared_ptr<Node>> primaries() const;
+  // Cluster: reads the slot map (skipped when another thread is at it, or
+  // unless force, within 100 ms of the last); throws when no node gives one.
+  void refresh(bool force) const;
+  void install(const std::vector<SlotRange>& ranges) const;
 };
 
 // redis://[user:password@]host[:port][/db]?options and

@@ -186,8 +186,9 @@ class RedisInvalidation::Conn {
   Ctx ctx_;
 };
 
-RedisInvalidation::RedisInvalidation(RedisOptions opt, std::string prefix, Callbacks cb)
-    : opt_(std::move(opt)), prefix_(std::move(prefix)), cb_(std::move(cb)) {
+RedisInvalidation::RedisInvalidation(RedisOptions opt, std::string prefix, Callbacks cb,
+                                     std::function<void()> on_state)
+    : opt_(std::move(opt)), prefix_(std::move(prefix)), cb_(std::move(cb)), on_state_(std::move(on_state)) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw Error(CM_EBACKEND, "redis invalidation: eventfd: " + errno_text(errno));
   try {
@@ -251,6 +252,7 @@ void RedisInvalidation::set_connected(bool on) {
     connected_ = on;
   }
   cv_.notify_all();
+  if (on_state_) on_state_();
 }
 
 void RedisInvalidation::set_error(std::string_view what) noexcept {

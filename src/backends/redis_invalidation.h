@@ -89,7 +89,10 @@ class RedisInvalidation final : public ChangeFeed::Subscription, private fork::H
   // key). Starts the thread and returns at once: connecting happens there,
   // and again after every loss, with backoff (50 ms doubling to 2 s).
   // Throws Error(CM_EBACKEND) when the thread cannot be started.
-  RedisInvalidation(RedisOptions opt, std::string prefix, Callbacks cb);
+  // on_state (optional) runs on the listener thread after every change of
+  // connected(), under no lock of this object (redis+cluster:// folds its
+  // listeners' states with it).
+  RedisInvalidation(RedisOptions opt, std::string prefix, Callbacks cb, std::function<void()> on_state = {});
   // Returns promptly whatever the thread is doing (connecting, waiting for
   // a reply from a server that never answers, backing off), except while it
   // resolves a host name, which the resolver's own timeout bounds.
@@ -133,6 +136,7 @@ class RedisInvalidation final : public ChangeFeed::Subscription, private fork::H
   const RedisOptions opt_;
   const std::string prefix_;
   const Callbacks cb_;
+  const std::function<void()> on_state_;
   int wake_fd_ = -1;  // an eventfd: readable once the destructor asks to stop
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> epoch_{0};

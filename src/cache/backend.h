@@ -73,6 +73,13 @@ class BackendEvents {
   virtual void on_l1_flush() {}
   // A tiered cache applied an invalidation message for one key.
   virtual void on_invalidation() {}
+  // redis+cluster://: a MOVED (ask false) or ASK (true) redirection was
+  // followed; the slot map was read again.
+  virtual void on_redirect(bool /*ask*/) {}
+  virtual void on_topology_refresh() {}
+  // redis+cluster:// saw another set of primaries; redis+sentinel:// was
+  // given another master: a failover (or a node added or removed).
+  virtual void on_failover() {}
 
  protected:
   ~BackendEvents() = default;
@@ -153,6 +160,11 @@ class Backend {
   virtual bool try_lock(std::string_view /*key*/, std::string_view /*token*/, int64_t /*ttl_ms*/) { return false; }
   // Releases the lock of key if token still holds it (compare-and-delete).
   virtual void unlock(std::string_view /*key*/, std::string_view /*token*/) {}
+
+  // The backend (or its L2) follows a changing topology (redis+cluster://,
+  // redis+sentinel://) and reports it through on_redirect,
+  // on_topology_refresh and on_failover: the front registers their series.
+  virtual bool follows_topology() const { return false; }
 
   // The circuit state of the backend (or of its L2); Closed when it has no
   // breaker.

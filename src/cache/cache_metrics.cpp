@@ -44,7 +44,8 @@ CacheGroup::~CacheGroup() {
 
 std::vector<cm_series*> ExtraSeries::all() const {
   std::vector<cm_series*> v = {breaker_state, breaker_opens, breaker_closes, l1_flushes,   invalidations,
-                               lock_acquisitions, lock_timeouts, lock_wait};
+                               lock_acquisitions, lock_timeouts, lock_wait, redirects[0], redirects[1],
+                               topology_refreshes, failovers};
   for (int t = 0; t < kTiers; ++t) v.insert(v.end(), {tier_hits[t], tier_misses[t], tier_duration[t]});
   return v;
 }
@@ -198,6 +199,19 @@ void make_extra(const CacheMetrics::Handle& h, ExtraSeries& x) {
     x.invalidations = counter(p + "cache_invalidations_total",
                               "Keys a tiered cache dropped from its L1 because another writer changed them.");
   }
+  if (h.backend->follows_topology()) {
+    const char* kinds[2] = {"moved", "ask"};
+    for (int i = 0; i < 2; ++i)
+      x.redirects[i] = series_of(r, Kind::Counter, p + "redis_redirects_total",
+                                 "Redis Cluster redirections (MOVED, ASK) a cache's calls followed.",
+                                 {"cache", "kind"}, {cn, kinds[i]});
+    x.topology_refreshes = series_of(r, Kind::Counter, p + "redis_topology_refreshes_total",
+                                     "Times a redis+cluster:// cache read the slot map (CLUSTER SLOTS).", {"cache"},
+                                     {cn});
+    x.failovers = series_of(r, Kind::Counter, p + "redis_failovers_total",
+                            "Times a Redis cache saw a new master (sentinel) or a new set of primaries (cluster).",
+                            {"cache"}, {cn});
+  }
   if (h.backend->supports_lock()) {
     x.lock_acquisitions =
         counter(p + "lock_acquisitions_total", "Cross-process load locks taken by get_or_load.");
@@ -336,6 +350,12 @@ void CacheMetrics::on_tier_get(Tier t, bool hit, int64_t ns) {
 void CacheMetrics::on_l1_flush() { inc(extra_.l1_flushes); }
 
 void CacheMetrics::on_invalidation() { inc(extra_.invalidations); }
+
+void CacheMetrics::on_redirect(bool ask) { inc(extra_.redirects[ask ? 1 : 0]); }
+
+void CacheMetrics::on_topology_refresh() { inc(extra_.topology_refreshes); }
+
+void CacheMetrics::on_failover() { inc(extra_.failovers); }
 
 void caches_json(cm_registry& r, OutBuf& out) {
   std::vector<std::pair<GroupKey, std::shared_ptr<CacheGroup>>> mine;

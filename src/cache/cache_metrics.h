@@ -102,6 +102,9 @@ struct ExtraSeries {
   cm_series* lock_acquisitions = nullptr;
   cm_series* lock_timeouts = nullptr;
   cm_series* lock_wait = nullptr;
+  cm_series* redirects[2] = {};  // moved, ask
+  cm_series* topology_refreshes = nullptr;
+  cm_series* failovers = nullptr;
 
   std::vector<cm_series*> all() const;
 };
@@ -267,6 +270,9 @@ class CacheMetrics final : public BackendEvents {
   void on_tier_get(Tier t, bool hit, int64_t ns) override;
   void on_l1_flush() override;
   void on_invalidation() override;
+  void on_redirect(bool ask) override;
+  void on_topology_refresh() override;
+  void on_failover() override;
 
  private:
   void snapshot(int64_t now_ms);

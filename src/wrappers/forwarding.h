@@ -31,6 +31,7 @@ class ForwardingBackend : public Backend {
   int health() override { return inner_->health(); }
   std::string share_key() const override { return inner_->share_key(); }
   bool supports_lock() const override { return inner_->supports_lock(); }
+  bool follows_topology() const override { return inner_->follows_topology(); }
   bool try_lock(std::string_view key, std::string_view token, int64_t ttl_ms) override {
     return inner_->try_lock(key, token, ttl_ms);
   }

@@ -151,6 +151,8 @@ TEST_F(RedisSentinel, RecoversOnThePromotedReplicaWithReplicatedDataAndACoherent
     EXPECT_EQ(v, "v" + std::to_string(i));
   }
   ASSERT_EQ(plain.set("after", "x"), CM_OK);
+  EXPECT_EQ(r1.metric("cachemeter_redis_failovers_total{cache=\"t\"}"), 1);
+  EXPECT_EQ(r1.metric("cachemeter_redis_redirects_total{cache=\"t\",kind=\"moved\"}"), 0);
   RawConn nm(replica_->port());
   EXPECT_EQ(nm.run({"GET", "cachemeter:t:after"}).substr(21), "x");
 

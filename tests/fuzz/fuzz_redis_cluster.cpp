@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a Redis Cluster node (or anything posing as one) sends back for
+// redis+cluster://: the input is raw RESP bytes, parsed by hiredis's reader
+// as the backend's connections parse them; every reply goes to
+// parse_cluster_slots (CLUSTER SLOTS) and every error or string reply's
+// text to parse_redirect (MOVED / ASK). They must accept or refuse
+// (Error with CM_EBACKEND) without a crash, and what they accept must be
+// well-formed: slots in range, ports in 1..65535. The input's text also goes
+// to cluster_slot.
+#include <hiredis/hiredis.h>
+
+#include "backends/redis_cluster.h"
+#include "core/error.h"
+#include "fuzz_util.h"
+
+namespace {
+
+void check_reply(const redisReply& r) {
+  try {
+    for (const cm::SlotRange& s : cm::parse_cluster_slots(r, "127.0.0.1")) {
+      if (s.first < 0 || s.last >= cm::kClusterSlots || s.first > s.last) fuzz::fail("a range out of 0..16383", "");
+      if (s.primary.port < 1 || s.primary.port > 65535 || s.primary.host.empty()) fuzz::fail("a bad primary", "");
+      for (const cm::HostPort& h : s.replicas)
+        if (h.port < 1 || h.port > 65535 || h.host.empty()) fuzz::fail("a bad replica", "");
+    }
+  } catch (const cm::Error& e) {
+    if (e.status() != CM_EBACKEND) fuzz::fail("parse_cluster_slots: a status other than CM_EBACKEND", e.what());
+  }
+  if (r.type == REDIS_REPLY_ERROR || r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) {
+    cm::Redirect to;
+    if (cm::parse_redirect(std::string_view(r.str, r.len), &to)) {
+      if (to.slot < 0 || to.slot >= cm::kClusterSlots) fuzz::fail("parse_redirect: a slot out of range", "");
+      if (to.to.port < 1 || to.to.port > 65535) fuzz::fail("parse_redirect: a port out of range", "");
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  if (cm::cluster_slot(text) >= cm::kClusterSlots) fuzz::fail("cluster_slot out of range", "");
+  cm::Redirect to;
+  (void)cm::parse_redirect(text, &to);
+  redisReader* reader = redisReaderCreate();
+  if (!reader) return 0;
+  if (redisReaderFeed(reader, reinterpret_cast<const char*>(data), size) == REDIS_OK) {
+    for (int i = 0; i < 64; ++i) {
+      void* reply = nullptr;
+      if (redisReaderGetReply(reader, &reply) != REDIS_OK || !reply) break;
+      check_reply(*static_cast<redisReply*>(reply));
+      freeReplyObject(reply);
+    }
+  }
+  redisReaderFree(reader);
+  return 0;
+}
