@@ -34,6 +34,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "cache/backend_table.h"
@@ -178,6 +179,30 @@ class RedisBackend::Pool final : private fork::Hooks {
   fork::Enrolment fork_;
 };
 
+// A command's arguments as hiredis takes them, without a heap allocation
+// for the short commands of the data path (at most kInline arguments).
+struct RedisBackend::Argv {
+  static constexpr size_t kInline = 8;
+  Argv(const char* const* a, const size_t* l, size_t count) : argv(a), lens(l), n(count) {}
+  explicit Argv(std::initializer_list<std::string_view> args) : argv(own_argv_), lens(own_lens_), n(args.size()) {
+    if (n > kInline) throw std::logic_error("redis backend: more than 8 arguments in an inline command");
+    size_t i = 0;
+    for (auto a : args) {
+      own_argv_[i] = a.data();
+      own_lens_[i++] = a.size();
+    }
+  }
+  Argv(const Argv&) = delete;
+  Argv& operator=(const Argv&) = delete;
+  const char* const* argv;
+  const size_t* lens;
+  size_t n;
+
+ private:
+  const char* own_argv_[kInline] = {};
+  size_t own_lens_[kInline] = {};
+};
+
 // One server's connections: the URI's server (host empty: connect() decides,
 // asking the sentinels for redis+sentinel://) or one cluster node.
 struct RedisBackend::Node {
@@ -213,26 +238,20 @@ class RedisBackend::Lease {
   Lease& operator=(const Lease&) = delete;
 
   // Runs a command; throws for a failed connection or an error reply.
-  Reply run(std::initializer_list<std::string_view> args, const char* what) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(args.size());
-    lens.reserve(args.size());
-    for (auto a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    return run(argv, lens, what);
+  Reply run(std::initializer_list<std::string_view> args, const char* what) { return run(Argv(args), what); }
+  Reply run(std::vector<const char*>& argv, std::vector<size_t>& lens, const char* what) {
+    return run(Argv{argv.data(), lens.data(), argv.size()}, what);
   }
   // Cluster: MOVED and ASK error replies are returned (the caller follows
   // them); CLUSTERDOWN and TRYAGAIN throw CM_EUNAVAILABLE.
-  Reply run(std::vector<const char*>& argv, std::vector<size_t>& lens, const char* what) {
+  Reply run(const Argv& argv, const char* what) {
     void* r;
     int saved;
     {
       SigpipeBlock no_sigpipe;
       errno = 0;
-      r = redisCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data());
+      // hiredis 0.14 takes const char** but does not write through it.
+      r = redisCommandArgv(ctx_.get(), static_cast<int>(argv.n), const_cast<const char**>(argv.argv), argv.lens);
       saved = errno;
       if (!r) no_sigpipe.failed();
     }
@@ -360,7 +379,10 @@ struct RedisBackend::Cluster {
   std::vector<HostPort> seeds;
   mutable std::mutex mu;                                  // guards the three below
   std::map<std::string, std::shared_ptr<Node>> nodes;     // by "host:port"
-  std::vector<std::shared_ptr<Node>> slots;               // owner of each slot (null: none known)
+  // The owner of each slot (null: none known): read without the lock (one
+  // atomic load per call), written under it. Nodes live as long as the
+  // backend (in `nodes`), so a pointer read here stays valid.
+  std::unique_ptr<std::atomic<Node*>[]> slots;
   std::vector<std::shared_ptr<Node>> primaries;           // the owners, each once
   std::atomic<bool> stale{false};                         // refresh before the next routing
   std::mutex refresh_mu;                                  // one refresh at a time
@@ -382,7 +404,7 @@ RedisBackend::RedisBackend(RedisOptions opt, BackendEvents* events) : opt_(std::
   if (opt_.cluster) {
     cluster_ = std::make_unique<Cluster>();
     cluster_->seeds = opt_.seeds;
-    cluster_->slots.resize(kClusterSlots);
+    cluster_->slots = std::make_unique<std::atomic<Node*>[]>(kClusterSlots);
   } else {
     single_ = std::make_shared<Node>(opt_, HostPort{});
   }
@@ -489,12 +511,12 @@ void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
     if (std::find(owners.begin(), owners.end(), n) == owners.end()) owners.push_back(n);
   }
   std::lock_guard lock(c.mu);
-  std::vector<std::shared_ptr<Node>> slots(kClusterSlots);
+  std::vector<Node*> slots(kClusterSlots, nullptr);
   for (const SlotRange& r : ranges) {
-    auto& n = c.nodes[r.primary.text()];
+    Node* n = c.nodes[r.primary.text()].get();
     for (int s = r.first; s <= r.last; ++s) slots[static_cast<size_t>(s)] = n;
   }
-  c.slots.swap(slots);
+  for (size_t s = 0; s < slots.size(); ++s) c.slots[s].store(slots[s], std::memory_order_release);
   auto sorted = [](std::vector<std::shared_ptr<Node>> v) {
     std::sort(v.begin(), v.end());
     return v;
@@ -511,11 +533,10 @@ void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
   }
 }
 
-RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<const char*>& argv,
-                                       std::vector<size_t>& lens, const char* what) const {
+RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& argv, const char* what) const {
   if (!cluster_) {
     Lease c(*this);
-    return c.run(argv, lens, what);
+    return c.run(argv, what);
   }
   Cluster& cl = *cluster_;
   if (cl.stale) {
@@ -526,11 +547,8 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<c
     }
   }
   const int slot = cluster_slot(route_key);
-  auto owner = [&] {
-    std::lock_guard lock(cl.mu);
-    return cl.slots[static_cast<size_t>(slot)];
-  };
-  std::shared_ptr<Node> node = owner();
+  auto owner = [&] { return cl.slots[static_cast<size_t>(slot)].load(std::memory_order_acquire); };
+  Node* node = owner();
   if (!node) {
     refresh(true);
     node = owner();
@@ -546,7 +564,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<c
     try {
       Lease c(*this, *node);
       if (asking) c.run({"ASKING"}, "ASKING");
-      r = c.run(argv, lens, what);
+      r = c.run(argv, what);
     } catch (const Error& e) {
       // A node down or a cluster failing over: learn the new map before the
       // next call (the failed call itself is not retried: it may have run).
@@ -562,7 +580,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<c
                       std::string(r->str, r->len) + ")",
                   ErrorKind::Connection);
     if (to.to.host.empty()) to.to.host = node->addr.host;
-    node = node_at(to.to);
+    node = node_at(to.to).get();
     if (to.ask) {
       // The slot is migrating: this one key is at the target already. The
       // map is unchanged until the migration ends (then MOVED).
@@ -573,10 +591,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<c
       ++cl.moved;
       if (events_) events_->on_redirect(false);
       asking = false;
-      {
-        std::lock_guard lock(cl.mu);
-        cl.slots[static_cast<size_t>(to.slot)] = node;
-      }
+      cl.slots[static_cast<size_t>(to.slot)].store(node, std::memory_order_release);
       cl.stale = true;  // other slots probably moved too: refresh soon
     }
   }
@@ -584,15 +599,12 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<c
 
 RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::initializer_list<std::string_view> args,
                                        const char* what) const {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
-  for (auto a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  return call(route_key, argv, lens, what);
+  return call(route_key, Argv(args), what);
+}
+
+RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<const char*>& argv,
+                                       std::vector<size_t>& lens, const char* what) const {
+  return call(route_key, Argv(argv.data(), lens.data(), argv.size()), what);
 }
 
 bool RedisBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out) {
@@ -785,6 +797,20 @@ HostPort parse_host_port(const Uri& uri, const std::string& hostport, int defaul
     if (hp.port < 0) throw bad_uri(uri, "bad port \"" + port + "\" (1..65535)");
   }
   return hp;
+}
+
+// host[:port],host[:port]...: a sentinel or seed node list (non-empty).
+std::vector<HostPort> parse_host_list(const Uri& uri, const std::string& hosts, int default_port, const char* what) {
+  std::vector<HostPort> out;
+  for (size_t at = 0; at <= hosts.size();) {
+    size_t comma = hosts.find(',', at);
+    if (comma == std::string::npos) comma = hosts.size();
+    std::string one = hosts.substr(at, comma - at);
+    if (one.empty()) throw bad_uri(uri, std::string("an empty entry in the ") + what + " list");
+    out.push_back(parse_host_port(uri, one, default_port));
+    at = comma + 1;
+  }
+  return out;
 }
 
 // [user:password@]rest: the credentials (the password may hold '@' or '/',
@@ -990,14 +1016,7 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
       throw bad("redis+cluster:// has no database path (a cluster has only db 0): \"" + loc.substr(slash) + "\"");
     std::string hosts = loc.substr(0, slash);
     if (hosts.empty()) throw bad("redis+cluster:// needs at least one seed node (redis+cluster://host:port,host2:port)");
-    for (size_t at = 0; at <= hosts.size();) {
-      size_t comma = hosts.find(',', at);
-      if (comma == std::string::npos) comma = hosts.size();
-      std::string one = hosts.substr(at, comma - at);
-      if (one.empty()) throw bad("an empty entry in the node list");
-      o.seeds.push_back(parse_host_port(uri, one, 6379));
-      at = comma + 1;
-    }
+    o.seeds = parse_host_list(uri, hosts, 6379, "node");
     o.cluster = true;
   } else if (sentinel) {
     // [user:password@]sentinel[:port][,sentinel[:port]...]/master-name
@@ -1008,14 +1027,7 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
       throw bad("redis+sentinel:// needs the master's name (redis+sentinel://host:26379,host2:26379/mymaster)");
     std::string hosts = loc.substr(0, slash);
     if (hosts.empty()) throw bad("redis+sentinel:// needs at least one sentinel (host:port before the master's name)");
-    for (size_t at = 0; at <= hosts.size();) {
-      size_t comma = hosts.find(',', at);
-      if (comma == std::string::npos) comma = hosts.size();
-      std::string one = hosts.substr(at, comma - at);
-      if (one.empty()) throw bad("an empty entry in the sentinel list");
-      so.sentinels.push_back(parse_host_port(uri, one, 26379));
-      at = comma + 1;
-    }
+    so.sentinels = parse_host_list(uri, hosts, 26379, "sentinel");
     so.user = uri.query.get("sentinel_user", "");
     so.password = uri.query.get("sentinel_password", "");
     if (!so.user.empty() && so.password.empty()) throw bad("a sentinel user needs a sentinel_password");

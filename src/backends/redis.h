@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 // The Redis backend (redis://host:port/db, redis+unix:///path.sock,
-// redis+sentinel://sentinels/master-name): entries
+// redis+sentinel://sentinels/master-name, redis+cluster://nodes): entries
 // as Redis strings under a per-cache key prefix, shared by every process that
 // uses the same server and prefix; Redis expires them itself. Value format,
 // pool and error mapping: redis.cpp.
@@ -145,6 +145,8 @@ class RedisBackend final : public Backend, private ChangeFeed {
   std::string key_of(std::string_view key) const;
   // Runs a command on the node that serves route_key's slot (the one server
   // outside a cluster), following MOVED and ASK.
+  struct Argv;
+  Reply call(std::string_view route_key, const Argv& argv, const char* what) const;
   Reply call(std::string_view route_key, std::vector<const char*>& argv, std::vector<size_t>& lens,
              const char* what) const;
   Reply call(std::string_view route_key, std::initializer_list<std::string_view> args, const char* what) const;
@@ -181,6 +183,11 @@ class RedisBackend final : public Backend, private ChangeFeed {
 // sentinel_user= and sentinel_password= on top of the options above; opening
 // asks the sentinels and PINGs the master (verify()): a master name no
 // sentinel knows is CM_EINVAL, no answer CM_EUNAVAILABLE (docs/uri.md).
+// redis+cluster://[user:password@]node[:6379][,node[:port]...][/]?options:
+// seeds of a Redis Cluster (RedisOptions::cluster): no database (db 0 only);
+// opening reads the slot map and PINGs every primary: no node answering is
+// CM_EUNAVAILABLE, a node not in cluster mode CM_EINVAL. Routing, redirections
+// and failover: docs/redis-scale-out.md.
 std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* events);
 
 }  // namespace cm

@@ -6,21 +6,29 @@
 
 #include <hiredis/hiredis.h>
 
+#include <array>
+
 #include "core/error.h"
 
 namespace cm {
 namespace {
 
 // CRC16 with polynomial 0x1021, initial value 0, no reflection (XMODEM),
-// computed bit by bit: keys are short, and this runs once per operation
-// beside a network round trip.
+// one table lookup per byte; the table is computed at compile time.
+constexpr auto kCrcTable = [] {
+  std::array<uint16_t, 256> t{};
+  for (unsigned i = 0; i < 256; ++i) {
+    auto crc = static_cast<uint16_t>(i << 8);
+    for (int b = 0; b < 8; ++b)
+      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+    t[i] = crc;
+  }
+  return t;
+}();
+
 uint16_t crc16(std::string_view s) {
   uint16_t crc = 0;
-  for (unsigned char ch : s) {
-    crc ^= static_cast<uint16_t>(ch) << 8;
-    for (int i = 0; i < 8; ++i)
-      crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
-  }
+  for (unsigned char ch : s) crc = static_cast<uint16_t>((crc << 8) ^ kCrcTable[((crc >> 8) ^ ch) & 0xff]);
   return crc;
 }
 

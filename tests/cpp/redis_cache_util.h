@@ -67,4 +67,15 @@ struct Handle {
   cm::TieredBackend* tiered() { return dynamic_cast<cm::TieredBackend*>(c->backend.get()); }
 };
 
+// cm_cache_open's status for uri (a handle that opens is closed at once).
+inline int open_status(cm_registry* reg, const std::string& uri) {
+  cm_cache* c = nullptr;
+  int rc = cm_cache_open(&c, reg, "t", uri.c_str());
+  if (rc == CM_OK) cm_cache_close(c);
+  return rc;
+}
+
+// cm_errmsg() holds what.
+inline bool errmsg_has(const std::string& what) { return std::string(cm_errmsg()).find(what) != std::string::npos; }
+
 }  // namespace cmrc

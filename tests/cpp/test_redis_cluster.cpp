@@ -200,14 +200,8 @@ TEST_F(RedisCluster, KeysOverEverySlotAreExactAndClearWalksEveryPrimary) {
 
 TEST_F(RedisCluster, BadSeedsFailAtOpenWithAClearMessage) {
   Reg r;
-  cm_cache* c = nullptr;
-  auto open = [&](const std::string& u) {
-    int rc = cm_cache_open(&c, r.reg, "t", u.c_str());
-    if (rc == CM_OK) cm_cache_close(c);
-    c = nullptr;
-    return rc;
-  };
-  auto says = [](const std::string& what) { return std::string(cm_errmsg()).find(what) != std::string::npos; };
+  auto open = [&](const std::string& u) { return cmrc::open_status(r.reg, u); };
+  auto says = [](const std::string& what) { return cmrc::errmsg_has(what); };
   EXPECT_EQ(open("redis+cluster://"), CM_EINVAL);
   EXPECT_TRUE(says("at least one seed node")) << cm_errmsg();
   EXPECT_EQ(open("redis+cluster://127.0.0.1:1,/"), CM_EINVAL);
