@@ -4,17 +4,21 @@
 // replica each where a test needs failover): keys spread over every slot,
 // clear and entries over every primary, a live reshard under load, a
 // primary killed with SIGKILL, a tiered cache's L1 kept coherent by every
-// primary, and bad seeds failing at open.
+// primary (between handles, and between two processes), and bad seeds
+// failing at open.
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -26,6 +30,8 @@
 #include "wrappers/forwarding.h"
 #include "redis_cache_util.h"
 #include "redis_server.h"
+
+extern char** environ;
 
 namespace {
 
@@ -375,6 +381,89 @@ TEST_F(RedisCluster, EveryPrimaryInvalidatesATieredCachesL1) {
         << "node " << port << " did not invalidate B's L1 copy of " << k;
   }
   EXPECT_GE(r2.metric("cachemeter_cache_invalidations_total{cache=\"l\",backend=\"tiered\"}"), 3);
+}
+
+// ---- Across processes: CM_CLUSTER_CHILD carries the URI to a child run of
+// this binary (posix_spawn of /proc/self/exe), which runs ChildWrites.
+
+const char* child_uri() { return std::getenv("CM_CLUSTER_CHILD"); }
+
+// A plain cache on the same cluster carries the two processes' handshake:
+// "go" = the round the parent wants written, "done" = the round written.
+TEST_F(RedisCluster, ChildWrites) {
+  if (!child_uri()) GTEST_SKIP() << "run by TwoProcessesKeepL1sCoherentOnEveryPrimary";
+  Reg r;
+  Handle h, ctl;
+  ASSERT_EQ(cm_cache_open_tiered(&h.c, r.reg, "x", "memory://", child_uri()), CM_OK) << cm_errmsg();
+  ASSERT_EQ(cm_cache_open(&ctl.c, r.reg, "ctl", child_uri()), CM_OK) << cm_errmsg();
+  for (int round = 0; round < 3; ++round) {
+    const std::string tag = std::to_string(round);
+    std::string v;
+    ASSERT_TRUE(wait_until([&] { return ctl.get("go", &v) == CM_OK && v == tag; }, 30000));
+    ASSERT_EQ(ctl.get("key", &v), CM_OK);
+    ASSERT_EQ(h.set(v, "child-" + tag), CM_OK);
+    ASSERT_EQ(ctl.set("done", tag), CM_OK);
+  }
+}
+
+TEST_F(RedisCluster, TwoProcessesKeepL1sCoherentOnEveryPrimary) {
+  if (child_uri()) GTEST_SKIP();
+  start_cluster(false);
+  Reg r;
+  Handle h, ctl;
+  ASSERT_EQ(cm_cache_open_tiered(&h.c, r.reg, "x", "memory://", uri().c_str()), CM_OK) << cm_errmsg();
+  ASSERT_EQ(cm_cache_open(&ctl.c, r.reg, "ctl", uri().c_str()), CM_OK);
+  ASSERT_TRUE(h.tiered()->wait_coherent(10000));
+  std::map<int, std::string> per_node;  // a key on each primary
+  for (int i = 0; per_node.size() < 3 && i < 1000; ++i) {
+    std::string k = "k" + std::to_string(i);
+    per_node.emplace(owner_of(cm::cluster_slot("cachemeter:x:" + k)).second, k);
+  }
+  ASSERT_EQ(per_node.size(), 3u);
+
+  std::string env_uri = "CM_CLUSTER_CHILD=" + uri();
+  std::vector<std::string> env_s{env_uri};
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "CM_CLUSTER_CHILD=", 17) != 0) env_s.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe", filter = "--gtest_filter=RedisCluster.ChildWrites";
+  std::vector<char*> argv{self.data(), filter.data(), nullptr};
+  pid_t pid = -1;
+  ASSERT_EQ(::posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), envp.data()), 0);
+  struct Reap {
+    pid_t& pid;
+    ~Reap() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } reap{pid};
+
+  int round = 0;
+  for (auto& [port, k] : per_node) {
+    const std::string tag = std::to_string(round++);
+    ASSERT_EQ(h.set(k, "parent-" + tag), CM_OK);
+    std::string got;
+    // Our L1 holds our value (an L1 hit), then the child overwrites it.
+    ASSERT_TRUE(wait_until([&] {
+      double l1 = r.metric("cachemeter_cache_tier_hits_total{cache=\"x\",backend=\"memory\",tier=\"l1\"}");
+      return h.get(k, &got) == CM_OK && h.get(k, &got) == CM_OK &&
+             r.metric("cachemeter_cache_tier_hits_total{cache=\"x\",backend=\"memory\",tier=\"l1\"}") > l1;
+    }));
+    ASSERT_EQ(got, "parent-" + tag);
+    ASSERT_EQ(ctl.set("key", k), CM_OK);
+    ASSERT_EQ(ctl.set("go", tag), CM_OK);
+    ASSERT_TRUE(wait_until([&] { return ctl.get("done", &got) == CM_OK && got == tag; }, 30000));
+    ASSERT_TRUE(wait_until([&] { return h.get(k, &got) == CM_OK && got == "child-" + tag; }, 5000))
+        << "node " << port << ": the other process's write did not reach this L1: " << got;
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  pid = -1;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
 }
 
 }  // namespace
