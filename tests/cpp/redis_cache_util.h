@@ -5,18 +5,40 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <spawn.h>
 #include <time.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <cachemeter/cachemeter.h>
 
 #include "cache/cache.h"
 #include "wrappers/tiered.h"
 
+extern "C" char** environ;
+
 namespace cmrc {
+
+// Runs this test binary again (posix_spawn of /proc/self/exe: safe in a
+// threaded test) with --gtest_filter=filter and env_name=env_value replacing
+// any env_name of ours; the child's pid, or -1.
+inline pid_t spawn_self(const std::string& filter, const std::string& env_name, const std::string& env_value) {
+  const std::string prefix = env_name + "=";
+  std::vector<std::string> env_s{prefix + env_value};
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, prefix.c_str(), prefix.size()) != 0) env_s.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string self = "/proc/self/exe", flag = "--gtest_filter=" + filter;
+  std::vector<char*> argv{self.data(), flag.data(), nullptr};
+  pid_t pid = -1;
+  if (::posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), envp.data()) != 0) return -1;
+  return pid;
+}
 
 inline std::string url(int port, const std::string& query = "") {
   return "redis://127.0.0.1:" + std::to_string(port) + "/0" + (query.empty() ? "" : "?" + query);

@@ -10,7 +10,6 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -30,8 +29,6 @@
 #include "cache/cache.h"
 #include "redis_server.h"
 #include "redis_cache_util.h"
-
-extern char** environ;
 
 namespace {
 
@@ -326,19 +323,7 @@ TEST_F(RedisCache, KillMidWorkloadThenRestart) {
 // ---- Across processes ----------------------------------------------------
 
 pid_t spawn_child(const char* test, int port) {
-  std::string filter = std::string("--gtest_filter=RedisCache.") + test;
-  std::string env_port = "CM_REDIS_CHILD=" + std::to_string(port);
-  std::vector<std::string> env_s{env_port};
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CM_REDIS_CHILD=", 15) != 0) env_s.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string self = "/proc/self/exe";
-  std::vector<char*> argv{self.data(), filter.data(), nullptr};
-  pid_t pid = -1;
-  if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) return -1;
-  return pid;
+  return cmrc::spawn_self(std::string("RedisCache.") + test, "CM_REDIS_CHILD", std::to_string(port));
 }
 
 int wait_child(pid_t pid) {

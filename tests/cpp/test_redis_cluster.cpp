@@ -10,7 +10,6 @@
 
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,8 +29,6 @@
 #include "wrappers/forwarding.h"
 #include "redis_cache_util.h"
 #include "redis_server.h"
-
-extern char** environ;
 
 namespace {
 
@@ -421,17 +418,8 @@ TEST_F(RedisCluster, TwoProcessesKeepL1sCoherentOnEveryPrimary) {
   }
   ASSERT_EQ(per_node.size(), 3u);
 
-  std::string env_uri = "CM_CLUSTER_CHILD=" + uri();
-  std::vector<std::string> env_s{env_uri};
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "CM_CLUSTER_CHILD=", 17) != 0) env_s.emplace_back(*e);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string self = "/proc/self/exe", filter = "--gtest_filter=RedisCluster.ChildWrites";
-  std::vector<char*> argv{self.data(), filter.data(), nullptr};
-  pid_t pid = -1;
-  ASSERT_EQ(::posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), envp.data()), 0);
+  pid_t pid = cmrc::spawn_self("RedisCluster.ChildWrites", "CM_CLUSTER_CHILD", uri());
+  ASSERT_GT(pid, 0);
   struct Reap {
     pid_t& pid;
     ~Reap() {
