@@ -276,16 +276,41 @@ uint32_t Directory::family_id(const FamilyDef& f) {
     return static_cast<uint32_t>(i);
   }
   std::string p = file(kFamiliesName);
-  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  std::string rec = encode_family(f);
+  if (fams.empty()) {
+    // The first family: the whole file is written aside and renamed into
+    // place, so a process opening the directory (which reads the families
+    // without the lock) sees no file or a complete one, never an empty
+    // file just created.
+    FamiliesHeader h{};
+    std::memcpy(h.magic, kFamiliesMagic, sizeof h.magic);
+    h.version = kLayoutVersion;
+    h.used = rec.size();
+    h.count = 1;
+    std::string bytes(kFamiliesStart, '\0');
+    std::memcpy(bytes.data(), &h, sizeof h);
+    bytes += rec;
+    std::string tmp = path_ + "/.cachemeter-shared.tmp.families." + std::to_string(::getpid());
+    int t = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (t < 0) sys_fail("cannot write \"" + tmp + "\"");
+    bool ok = ::write(t, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+    int err = errno;
+    ::close(t);
+    if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) {
+      err = ok ? errno : err;
+      ::unlink(tmp.c_str());
+      errno = err;
+      sys_fail("cannot write \"" + p + "\"");
+    }
+    return 0;
+  }
+  int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) sys_fail("cannot open \"" + p + "\"");
   FamiliesHeader h{};
-  std::memcpy(h.magic, kFamiliesMagic, sizeof h.magic);
-  h.version = kLayoutVersion;
-  if (!fams.empty() && ::pread(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
+  if (::pread(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
     ::close(fd);
     throw Error(CM_ECORRUPT, "\"" + p + "\" changed while being read; left untouched");
   }
-  std::string rec = encode_family(f);
   if (h.used + rec.size() > kMaxFamiliesBytes) {
     ::close(fd);
     throw Error(CM_ELIMIT, "\"" + p + "\" is full");
