@@ -313,6 +313,9 @@ class RedisBackend::Lease {
       }
       if (opt_.db != 0) run({"SELECT", std::to_string(opt_.db)}, "SELECT");
       if (opt_.sentinel) check_master();
+      // Lets a replica answer reads of its primary's slots (harmless on a
+      // primary: a node's role changes with failovers, its connections stay).
+      if (opt_.read_replicas) run({"READONLY"}, "READONLY");
     } catch (...) {
       ctx_.reset();  // never pool a half-set-up connection
       throw;
@@ -384,9 +387,12 @@ struct RedisBackend::Cluster {
   // backend (in `nodes`), so a pointer read here stays valid.
   std::unique_ptr<std::atomic<Node*>[]> slots;
   std::vector<std::shared_ptr<Node>> primaries;           // the owners, each once
+  // read_replicas: the replica each slot's reads go to (null: the primary),
+  // like `slots`.
+  std::unique_ptr<std::atomic<Node*>[]> replicas;
   std::atomic<bool> stale{false};                         // refresh before the next routing
   std::mutex refresh_mu;                                  // one refresh at a time
-  int64_t refreshed_at = INT64_MIN;                       // steady ms, under refresh_mu
+  std::atomic<int64_t> refreshed_at{INT64_MIN};          // steady ms; written under refresh_mu
   std::atomic<uint64_t> refreshes{0}, moved{0}, asked{0}, changes{0};
 };
 
@@ -398,6 +404,10 @@ constexpr int kMaxRedirects = 5;
 // current map is used): MOVED storms during a reshard cost one CLUSTER
 // SLOTS per interval, not one per call.
 constexpr int64_t kMinRefreshGapMs = 100;
+// read_from=replica: the slot map is read again when older than this, so
+// replicas added (or re-attached after a failover) start taking reads
+// without an error to prompt a refresh. One caller's read pays for it.
+constexpr int64_t kReplicaMapMaxAgeMs = 5000;
 }  // namespace
 
 RedisBackend::RedisBackend(RedisOptions opt, BackendEvents* events) : opt_(std::move(opt)), events_(events) {
@@ -405,6 +415,7 @@ RedisBackend::RedisBackend(RedisOptions opt, BackendEvents* events) : opt_(std::
     cluster_ = std::make_unique<Cluster>();
     cluster_->seeds = opt_.seeds;
     cluster_->slots = std::make_unique<std::atomic<Node*>[]>(kClusterSlots);
+    if (opt_.read_replicas) cluster_->replicas = std::make_unique<std::atomic<Node*>[]>(kClusterSlots);
   } else {
     single_ = std::make_shared<Node>(opt_, HostPort{});
   }
@@ -457,7 +468,7 @@ void RedisBackend::refresh(bool force) const {
   } else if (!rl.try_lock()) {
     return;  // another thread is refreshing: route with the current map
   }
-  if (!force && steady_ms() - c.refreshed_at < kMinRefreshGapMs) return;
+  if (!force && steady_ms() - c.refreshed_at.load() < kMinRefreshGapMs) return;
   // Ask the primaries first (they know the newest map), then every node
   // seen, then the seeds.
   std::vector<std::shared_ptr<Node>> ask = primaries();
@@ -506,17 +517,30 @@ void RedisBackend::refresh(bool force) const {
 void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
   Cluster& c = *cluster_;
   std::vector<std::shared_ptr<Node>> owners;
-  for (const SlotRange& r : ranges) {
+  // read_replicas: one replica per range (chosen by its first slot, so the
+  // ranges of a primary with several replicas spread over them).
+  std::vector<std::shared_ptr<Node>> readers(ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const SlotRange& r = ranges[i];
     auto n = node_at(r.primary);
     if (std::find(owners.begin(), owners.end(), n) == owners.end()) owners.push_back(n);
+    if (c.replicas && !r.replicas.empty())
+      readers[i] = node_at(r.replicas[static_cast<size_t>(r.first) % r.replicas.size()]);
   }
   std::lock_guard lock(c.mu);
-  std::vector<Node*> slots(kClusterSlots, nullptr);
-  for (const SlotRange& r : ranges) {
+  std::vector<Node*> slots(kClusterSlots, nullptr), reps(kClusterSlots, nullptr);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const SlotRange& r = ranges[i];
     Node* n = c.nodes[r.primary.text()].get();
-    for (int s = r.first; s <= r.last; ++s) slots[static_cast<size_t>(s)] = n;
+    for (int s = r.first; s <= r.last; ++s) {
+      slots[static_cast<size_t>(s)] = n;
+      reps[static_cast<size_t>(s)] = readers[i].get();
+    }
   }
-  for (size_t s = 0; s < slots.size(); ++s) c.slots[s].store(slots[s], std::memory_order_release);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    c.slots[s].store(slots[s], std::memory_order_release);
+    if (c.replicas) c.replicas[s].store(reps[s], std::memory_order_release);
+  }
   auto sorted = [](std::vector<std::shared_ptr<Node>> v) {
     std::sort(v.begin(), v.end());
     return v;
@@ -533,13 +557,45 @@ void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
   }
 }
 
-RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& argv, const char* what) const {
+bool RedisBackend::read_replica(int slot, const Argv& argv, const char* what, Reply* out) const {
+  Cluster& cl = *cluster_;
+  Node* rep = cl.replicas[static_cast<size_t>(slot)].load(std::memory_order_acquire);
+  if (!rep) return false;
+  Reply r;
+  try {
+    Lease c(*this, *rep);
+    r = c.run(argv, what);
+  } catch (const Error& e) {
+    if (e.status() != CM_EUNAVAILABLE && e.status() != CM_ETIMEOUT) throw;
+    // A replica down or failing over: a read is safe to repeat, so the
+    // primary answers this one; the replica is tried again once a refresh
+    // lists it (Redis leaves failed replicas out of CLUSTER SLOTS).
+    if (events_) events_->on_node_error(rep->addr.text(), e.kind());
+    cl.replicas[static_cast<size_t>(slot)].store(nullptr, std::memory_order_release);
+    cl.stale = true;
+    return false;
+  }
+  Redirect to;
+  if (r->type == REDIS_REPLY_ERROR && parse_redirect(std::string_view(r->str, r->len), &to)) {
+    // The replica's primary no longer serves the slot (a reshard or a
+    // failover): the primary route follows the map.
+    cl.replicas[static_cast<size_t>(slot)].store(nullptr, std::memory_order_release);
+    cl.stale = true;
+    return false;
+  }
+  *out = std::move(r);
+  return true;
+}
+
+RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& argv, const char* what,
+                                       bool read) const {
   if (!cluster_) {
     Lease c(*this);
     return c.run(argv, what);
   }
   Cluster& cl = *cluster_;
-  if (cl.stale) {
+  if (cl.stale || (read && cl.replicas && steady_ms() - cl.refreshed_at.load(std::memory_order_relaxed) >=
+                                              kReplicaMapMaxAgeMs)) {
     try {
       refresh(false);
     } catch (const Error&) {
@@ -558,6 +614,10 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
                       " (the cluster is missing slots)",
                   ErrorKind::Connection);
   }
+  if (read && cl.replicas) {
+    Reply r;
+    if (read_replica(slot, argv, what, &r)) return r;
+  }
   bool asking = false;
   for (int hop = 0;; ++hop) {
     Reply r;
@@ -569,6 +629,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
       // A node down or a cluster failing over: learn the new map before the
       // next call (the failed call itself is not retried: it may have run).
       if (e.status() == CM_EUNAVAILABLE || e.status() == CM_ETIMEOUT) cl.stale = true;
+      if (events_) events_->on_node_error(node->addr.text(), e.kind());
       throw;
     }
     Redirect to;
@@ -592,6 +653,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
       if (events_) events_->on_redirect(false);
       asking = false;
       cl.slots[static_cast<size_t>(to.slot)].store(node, std::memory_order_release);
+      if (cl.replicas) cl.replicas[static_cast<size_t>(to.slot)].store(nullptr, std::memory_order_release);
       cl.stale = true;  // other slots probably moved too: refresh soon
     }
   }
@@ -610,7 +672,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, std::vector<c
 bool RedisBackend::get(std::string_view key, int64_t now_ms_front, Fetched* out) {
   const int64_t now_ms = wall_.to_wall(now_ms_front);
   std::string k = key_of(key);
-  Reply r = call(k, {"GET", k}, "GET");
+  Reply r = call(k, Argv({"GET", k}), "GET", /*read=*/true);
   if (r->type == REDIS_REPLY_NIL) return false;
   if (r->type != REDIS_REPLY_STRING || r->len < kRedisHeaderBytes || std::memcmp(r->str, kMagic, 4) != 0)
     throw Error(CM_ECORRUPT, "redis backend: " + opt_.where() + ": the value under a key of prefix \"" + opt_.prefix +
@@ -972,7 +1034,7 @@ const BackendSpec& redis_backend_spec() {
   static constexpr std::string_view kOptions[] = {
       "namespace", "prefix", "timeout_ms",        "connect_timeout_ms", "pool",
       "user",      "password", "count_interval_ms", "db",                 "sentinel_user",
-      "sentinel_password"};
+      "sentinel_password", "read_from"};
   static constexpr BackendSpec kSpec{
       .name = "redis",
       .schemes = kSchemes,
@@ -997,6 +1059,7 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
     drop("sentinel_user");
     drop("sentinel_password");
   }
+  if (!cluster) drop("read_from");  // replica reads: a cluster's only (docs/uri.md)
   uri.query.check_known(known);
   RedisOptions o;
   SentinelOptions so;  // redis+sentinel://
@@ -1018,6 +1081,10 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
     if (hosts.empty()) throw bad("redis+cluster:// needs at least one seed node (redis+cluster://host:port,host2:port)");
     o.seeds = parse_host_list(uri, hosts, 6379, "node");
     o.cluster = true;
+    std::string from = uri.query.get("read_from", "primary");
+    if (from != "primary" && from != "replica")
+      throw bad("read_from= is primary or replica, not \"" + from + "\"");
+    o.read_replicas = from == "replica";
   } else if (sentinel) {
     // [user:password@]sentinel[:port][,sentinel[:port]...]/master-name
     loc = take_user_info(loc, &o);

@@ -52,6 +52,11 @@ struct RedisOptions {
   // these seed nodes (CLUSTER SLOTS), one pool of `pool` connections per node.
   bool cluster = false;
   std::vector<HostPort> seeds;
+  // redis+cluster:// read_from=replica: get() reads a replica of the key's
+  // slot (every cluster connection sends READONLY), and the primary when the
+  // slot has no replica or the replica does not answer. Replicas lag: see
+  // change_feed() and docs/redis-scale-out.md.
+  bool read_replicas = false;
 
   // "host:port", the socket path, or the sentinel master's name and
   // sentinels: what messages name (never the password).
@@ -104,8 +109,12 @@ class RedisBackend final : public Backend, private ChangeFeed {
   void unlock(std::string_view key, std::string_view token) override;
 
   // Its change feed: a RedisInvalidation listener (redis_invalidation.h) on
-  // this backend's prefix, over a connection of its own.
-  ChangeFeed* change_feed() override { return this; }
+  // this backend's prefix, over a connection of its own. None with replica
+  // reads: an invalidation leaves the primary before the replica has the
+  // write, so an L1 refilled from the replica could keep the old value with
+  // no later message to drop it; an L1 in front of such a cache is bounded
+  // by its ttl_ms instead, as in front of a store without a feed.
+  ChangeFeed* change_feed() override { return opt_.read_replicas ? nullptr : this; }
   std::unique_ptr<Subscription> subscribe(Callbacks cb) override;
 
   const RedisOptions& options() const { return opt_; }
@@ -144,9 +153,13 @@ class RedisBackend final : public Backend, private ChangeFeed {
   uint64_t count() const;
   std::string key_of(std::string_view key) const;
   // Runs a command on the node that serves route_key's slot (the one server
-  // outside a cluster), following MOVED and ASK.
+  // outside a cluster), following MOVED and ASK. read: a read-only command
+  // that may go to a replica (read_replicas), falling back to the primary.
   struct Argv;
-  Reply call(std::string_view route_key, const Argv& argv, const char* what) const;
+  Reply call(std::string_view route_key, const Argv& argv, const char* what, bool read = false) const;
+  // Cluster, read_replicas: the read on slot's replica; false (and *out
+  // untouched) when there is none, it failed to answer, or it redirected.
+  bool read_replica(int slot, const Argv& argv, const char* what, Reply* out) const;
   Reply call(std::string_view route_key, std::vector<const char*>& argv, std::vector<size_t>& lens,
              const char* what) const;
   Reply call(std::string_view route_key, std::initializer_list<std::string_view> args, const char* what) const;
@@ -186,7 +199,8 @@ class RedisBackend final : public Backend, private ChangeFeed {
 // redis+cluster://[user:password@]node[:6379][,node[:port]...][/]?options:
 // seeds of a Redis Cluster (RedisOptions::cluster): no database (db 0 only);
 // opening reads the slot map and PINGs every primary: no node answering is
-// CM_EUNAVAILABLE, a node not in cluster mode CM_EINVAL. Routing, redirections
+// CM_EUNAVAILABLE, a node not in cluster mode CM_EINVAL. read_from=primary
+// (default) or replica (RedisOptions::read_replicas). Routing, redirections
 // and failover: docs/redis-scale-out.md.
 std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* events);
 

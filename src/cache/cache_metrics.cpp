@@ -31,6 +31,8 @@ std::vector<cm_series*> CacheGroup::all() const {
     for (auto& s : row)
       if (cm_series* p = s.load()) v.push_back(p);
   for (auto* s : duration) v.push_back(s);
+  std::lock_guard<std::mutex> lk(node_errors_mu);
+  for (auto& [key, s] : node_errors) v.push_back(s);
   return v;
 }
 
@@ -356,6 +358,29 @@ void CacheMetrics::on_redirect(bool ask) { inc(extra_.redirects[ask ? 1 : 0]); }
 void CacheMetrics::on_topology_refresh() { inc(extra_.topology_refreshes); }
 
 void CacheMetrics::on_failover() { inc(extra_.failovers); }
+
+// Made on first use like error(); a node list is small (a cluster's nodes),
+// and a failing node's series stays until the cache's last handle closes.
+void CacheMetrics::on_node_error(const std::string& node, ErrorKind kind) {
+  if (!g_) return;
+  std::lock_guard<std::mutex> lk(g_->node_errors_mu);
+  cm_series*& s = g_->node_errors[{node, kind}];
+  if (!s) {
+    try {
+      const char* labels[] = {"cache", "node", "kind"};
+      cm_family* f = register_family(*reg_, Kind::Counter, reg_->prefix + "redis_node_errors_total",
+                                     "Failed calls of a redis+cluster:// cache to one node, by kind of failure "
+                                     "(counted also when a replica read fell back to the primary).",
+                                     labels, 3, nullptr, 0, false);
+      const char* values[] = {name_.c_str(), node.c_str(), error_kind_name(kind)};
+      s = hold_series(*f, values, 3);
+    } catch (...) {
+      g_->node_errors.erase({node, kind});
+      return;  // a full registry drops the count rather than fail the caller
+    }
+  }
+  inc(s);
+}
 
 void caches_json(cm_registry& r, OutBuf& out) {
   std::vector<std::pair<GroupKey, std::shared_ptr<CacheGroup>>> mine;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,6 +71,10 @@ struct CacheGroup final : private fork::Hooks {
   cm_series* entries = nullptr;
   cm_series* bytes = nullptr;
   cm_series* duration[kOps] = {};  // Clear is not timed
+  // redis_node_errors_total{cache, node, kind} (redis+cluster://): a series
+  // is made on a node's first error of a kind, then kept here.
+  mutable std::mutex node_errors_mu;
+  std::map<std::pair<std::string, ErrorKind>, cm_series*> node_errors;
 
   std::mutex members_mu;
   std::vector<CacheMetrics*> members;  // the open handles' metrics (the gauges' collector reads their backends)
@@ -84,6 +89,7 @@ struct CacheGroup final : private fork::Hooks {
   void fork_locks(std::vector<fork::Lock>& out) override {
     out.push_back(fork::lock_of(members_mu));
     out.push_back(fork::lock_of(window.mu));
+    out.push_back(fork::lock_of(node_errors_mu));
   }
 };
 
@@ -105,7 +111,6 @@ struct ExtraSeries {
   cm_series* redirects[2] = {};  // moved, ask
   cm_series* topology_refreshes = nullptr;
   cm_series* failovers = nullptr;
-
   std::vector<cm_series*> all() const;
 };
 
@@ -273,6 +278,7 @@ class CacheMetrics final : public BackendEvents {
   void on_redirect(bool ask) override;
   void on_topology_refresh() override;
   void on_failover() override;
+  void on_node_error(const std::string& node, ErrorKind kind) override;
 
  private:
   void snapshot(int64_t now_ms);

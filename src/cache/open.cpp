@@ -128,10 +128,12 @@ std::unique_ptr<cm_cache> open_cache_tiered(cm_registry* reg, const char* name, 
                                  " belongs on the L2 uri (the L1 takes max_entries, max_bytes and ttl_ms)");
   parse_front_options(*c, u2);
   TieredOptions topt;
-  // Without a change feed, an L1 copy may be stale for its ttl_ms.
-  topt.l1_ttl_ms = u1.query.get_int("ttl_ms", s2->traits.change_feed ? 0 : 1000, 0, int64_t{1} << 50);
+  const int64_t l1_ttl_ms = u1.query.get_int("ttl_ms", 0, 0, int64_t{1} << 50);
   std::unique_ptr<Backend> l1 = make_backend(u1, &c->metrics);
   std::unique_ptr<Backend> l2 = make_store(*c, u2);
+  // Without a change feed (a store without one, or a Redis Cluster read from
+  // its replicas), an L1 copy may be stale for its ttl_ms: 1 s by default.
+  topt.l1_ttl_ms = u1.query.has("ttl_ms") ? l1_ttl_ms : l2->change_feed() ? 0 : 1000;
   Backend* l1_raw = l1.get();
   Backend* l2_raw = l2.get();
   auto tiered = std::make_unique<TieredBackend>(std::move(l1), std::move(l2), topt, c->clock, &c->metrics);

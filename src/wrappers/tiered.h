@@ -62,6 +62,7 @@ class TieredBackend final : public ForwardingBackend {
   void start_coherence();
   // True when no feed is needed or it is connected: L1 may answer.
   bool coherent() const;
+  const TieredOptions& options() const { return opt_; }
   // Waits until coherent() (tests, and callers who want L1 from the start).
   bool wait_coherent(int timeout_ms) const;
 

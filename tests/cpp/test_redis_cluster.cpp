@@ -90,6 +90,19 @@ class RedisCluster : public cmrs::RedisFixture {
         RawConn c(s->port());
         return c.ok() && c.run({"CLUSTER", "INFO"}).find("cluster_state:ok") != std::string::npos;
       }, 30000)) << "node " << s->port() << " never reached cluster_state:ok";
+    // The replicas show in CLUSTER SLOTS once gossip has spread their
+    // attachment: wait for it, so a cache opened next learns them.
+    if (replicas) {
+      for (RedisServer* s : nodes_)
+        ASSERT_TRUE(wait_until([&] {
+          RawConn c(s->port());
+          auto* r = static_cast<redisReply*>(redisCommand(c.c, "CLUSTER SLOTS"));
+          bool all = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+          for (size_t i = 0; all && i < r->elements; ++i) all = r->element[i]->elements >= 4;
+          if (r) freeReplyObject(r);
+          return all;
+        }, 30000)) << "node " << s->port() << " never listed a replica for every slot range";
+    }
   }
   std::string uri(const std::string& query = "") const {
     std::string u = "redis+cluster://";
@@ -212,6 +225,10 @@ TEST_F(RedisCluster, BadSeedsFailAtOpenWithAClearMessage) {
   EXPECT_EQ(open("redis+cluster://127.0.0.1:7000/3"), CM_EINVAL);
   EXPECT_TRUE(says("only db 0")) << cm_errmsg();
   EXPECT_EQ(open("redis+cluster://127.0.0.1:7000/?db=1"), CM_EINVAL);
+  EXPECT_EQ(open("redis+cluster://127.0.0.1:7000/?read_from=nearest"), CM_EINVAL);
+  EXPECT_TRUE(says("read_from= is primary or replica")) << cm_errmsg();
+  EXPECT_EQ(open("redis://127.0.0.1:7000/?read_from=replica"), CM_EINVAL);  // a cluster's option only
+  EXPECT_TRUE(says("read_from")) << cm_errmsg();
 
   int p1 = cmrs::free_port(), p2 = cmrs::free_port();
   EXPECT_EQ(open("redis+cluster://127.0.0.1:" + std::to_string(p1) + ",127.0.0.1:" + std::to_string(p2)),
@@ -338,6 +355,10 @@ TEST_F(RedisCluster, APrimaryKilledRecoversOnItsPromotedReplica) {
   EXPECT_NE(owner_of(cm::cluster_slot("cachemeter:t:k")).second, victim.second);
   EXPECT_GE(redis(h)->primary_changes(), 1u);
   EXPECT_GE(r.metric("cachemeter_redis_failovers_total{cache=\"t\"}"), 1);
+  // The failed calls are counted against the dead node.
+  EXPECT_GE(r.metric("cachemeter_redis_node_errors_total{cache=\"t\",node=\"127.0.0.1:" +
+                     std::to_string(victim.second) + "\",kind=\"connection\"}"),
+            1);
 
   // The L1s re-subscribed on the promoted replica: A's write reaches B's L1
   // (a tiered write whose L2 part failed is absorbed: A writes until the
@@ -455,3 +476,88 @@ TEST_F(RedisCluster, TwoProcessesKeepL1sCoherentOnEveryPrimary) {
 }
 
 }  // namespace
+
+// The GET calls a node served since its last CONFIG RESETSTAT.
+long gets_served(int port) {
+  RawConn c(port);
+  auto* r = static_cast<redisReply*>(redisCommand(c.c, "INFO commandstats"));
+  long calls = 0;
+  if (r && r->type == REDIS_REPLY_STRING) {
+    std::string text(r->str, r->len);
+    auto at = text.find("cmdstat_get:calls=");
+    if (at != std::string::npos) calls = std::atol(text.c_str() + at + 18);
+  }
+  if (r) freeReplyObject(r);
+  return calls;
+}
+
+TEST_F(RedisCluster, ReplicaReadsGoToReplicasAndFallBackToThePrimary) {
+  start_cluster(true);
+  Reg r;
+  Handle h;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", uri("read_from=replica&timeout_ms=500&connect_timeout_ms=500").c_str()),
+            CM_OK)
+      << cm_errmsg();
+  // Without a change feed (replicas lag the invalidations), a tiered cache
+  // in front of it bounds its L1 by ttl_ms.
+  EXPECT_EQ(redis(h)->change_feed(), nullptr);
+  Handle tiered, coherent;
+  ASSERT_EQ(cm_cache_open_tiered(&tiered.c, r.reg, "l", "memory://", uri("read_from=replica").c_str()), CM_OK);
+  EXPECT_EQ(tiered.tiered()->options().l1_ttl_ms, 1000);
+  ASSERT_EQ(cm_cache_open_tiered(&coherent.c, r.reg, "m", "memory://", uri().c_str()), CM_OK);
+  EXPECT_EQ(coherent.tiered()->options().l1_ttl_ms, 0);  // the primaries' invalidations keep it
+  const int n = 300;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(h.set("k" + std::to_string(i), "v" + std::to_string(i)), CM_OK);
+  std::vector<int> primaries, replicas;
+  for (RedisServer* s : nodes_) {
+    RawConn c(s->port());
+    auto* role = static_cast<redisReply*>(redisCommand(c.c, "ROLE"));
+    ASSERT_TRUE(role && role->type == REDIS_REPLY_ARRAY && role->elements > 0);
+    (std::string(role->element[0]->str) == "master" ? primaries : replicas).push_back(s->port());
+    freeReplyObject(role);
+    // Every replica has every write before the reads start (WAIT on the
+    // primaries; replication is asynchronous otherwise).
+    if (!primaries.empty() && primaries.back() == s->port()) {
+      ASSERT_TRUE(wait_until([&] { return c.run({"WAIT", "1", "1000"}) == ":1"; }, 30000));
+    }
+  }
+  ASSERT_EQ(primaries.size(), 3u);
+  ASSERT_EQ(replicas.size(), 3u);
+  for (RedisServer* s : nodes_) ASSERT_EQ(RawConn(s->port()).run({"CONFIG", "RESETSTAT"}), "+OK");
+  std::string v;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(h.get("k" + std::to_string(i), &v), CM_OK) << cm_errmsg();
+    ASSERT_EQ(v, "v" + std::to_string(i));
+  }
+  long on_replicas = 0;
+  for (int p : primaries) EXPECT_EQ(gets_served(p), 0) << "primary " << p << " served reads";
+  for (int p : replicas) {
+    EXPECT_GT(gets_served(p), 0) << "replica " << p << " served no read";
+    on_replicas += gets_served(p);
+  }
+  EXPECT_EQ(on_replicas, n);
+  // Writes still go to the primaries: a replica would answer MOVED.
+  ASSERT_EQ(h.set("k0", "w"), CM_OK) << cm_errmsg();
+
+  // A replica killed: every read still answers, from its primary, and the
+  // failed calls are counted against the replica.
+  RedisServer* dead = node_on(replicas[0]);
+  dead->stop(SIGKILL);
+  for (RedisServer* s : nodes_) {
+    if (s != dead) {
+      ASSERT_EQ(RawConn(s->port()).run({"CONFIG", "RESETSTAT"}), "+OK");
+    }
+  }
+  for (int i = 1; i < n; ++i) {
+    ASSERT_EQ(h.get("k" + std::to_string(i), &v), CM_OK) << i << ": " << cm_errmsg();
+    ASSERT_EQ(v, "v" + std::to_string(i));
+  }
+  long on_primaries = 0;
+  for (int p : primaries) on_primaries += gets_served(p);
+  EXPECT_GT(on_primaries, 0);
+  EXPECT_GE(r.metric("cachemeter_redis_node_errors_total{cache=\"t\",node=\"127.0.0.1:" +
+                     std::to_string(replicas[0]) + "\",kind=\"connection\"}"),
+            1);
+  EXPECT_LE(r.metric("cachemeter_cache_errors_total{cache=\"t\",backend=\"redis\",op=\"get\",kind=\"connection\"}"),
+            0);  // none: the reads did not fail
+}
