@@ -391,7 +391,7 @@ struct RedisBackend::Cluster {
   // like `slots`.
   std::unique_ptr<std::atomic<Node*>[]> replicas;
   std::atomic<bool> stale{false};                         // refresh before the next routing
-  std::mutex refresh_mu;                                  // one refresh at a time
+  std::timed_mutex refresh_mu;                            // one refresh at a time
   std::atomic<int64_t> refreshed_at{INT64_MIN};          // steady ms; written under refresh_mu
   std::atomic<uint64_t> refreshes{0}, moved{0}, asked{0}, changes{0};
 };
@@ -460,11 +460,18 @@ std::vector<std::shared_ptr<RedisBackend::Node>> RedisBackend::primaries() const
   return cluster_->primaries;
 }
 
-void RedisBackend::refresh(bool force) const {
+void RedisBackend::refresh(bool force, int64_t deadline_ms) const {
   Cluster& c = *cluster_;
   std::unique_lock rl(c.refresh_mu, std::defer_lock);
   if (force) {
-    rl.lock();
+    if (deadline_ms == INT64_MAX) {
+      rl.lock();
+    } else if (!rl.try_lock_until(std::chrono::steady_clock::time_point(std::chrono::milliseconds(deadline_ms)))) {
+      throw Error(CM_ETIMEOUT,
+                  "redis backend: " + opt_.where() + ": another call was reading the slot map for longer than timeout_ms=" +
+                      std::to_string(opt_.timeout_ms),
+                  ErrorKind::Timeout);
+    }
   } else if (!rl.try_lock()) {
     return;  // another thread is refreshing: route with the current map
   }
@@ -482,8 +489,13 @@ void RedisBackend::refresh(bool force) const {
     if (std::find(ask.begin(), ask.end(), n) == ask.end()) ask.push_back(n);
   }
   std::string failures;
-  bool not_cluster = false;
+  bool not_cluster = false, out_of_time = false;
   for (auto& n : ask) {
+    // Each node asked may cost its timeouts: a call's budget stops the walk.
+    if (!failures.empty() && steady_ms() >= deadline_ms) {
+      out_of_time = true;
+      break;
+    }
     std::vector<SlotRange> ranges;
     try {
       Lease l(*this, *n);
@@ -507,11 +519,14 @@ void RedisBackend::refresh(bool force) const {
     return;
   }
   c.refreshed_at = steady_ms();
-  throw Error(not_cluster ? CM_EINVAL : CM_EUNAVAILABLE,
+  throw Error(out_of_time ? CM_ETIMEOUT : not_cluster ? CM_EINVAL : CM_EUNAVAILABLE,
               "redis backend: " + opt_.where() + ": no node gave the slot map (" +
                   (failures.empty() ? std::string("no node known") : failures.substr(2)) + ")" +
+                  (out_of_time ? "; the other nodes were not asked: the call's timeout_ms=" +
+                                     std::to_string(opt_.timeout_ms) + " had passed"
+                               : "") +
                   (not_cluster ? ": a node is not in cluster mode (cluster-enabled no)" : ""),
-              ErrorKind::Connection);
+              out_of_time ? ErrorKind::Timeout : ErrorKind::Connection);
 }
 
 void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
@@ -594,10 +609,24 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
     return c.run(argv, what);
   }
   Cluster& cl = *cluster_;
-  if (cl.stale || (read && cl.replicas && steady_ms() - cl.refreshed_at.load(std::memory_order_relaxed) >=
-                                              kReplicaMapMaxAgeMs)) {
+  // The call's budget: no node is contacted (map read, replica, redirection)
+  // once timeout_ms has passed since the call began; the contact under way
+  // ends within its own timeouts. The first contact is always made.
+  const int64_t started = steady_ms(), deadline = started + opt_.timeout_ms;
+  bool contacted = false;
+  auto in_budget = [&](const char* doing) {
+    if (!contacted) return;
+    if (steady_ms() >= deadline)
+      throw Error(CM_ETIMEOUT,
+                  "redis backend: " + opt_.where() + ": " + what + ": timeout_ms=" + std::to_string(opt_.timeout_ms) +
+                      " passed before " + doing,
+                  ErrorKind::Timeout);
+  };
+  if (cl.stale ||
+      (read && cl.replicas && started - cl.refreshed_at.load(std::memory_order_relaxed) >= kReplicaMapMaxAgeMs)) {
+    contacted = true;
     try {
-      refresh(false);
+      refresh(false, deadline);
     } catch (const Error&) {
       // The call below reports the outage as it meets it.
     }
@@ -606,7 +635,9 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
   auto owner = [&] { return cl.slots[static_cast<size_t>(slot)].load(std::memory_order_acquire); };
   Node* node = owner();
   if (!node) {
-    refresh(true);
+    in_budget("reading the slot map");
+    contacted = true;
+    refresh(true, deadline);
     node = owner();
     if (!node)
       throw Error(CM_EUNAVAILABLE,
@@ -614,13 +645,17 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
                       " (the cluster is missing slots)",
                   ErrorKind::Connection);
   }
-  if (read && cl.replicas) {
+  if (read && cl.replicas && cl.replicas[static_cast<size_t>(slot)].load(std::memory_order_relaxed)) {
+    in_budget("reading a replica");
+    contacted = true;
     Reply r;
     if (read_replica(slot, argv, what, &r)) return r;
   }
   bool asking = false;
   for (int hop = 0;; ++hop) {
     Reply r;
+    in_budget(hop == 0 ? "calling the slot's primary" : "following a redirection");
+    contacted = true;
     try {
       Lease c(*this, *node);
       if (asking) c.run({"ASKING"}, "ASKING");

@@ -170,7 +170,9 @@ class RedisBackend final : public Backend, private ChangeFeed {
   std::vector<std::shared_ptr<Node>> primaries() const;
   // Cluster: reads the slot map (skipped when another thread is at it, or
   // unless force, within 100 ms of the last); throws when no node gives one.
-  void refresh(bool force) const;
+  // deadline_ms (steady clock): no further node is asked after it, and a
+  // forced refresh waits for another thread's until then (CM_ETIMEOUT).
+  void refresh(bool force, int64_t deadline_ms = INT64_MAX) const;
   void install(const std::vector<SlotRange>& ranges) const;
 };
 

@@ -401,6 +401,47 @@ TEST_F(RedisCluster, EveryPrimaryInvalidatesATieredCachesL1) {
   EXPECT_GE(r2.metric("cachemeter_cache_invalidations_total{cache=\"l\",backend=\"tiered\"}"), 3);
 }
 
+// Every primary stopped (SIGSTOP: connections are accepted by the kernel,
+// nothing answers): each call gives up within its budget, timeout_ms plus
+// the one node contact under way, instead of paying a timeout for every
+// node a map read asks before its own.
+TEST_F(RedisCluster, CallsStayWithinTheirBudgetWhileEveryPrimaryHangs) {
+  start_cluster(false);
+  Reg r;
+  Handle h;
+  const int timeout_ms = 500, connect_ms = 200;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t",
+                          uri("timeout_ms=" + std::to_string(timeout_ms) +
+                              "&connect_timeout_ms=" + std::to_string(connect_ms) + "&breaker_failures=0")
+                              .c_str()),
+            CM_OK)
+      << cm_errmsg();
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(h.set("k" + std::to_string(i), "v"), CM_OK);
+  for (RedisServer* s : nodes_) s->signal(SIGSTOP);
+  struct Resume {
+    std::vector<RedisServer*>& nodes;
+    ~Resume() {
+      for (RedisServer* s : nodes) s->signal(SIGCONT);
+    }
+  } resume{nodes_};
+  int64_t slowest = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    int rc = h.get("k" + std::to_string(i));
+    slowest = std::max<int64_t>(slowest, cmrs::ms_since(t0));
+    EXPECT_EQ(rc, CM_ETIMEOUT) << cm_errmsg();
+  }
+  std::printf("every primary stopped: slowest call %lld ms (timeout_ms %d, connect_timeout_ms %d)\n",
+              static_cast<long long>(slowest), timeout_ms, connect_ms);
+  // Without the budget a call after the first read the map of three silent
+  // nodes before its own: 4 x timeout_ms.
+  EXPECT_LT(slowest, 2 * timeout_ms + connect_ms + 300);
+  for (RedisServer* s : nodes_) s->signal(SIGCONT);
+  std::string v;
+  ASSERT_TRUE(wait_until([&] { return h.get("k7", &v) == CM_OK; }, 30000)) << cm_errmsg();
+  EXPECT_EQ(v, "v");
+}
+
 // ---- Across processes: CM_CLUSTER_CHILD carries the URI to a child run of
 // this binary (posix_spawn of /proc/self/exe), which runs ChildWrites.
 
