@@ -47,7 +47,15 @@ static int wait_child(pid_t pid, int bound_s) {
     }
     sleep_ms(10);
   }
-  fprintf(stderr, "child %d still running after %d s (deadlocked?): killed\n", (int)pid, bound_s);
+  fprintf(stderr, "child %d still running after %d s (deadlocked?): its threads' stacks, then killed\n", (int)pid,
+          bound_s);
+  if (access("/usr/bin/gdb", X_OK) == 0) {
+    /* Where it waits: the evidence a rare hang needs (a lock of ours not
+       reset across fork, or one inside libc or a sanitizer runtime). */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "timeout 60 /usr/bin/gdb -batch -nx -p %d -ex 'thread apply all bt 30' 1>&2", (int)pid);
+    if (system(cmd) != 0) fprintf(stderr, "(gdb could not attach)\n");
+  }
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
   return 201;
