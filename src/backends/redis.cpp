@@ -378,7 +378,18 @@ class RedisBackend::Lease {
 // redis+cluster://: the slot map and the nodes' pools. Nodes are never
 // forgotten (a node that left keeps an idle pool: cheap, and a later MOVED
 // may name it again); the map is replaced whole by a refresh.
-struct RedisBackend::Cluster {
+//
+// fork(): `mu` is held across fork (short sections, no I/O under it);
+// refresh_mu, which a thread holds for the network round trips of a map
+// read, is renewed in the child instead (the child has no such thread, and
+// would otherwise wait on the inherited lock forever). The child keeps the
+// parent's map and refreshes it as the parent would.
+struct RedisBackend::Cluster final : private fork::Hooks {
+  Cluster() { fork_.enrol(this); }
+  ~Cluster() { fork_.leave(); }
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
   std::vector<HostPort> seeds;
   mutable std::mutex mu;                                  // guards the three below
   std::map<std::string, std::shared_ptr<Node>> nodes;     // by "host:port"
@@ -394,6 +405,11 @@ struct RedisBackend::Cluster {
   std::timed_mutex refresh_mu;                            // one refresh at a time
   std::atomic<int64_t> refreshed_at{INT64_MIN};          // steady ms; written under refresh_mu
   std::atomic<uint64_t> refreshes{0}, moved{0}, asked{0}, changes{0};
+
+ private:
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu)); }
+  void fork_child() override { fork::renew(refresh_mu); }
+  fork::Enrolment fork_;
 };
 
 namespace {

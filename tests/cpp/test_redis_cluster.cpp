@@ -442,6 +442,80 @@ TEST_F(RedisCluster, CallsStayWithinTheirBudgetWhileEveryPrimaryHangs) {
   EXPECT_EQ(v, "v");
 }
 
+// Whether a socket that `port` accepted holds bytes its server has not read
+// (/proc/net/tcp: local port, state ESTABLISHED, rx_queue): a request sent
+// to a stopped server.
+bool has_unread_request(int port) {
+  FILE* f = std::fopen("/proc/net/tcp", "r");
+  if (!f) return false;
+  char line[512];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f)) {
+    char local[64] = "";
+    unsigned st = 0, tx = 0, rx = 0;
+    if (std::sscanf(line, " %*u: %63s %*s %x %x:%x", local, &st, &tx, &rx) != 4) continue;
+    const char* colon = std::strchr(local, ':');
+    found = colon && std::strtoul(colon + 1, nullptr, 16) == static_cast<unsigned long>(port) && st == 1 && rx > 0;
+  }
+  std::fclose(f);
+  return found;
+}
+
+// fork() while another thread is reading the slot map (every primary
+// stopped, so the read hangs in CLUSTER SLOTS holding the map-read lock):
+// the child must read the map itself, not wait forever on the lock it
+// inherited held by a thread it does not have.
+TEST_F(RedisCluster, AChildOfForkReadsTheMapWhileTheParentWasReadingIt) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "fork() of a threaded process: TSan does not follow it (the plain and ASan builds run this)";
+#endif
+  start_cluster(false);
+  Reg r;
+  Handle h;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", uri("timeout_ms=4000&breaker_failures=0").c_str()), CM_OK)
+      << cm_errmsg();
+  ASSERT_EQ(h.set("k", "v"), CM_OK);
+  for (RedisServer* s : nodes_) s->signal(SIGSTOP);
+  struct Resume {
+    std::vector<RedisServer*>& nodes;
+    ~Resume() {
+      for (RedisServer* s : nodes) s->signal(SIGCONT);
+    }
+  } resume{nodes_};
+  // clear() reads the map first (forced): it asks a stopped primary and
+  // waits up to timeout_ms for each, holding the lock.
+  std::thread reader([&] { cm_cache_clear(h.c); });
+  bool sent = wait_until([&] {
+    for (RedisServer* s : nodes_)
+      if (has_unread_request(s->port())) return true;
+    return false;
+  }, 10000);
+  if (!sent) {
+    for (RedisServer* s : nodes_) s->signal(SIGCONT);
+    reader.join();
+    FAIL() << "the map read never reached a stopped primary";
+  }
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = -1;
+    for (int i = 0; i < 5 && rc != CM_OK; ++i) rc = cm_cache_clear(h.c);  // reads the map, then SCANs
+    if (rc == CM_OK) rc = cm_cache_set(h.c, "from-child", 10, "1", 1, -1);
+    ::_exit(rc == CM_OK ? 0 : 10 + (rc < 0 ? -rc : rc));
+  }
+  for (RedisServer* s : nodes_) s->signal(SIGCONT);
+  reader.join();
+  ASSERT_GT(pid, 0);
+  int st = -1;
+  bool ended = wait_until([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, 30000);
+  if (!ended) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  ASSERT_TRUE(ended) << "the child still waited after 30 s (on the map-read lock it inherited?)";
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  EXPECT_EQ(h.get("from-child"), CM_OK);  // the child's calls reached the cluster
+}
+
 // ---- Across processes: CM_CLUSTER_CHILD carries the URI to a child run of
 // this binary (posix_spawn of /proc/self/exe), which runs ChildWrites.
 
