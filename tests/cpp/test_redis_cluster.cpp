@@ -66,6 +66,10 @@ class RedisCluster : public cmrs::RedisFixture {
     if (IsSkipped()) return;
     if (::access(kRedisCli, X_OK) != 0) GTEST_SKIP() << kRedisCli << " is not installed (apt-get install redis-tools)";
   }
+  void TearDown() override {
+    resume_all();
+    RedisFixture::TearDown();
+  }
   // primaries (and as many replicas when `replicas`), created as a cluster
   // and waited for until every node says cluster_state:ok.
   void start_cluster(bool replicas) {
@@ -134,7 +138,20 @@ class RedisCluster : public cmrs::RedisFixture {
     return nullptr;
   }
 
+  // SIGSTOP on every node: the kernel still accepts connections and takes
+  // requests, nothing answers. resume_all(), or the test's end, continues them.
+  void pause_all() {
+    for (RedisServer* s : nodes_) s->signal(SIGSTOP);
+    paused_ = true;
+  }
+  void resume_all() {
+    if (paused_)
+      for (RedisServer* s : nodes_) s->signal(SIGCONT);
+    paused_ = false;
+  }
+
   std::vector<RedisServer*> nodes_;
+  bool paused_ = false;
 };
 
 TEST(RedisClusterSlots, KeySlotsMatchRedisAndHashTags) {
@@ -417,13 +434,7 @@ TEST_F(RedisCluster, CallsStayWithinTheirBudgetWhileEveryPrimaryHangs) {
             CM_OK)
       << cm_errmsg();
   for (int i = 0; i < 30; ++i) ASSERT_EQ(h.set("k" + std::to_string(i), "v"), CM_OK);
-  for (RedisServer* s : nodes_) s->signal(SIGSTOP);
-  struct Resume {
-    std::vector<RedisServer*>& nodes;
-    ~Resume() {
-      for (RedisServer* s : nodes) s->signal(SIGCONT);
-    }
-  } resume{nodes_};
+  pause_all();
   int64_t slowest = 0;
   for (int i = 0; i < 6; ++i) {
     auto t0 = std::chrono::steady_clock::now();
@@ -436,7 +447,7 @@ TEST_F(RedisCluster, CallsStayWithinTheirBudgetWhileEveryPrimaryHangs) {
   // Without the budget a call after the first read the map of three silent
   // nodes before its own: 4 x timeout_ms.
   EXPECT_LT(slowest, 2 * timeout_ms + connect_ms + 300);
-  for (RedisServer* s : nodes_) s->signal(SIGCONT);
+  resume_all();
   std::string v;
   ASSERT_TRUE(wait_until([&] { return h.get("k7", &v) == CM_OK; }, 30000)) << cm_errmsg();
   EXPECT_EQ(v, "v");
@@ -475,13 +486,7 @@ TEST_F(RedisCluster, AChildOfForkReadsTheMapWhileTheParentWasReadingIt) {
   ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", uri("timeout_ms=4000&breaker_failures=0").c_str()), CM_OK)
       << cm_errmsg();
   ASSERT_EQ(h.set("k", "v"), CM_OK);
-  for (RedisServer* s : nodes_) s->signal(SIGSTOP);
-  struct Resume {
-    std::vector<RedisServer*>& nodes;
-    ~Resume() {
-      for (RedisServer* s : nodes) s->signal(SIGCONT);
-    }
-  } resume{nodes_};
+  pause_all();
   // clear() reads the map first (forced): it asks a stopped primary and
   // waits up to timeout_ms for each, holding the lock.
   std::thread reader([&] { cm_cache_clear(h.c); });
@@ -491,7 +496,7 @@ TEST_F(RedisCluster, AChildOfForkReadsTheMapWhileTheParentWasReadingIt) {
     return false;
   }, 10000);
   if (!sent) {
-    for (RedisServer* s : nodes_) s->signal(SIGCONT);
+    resume_all();
     reader.join();
     FAIL() << "the map read never reached a stopped primary";
   }
@@ -502,7 +507,7 @@ TEST_F(RedisCluster, AChildOfForkReadsTheMapWhileTheParentWasReadingIt) {
     if (rc == CM_OK) rc = cm_cache_set(h.c, "from-child", 10, "1", 1, -1);
     ::_exit(rc == CM_OK ? 0 : 10 + (rc < 0 ? -rc : rc));
   }
-  for (RedisServer* s : nodes_) s->signal(SIGCONT);
+  resume_all();
   reader.join();
   ASSERT_GT(pid, 0);
   int st = -1;
