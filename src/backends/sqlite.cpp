@@ -41,8 +41,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -141,6 +143,14 @@ struct SqliteBackend::Conn {
 // closes its idle ones (util/fork.h): neither process inherits any, both
 // open new ones on their next call. SQLite's global mutexes are held across
 // fork as well (enrol_sqlite_for_fork).
+//
+// A fork that finds connections leased closes a gate for kForkGate: new
+// leases wait (at most kForkGate each) so that those in flight drain and
+// the fork's next try finds the pool idle. Without it, threads that keep
+// the pool leased could starve the fork of an idle moment past fork.h's
+// 10 s, when the fork goes ahead unlocked and the child may hang on a SQLite
+// mutex. A waiter may hold other locks: its wait is bounded, never
+// lengthened by later rounds.
 class SqliteBackend::Pool final : private fork::Hooks {
  public:
   Pool(const SqliteOptions& opt) : opt_(opt) {
@@ -150,7 +160,11 @@ class SqliteBackend::Pool final : private fork::Hooks {
 
   std::unique_ptr<Conn> take() {
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
+      if (gate_until_ != Clock::time_point{}) {
+        const auto until = std::min(gate_until_, Clock::now() + kForkGate);
+        cv_.wait_until(lock, until, [&] { return gate_until_ == Clock::time_point{} || Clock::now() >= until; });
+      }
       ++leased_;
       if (!free_.empty()) {
         auto c = std::move(free_.back());
@@ -226,21 +240,37 @@ class SqliteBackend::Pool final : private fork::Hooks {
     }
   }
 
-  // Held across fork only while no connection is leased.
+  // Held across fork only while no connection is leased; else closes the
+  // gate (see above).
   bool try_lock_idle() {
     if (!mu_.try_lock()) return false;
     if (leased_ == 0) return true;
+    gate_until_ = Clock::now() + kForkGate;
     mu_.unlock();
     return false;
+  }
+  // After fork (mu_ held): the gate opens.
+  void open_gate() {
+    gate_until_ = Clock::time_point{};
+    cv_.notify_all();
   }
   void fork_locks(std::vector<fork::Lock>& out) override {
     out.push_back({this, [](void* p) { return static_cast<Pool*>(p)->try_lock_idle(); },
                    [](void* p) { static_cast<Pool*>(p)->mu_.unlock(); }});
   }
   void fork_prepare() override { free_.clear(); }  // in the parent, every lock held
+  void fork_parent() override { open_gate(); }
+  void fork_child() override {
+    fork::renew(cv_);  // the parent's threads may have waited at the gate
+    open_gate();
+  }
 
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto kForkGate = std::chrono::milliseconds(20);
   const SqliteOptions& opt_;
   std::mutex mu_;
+  std::condition_variable cv_;            // the gate opened
+  Clock::time_point gate_until_{};        // mu_; {}: open
   std::vector<std::unique_ptr<Conn>> free_;
   int leased_ = 0;  // connections out with a Lease; mu_
   std::vector<std::string> extra_sql_;
