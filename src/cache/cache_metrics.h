@@ -111,6 +111,7 @@ struct ExtraSeries {
   cm_series* redirects[2] = {};  // moved, ask
   cm_series* topology_refreshes = nullptr;
   cm_series* failovers = nullptr;
+
   std::vector<cm_series*> all() const;
 };
 
