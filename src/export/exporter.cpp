@@ -76,6 +76,7 @@ Exporter::Exporter(cm_registry& r, ExporterCommon common)
                                      sends_labels, 2, nullptr, 0, true);
   const char* ok[] = {common_.name.c_str(), "ok"};
   const char* error[] = {common_.name.c_str(), "error"};
+  own_[0] = sends;
   sends_ok_ = family_series(*sends, ok, 2);
   sends_error_ = family_series(*sends, error, 2);
   const char* last_labels[] = {"exporter"};
@@ -83,6 +84,7 @@ Exporter::Exporter(cm_registry& r, ExporterCommon common)
                                     "When each exporter last flushed successfully (Unix time, seconds).",
                                     last_labels, 1, nullptr, 0, true);
   const char* name[] = {common_.name.c_str()};
+  own_[1] = last;
   last_success_ = family_series(*last, name, 1);
 }
 
@@ -91,9 +93,10 @@ Exporter::~Exporter() {
   link_->sink = nullptr;
 }
 
-bool Exporter::wants(const cm_family& f) noexcept {
-  return f.name != sends_name(reg_) && f.name != last_success_name(reg_);
-}
+// Families are never removed from a registry, so the two registered at
+// construction are the only ones of those names: a pointer comparison, no
+// name built per family and flush.
+bool Exporter::wants(const cm_family& f) noexcept { return &f != own_[0] && &f != own_[1]; }
 
 void Exporter::check_process() const {
   if (getpid() != pid_)

@@ -83,6 +83,7 @@ class Exporter : public Sink {
   cm_series* sends_ok_ = nullptr;
   cm_series* sends_error_ = nullptr;
   cm_series* last_success_ = nullptr;
+  const cm_family* own_[2] = {};  // exporter_sends_total, exporter_last_success_timestamp_seconds
 };
 
 // Builds an exporter from its URI (the scheme is one of the spec's); throws
