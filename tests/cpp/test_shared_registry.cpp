@@ -100,6 +100,14 @@ TEST(SharedRegistry, TwoRegistriesRenderTheSum) {
 }
 
 TEST(SharedRegistry, ForkedChildrenHammerWhileTheParentRenders) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The parent has a refresher thread; GCC 12's ASan runtime does not lock
+  // its allocator across fork(), so a child may inherit an allocator region
+  // locked mid-refill and hang starting its threads (seen: 1 run in 25, every
+  // child thread waiting in SizeClassAllocator64::GetFromAllocator). The
+  // plain and TSan builds run this test.
+  GTEST_SKIP() << "fork() of a threaded process under GCC 12 ASan can hang in the ASan allocator";
+#endif
   TmpDir t;
   cm_registry* r = shared_registry(t.path(), "&max_workers=8");
   cm_family *hits, *mine, *lat;
