@@ -88,7 +88,13 @@ def test_values_reach_the_gateway_and_prometheus_and_survive_a_gateway_restart(t
         assert 'cachemeter_exporter_sends_total{env="ci",exporter="pushgateway",result="ok"} 2' in text
 
         exp.stop()  # delete_on_stop: the group goes
-        assert gw.samples("batch") == {}
+        # The gateway answers a DELETE with 202 and applies it from a queue
+        # (its README: "merely queued"), so the group goes soon after, not at
+        # once: wait for it with a bound.
+        def group_gone():
+            left = gw.samples("batch")
+            return (left == {}, left)
+        wait_for("the gateway to drop the deleted group", group_gone, BOUND_S)
     finally:
         if prom is not None:
             prom.stop()
