@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdlib>
@@ -22,6 +23,7 @@ namespace cm::shared {
 namespace {
 
 constexpr uint8_t kGauge = 1, kHistogram = 2;  // cm::Kind's values (a counter is 0)
+constexpr const char* kTempPrefix = ".cachemeter-shared.tmp.";  // files in the making
 
 [[noreturn]] void sys_fail(const std::string& what) {
   int err = errno;
@@ -42,6 +44,29 @@ const char* byte_order() { return std::endian::native == std::endian::little ? "
 std::string layout_text(uint32_t max_workers) {
   return std::string(kLayoutTitle) + "\nlayout " + std::to_string(kLayoutVersion) + "\nbyte_order " + byte_order() +
          "\nmax_workers " + std::to_string(max_workers) + "\n";
+}
+
+// Writes bytes to a new file of dir named with kTempPrefix (which
+// first_foreign_entry passes over) and returns its path: the
+// caller links or renames it into place, then unlinks it. Unique per call
+// (pid and a counter): no two live threads or processes share one; a file
+// a dead process left under a reused pid is overwritten. Throws,
+// leaving nothing behind, when the file cannot be written whole.
+std::string write_aside(const std::string& dir, const std::string& bytes) {
+  static std::atomic<uint64_t> seq{0};
+  std::string tmp = dir + "/" + kTempPrefix + std::to_string(::getpid()) + "." +
+                    std::to_string(seq.fetch_add(1, std::memory_order_relaxed));
+  int t = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (t < 0) sys_fail("cannot write \"" + tmp + "\"");
+  ssize_t n = ::write(t, bytes.data(), bytes.size());
+  int err = n < 0 ? errno : ENOSPC;  // a short write to a file: the disk is full
+  ::close(t);
+  if (n != static_cast<ssize_t>(bytes.size())) {
+    ::unlink(tmp.c_str());
+    errno = err;
+    sys_fail("cannot write \"" + tmp + "\"");
+  }
+  return tmp;
 }
 
 bool read_all(int fd, std::string& out, size_t limit) {
@@ -65,7 +90,7 @@ std::string first_foreign_entry(const std::string& dir) {
   std::string found;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n == "." || n == ".." || n.rfind(".cachemeter-shared.tmp.", 0) == 0) continue;
+    if (n == "." || n == ".." || n.rfind(kTempPrefix, 0) == 0) continue;
     found = n;
     break;
   }
@@ -156,20 +181,9 @@ std::unique_ptr<Directory> Directory::open(const std::string& path, uint32_t max
     if (read_only) throw Error(CM_EUNAVAILABLE, "\"" + path + "\" holds no shared metrics yet");
     // Written aside and linked into place: two processes making the
     // directory at once agree on one file, and nobody sees it half written.
-    std::string tmp = path + "/.cachemeter-shared.tmp." + std::to_string(::getpid());
-    int t = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (t < 0) sys_fail("cannot write \"" + tmp + "\"");
-    std::string text = layout_text(max_workers);
-    bool ok = ::write(t, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    int err = errno;
-    ::close(t);
-    if (!ok) {
-      ::unlink(tmp.c_str());
-      errno = err;
-      sys_fail("cannot write \"" + tmp + "\"");
-    }
+    std::string tmp = write_aside(path, layout_text(max_workers));
     if (::link(tmp.c_str(), layout.c_str()) != 0 && errno != EEXIST) {
-      err = errno;
+      int err = errno;
       ::unlink(tmp.c_str());
       errno = err;
       sys_fail("cannot make \"" + layout + "\"");
@@ -290,14 +304,9 @@ uint32_t Directory::family_id(const FamilyDef& f) {
     std::string bytes(kFamiliesStart, '\0');
     std::memcpy(bytes.data(), &h, sizeof h);
     bytes += rec;
-    std::string tmp = path_ + "/.cachemeter-shared.tmp.families." + std::to_string(::getpid());
-    int t = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (t < 0) sys_fail("cannot write \"" + tmp + "\"");
-    bool ok = ::write(t, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
-    int err = errno;
-    ::close(t);
-    if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) {
-      err = ok ? errno : err;
+    std::string tmp = write_aside(path_, bytes);
+    if (::rename(tmp.c_str(), p.c_str()) != 0) {
+      int err = errno;
       ::unlink(tmp.c_str());
       errno = err;
       sys_fail("cannot write \"" + p + "\"");
