@@ -588,10 +588,8 @@ void RedisBackend::install(const std::vector<SlotRange>& ranges) const {
   }
 }
 
-bool RedisBackend::read_replica(int slot, const Argv& argv, const char* what, Reply* out) const {
+bool RedisBackend::read_replica(int slot, Node* rep, const Argv& argv, const char* what, Reply* out) const {
   Cluster& cl = *cluster_;
-  Node* rep = cl.replicas[static_cast<size_t>(slot)].load(std::memory_order_acquire);
-  if (!rep) return false;
   Reply r;
   try {
     Lease c(*this, *rep);
@@ -661,11 +659,12 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
                       " (the cluster is missing slots)",
                   ErrorKind::Connection);
   }
-  if (read && cl.replicas && cl.replicas[static_cast<size_t>(slot)].load(std::memory_order_relaxed)) {
+  if (Node* rep = read && cl.replicas ? cl.replicas[static_cast<size_t>(slot)].load(std::memory_order_acquire)
+                                      : nullptr) {
     in_budget("reading a replica");
     contacted = true;
     Reply r;
-    if (read_replica(slot, argv, what, &r)) return r;
+    if (read_replica(slot, rep, argv, what, &r)) return r;
   }
   bool asking = false;
   for (int hop = 0;; ++hop) {

@@ -157,9 +157,10 @@ class RedisBackend final : public Backend, private ChangeFeed {
   // that may go to a replica (read_replicas), falling back to the primary.
   struct Argv;
   Reply call(std::string_view route_key, const Argv& argv, const char* what, bool read = false) const;
-  // Cluster, read_replicas: the read on slot's replica; false (and *out
-  // untouched) when there is none, it failed to answer, or it redirected.
-  bool read_replica(int slot, const Argv& argv, const char* what, Reply* out) const;
+  // Cluster, read_replicas: the read on rep, the replica slot's map entry
+  // named; false (and *out untouched) when it failed to answer or
+  // redirected, which also clears that entry and marks the map stale.
+  bool read_replica(int slot, Node* rep, const Argv& argv, const char* what, Reply* out) const;
   Reply call(std::string_view route_key, std::vector<const char*>& argv, std::vector<size_t>& lens,
              const char* what) const;
   Reply call(std::string_view route_key, std::initializer_list<std::string_view> args, const char* what) const;
