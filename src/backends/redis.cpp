@@ -218,18 +218,22 @@ struct RedisBackend::Node {
 class RedisBackend::Lease {
  public:
   // A connection to node (the one server of redis:// and redis+sentinel://,
-  // or one node of a cluster).
-  Lease(const RedisBackend& b, Node& node) : b_(b), opt_(b.opt_), node_(node) {
+  // or one node of a cluster). peer (optional): set to the address of the
+  // server reached ("host:port") before anything is sent to it, also when
+  // the connection then fails to set up (empty if no address was known).
+  Lease(const RedisBackend& b, Node& node, std::string* peer = nullptr) : b_(b), opt_(b.opt_), node_(node) {
     bool fresh = false;
     ctx_ = node_.pool->take(&fresh);
     if (fresh) {
       try {
-        connect();
+        connect(peer);
       } catch (...) {
         ctx_.reset();
         node_.pool->give(nullptr);
         throw;
       }
+    } else if (peer && ctx_->connection_type == REDIS_CONN_TCP && ctx_->tcp.host) {
+      *peer = HostPort{ctx_->tcp.host, ctx_->tcp.port}.text();
     }
   }
   explicit Lease(const RedisBackend& b) : Lease(b, *b.single_) {}
@@ -285,7 +289,7 @@ class RedisBackend::Lease {
   }
 
  private:
-  void connect() {
+  void connect(std::string* peer) {
     timeval ct{opt_.connect_timeout_ms / 1000, (opt_.connect_timeout_ms % 1000) * 1000};
     HostPort to{opt_.host, opt_.port};
     if (!node_.addr.host.empty()) {
@@ -295,6 +299,7 @@ class RedisBackend::Lease {
       connected_to_ = to.text();
       b_.note_switches();
     }
+    if (peer && opt_.socket.empty()) *peer = to.text();
     errno = 0;
     redisContext* raw = opt_.socket.empty() ? redisConnectWithTimeout(to.host.c_str(), to.port, ct)
                                             : redisConnectUnixWithTimeout(opt_.socket.c_str(), ct);
@@ -619,8 +624,21 @@ bool RedisBackend::read_replica(int slot, Node* rep, const Argv& argv, const cha
 RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& argv, const char* what,
                                        bool read) const {
   if (!cluster_) {
-    Lease c(*this);
-    return c.run(argv, what);
+    if (!opt_.sentinel || !events_) {
+      Lease c(*this);
+      return c.run(argv, what);
+    }
+    // redis+sentinel://: a failed call counts against the master it reached
+    // (the old one, until the sentinels name the new); a call that found no
+    // sentinel to name one reached no node.
+    std::string at;
+    try {
+      Lease c(*this, *single_, &at);
+      return c.run(argv, what);
+    } catch (const Error& e) {
+      if (!at.empty()) events_->on_node_error(at, e.kind());
+      throw;
+    }
   }
   Cluster& cl = *cluster_;
   // The call's budget: no node is contacted (map read, replica, redirection)

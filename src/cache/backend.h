@@ -81,8 +81,9 @@ class BackendEvents {
   // redis+cluster:// saw another set of primaries; redis+sentinel:// was
   // given another master: a failover (or a node added or removed).
   virtual void on_failover() {}
-  // redis+cluster://: a call to one node failed (node: "host:port"), whether
-  // the operation then failed or a replica read fell back to the primary.
+  // redis+cluster://, redis+sentinel://: a call to one node (for sentinel:
+  // the master it reached) failed (node: "host:port"), whether the operation
+  // then failed or a replica read fell back to the primary.
   virtual void on_node_error(const std::string& /*node*/, ErrorKind /*kind*/) {}
 
  protected:

@@ -369,8 +369,8 @@ void CacheMetrics::on_node_error(const std::string& node, ErrorKind kind) {
     try {
       const char* labels[] = {"cache", "node", "kind"};
       cm_family* f = register_family(*reg_, Kind::Counter, reg_->prefix + "redis_node_errors_total",
-                                     "Failed calls of a redis+cluster:// cache to one node, by kind of failure "
-                                     "(counted also when a replica read fell back to the primary).",
+                                     "Failed calls of a redis+cluster:// or redis+sentinel:// cache to one node, by kind "
+                                     "of failure (counted also when a replica read fell back to the primary).",
                                      labels, 3, nullptr, 0, false);
       const char* values[] = {name_.c_str(), node.c_str(), error_kind_name(kind)};
       s = hold_series(*f, values, 3);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +28,25 @@ using cmrc::Reg;
 using cmrs::RawConn;
 using cmrs::RedisServer;
 using cmrs::wait_until;
+
+// The sum of the samples of r whose line starts with prefix and contains
+// also (0 if none).
+double sum_of(Reg& r, const std::string& prefix, const std::string& also = "") {
+  char* out = nullptr;
+  size_t len = 0;
+  EXPECT_EQ(cm_registry_render(r.reg, CM_FORMAT_PROMETHEUS, &out, &len), CM_OK);
+  std::string text(out, len);
+  cm_free(out);
+  double sum = 0;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    if (line.rfind(prefix, 0) == 0 && line.find(also) != std::string::npos) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+    at = end + 1;
+  }
+  return sum;
+}
 
 class RedisSentinel : public cmrs::RedisFixture {
  protected:
@@ -91,6 +111,8 @@ TEST_F(RedisSentinel, ReadsAndWritesTheMasterTheSentinelsName) {
   EXPECT_EQ(m.run({"GET", "cachemeter:t:k7"}).substr(21), "v7");
   EXPECT_EQ(h.c->backend->health(), CM_OK);
   EXPECT_EQ(r.metric("cachemeter_cache_entries{cache=\"t\",backend=\"redis\"}"), 100);
+  EXPECT_EQ(r.metric("cachemeter_cache_errors_total{cache=\"t\",backend=\"redis\",kind=\"connection\"}"), -1);
+  EXPECT_EQ(sum_of(r, "cachemeter_redis_node_errors_total{"), 0);
 }
 
 TEST_F(RedisSentinel, RecoversOnThePromotedReplicaWithReplicatedDataAndACoherentL1) {
@@ -124,12 +146,13 @@ TEST_F(RedisSentinel, RecoversOnThePromotedReplicaWithReplicatedDataAndACoherent
   auto t0 = std::chrono::steady_clock::now();
   std::set<int> statuses;
   int64_t slowest_ms = 0;
-  int rc = -1;
+  int rc = -1, failed = 0;
   while (cmrs::ms_since(t0) < 60000) {
     auto c0 = std::chrono::steady_clock::now();
     rc = plain.get("k0", &v);
     slowest_ms = std::max<int64_t>(slowest_ms, cmrs::ms_since(c0));
     if (rc == CM_OK) break;
+    ++failed;
     statuses.insert(rc);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -153,6 +176,17 @@ TEST_F(RedisSentinel, RecoversOnThePromotedReplicaWithReplicatedDataAndACoherent
   ASSERT_EQ(plain.set("after", "x"), CM_OK);
   EXPECT_EQ(r1.metric("cachemeter_redis_failovers_total{cache=\"t\"}"), 1);
   EXPECT_EQ(r1.metric("cachemeter_redis_redirects_total{cache=\"t\",kind=\"moved\"}"), 0);
+  // The failed calls count against the node each reached: the killed master
+  // first of all (its pooled connection, then the sentinels naming it until
+  // they switch); a call that reached no node is not counted there.
+  const double at_old =
+      sum_of(r1, "cachemeter_redis_node_errors_total{cache=\"t\",node=\"127.0.0.1:" + std::to_string(old_master) + "\"");
+  const double refused = sum_of(r1, "cachemeter_cache_errors_total{cache=\"t\",", "kind=\"circuit_open\"");
+  EXPECT_GE(at_old, 1);
+  EXPECT_LE(sum_of(r1, "cachemeter_redis_node_errors_total{cache=\"t\",") + refused, failed);
+  std::printf("sentinel failover: %d failed calls, %.0f refused by the circuit breaker, %.0f counted against the "
+              "old master\n",
+              failed, refused, at_old);
   RawConn nm(replica_->port());
   EXPECT_EQ(nm.run({"GET", "cachemeter:t:after"}).substr(21), "x");
 
