@@ -54,6 +54,36 @@ Reply command(redisContext* c, std::initializer_list<std::string_view> args, std
 
 }  // namespace
 
+bool parse_master_address(const redisReply& r, HostPort* out, std::string* why) {
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[0]->type != REDIS_REPLY_STRING ||
+      r.element[1]->type != REDIS_REPLY_STRING) {
+    *why = "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME";
+    return false;
+  }
+  std::string_view host(r.element[0]->str, r.element[0]->len), port(r.element[1]->str, r.element[1]->len);
+  bool host_ok = !host.empty() && host.size() <= kMaxHostBytes;
+  for (char ch : host) host_ok = host_ok && static_cast<unsigned char>(ch) > ' ' && ch != '\x7f';
+  if (!host_ok) {
+    *why = "unexpected master host (" + std::to_string(host.size()) +
+           " bytes: empty, longer than 255 or holding a space or control byte)";
+    return false;
+  }
+  long p = 0;
+  bool port_ok = !port.empty() && port.size() <= 5;
+  for (char ch : port) {
+    port_ok = port_ok && ch >= '0' && ch <= '9';
+    if (port_ok) p = p * 10 + (ch - '0');
+  }
+  if (!port_ok || p < 1 || p > 65535) {
+    *why = "unexpected master port for \"" + std::string(host) + "\" (" +
+           (port.size() <= 16 && port_ok ? std::string(port) : std::to_string(port.size()) + " bytes") +
+           "): not a decimal 1..65535";
+    return false;
+  }
+  *out = HostPort{std::string(host), static_cast<int>(p)};
+  return true;
+}
+
 std::string HostPort::text() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
@@ -116,20 +146,11 @@ HostPort SentinelResolver::master() {
       failed("knows no master named \"" + opt_.master_name + "\"");
       continue;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_STRING) {
-      failed("unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME");
+    HostPort got;
+    if (!parse_master_address(*r, &got, &why)) {
+      failed(why);
       continue;
     }
-    HostPort got{std::string(r->element[0]->str, r->element[0]->len), 0};
-    std::string port(r->element[1]->str, r->element[1]->len);
-    char* end = nullptr;
-    long p = std::strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end != '\0' || p < 1 || p > 65535 || got.host.empty()) {
-      failed("unexpected master address \"" + got.host + ":" + port + "\"");
-      continue;
-    }
-    got.port = static_cast<int>(p);
     unknown_ = false;
     {
       std::lock_guard lock(mu_);

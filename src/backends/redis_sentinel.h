@@ -8,12 +8,15 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "util/fork.h"
+
+struct redisReply;  // hiredis
 
 namespace cm {
 
@@ -33,6 +36,15 @@ struct SentinelOptions {
   int connect_timeout_ms = 1000;
   int timeout_ms = 1000;
 };
+
+// The address in a reply to SENTINEL GET-MASTER-ADDR-BY-NAME (two strings:
+// host, port) into *out; false and *why (never quoting a byte that is not
+// printable) for any other reply (a nil, "no such master", included: tell it
+// apart first). The host is 1..255 bytes with no space or control byte (it
+// is dialled, and named in messages); the port decimal 1..65535. The input
+// is what a sentinel sent: untrusted (tests/fuzz/fuzz_redis_cluster.cpp).
+constexpr size_t kMaxHostBytes = 255;
+bool parse_master_address(const redisReply& r, HostPort* out, std::string* why);
 
 // Thread-safe; no I/O under its lock. Each query opens a connection of its
 // own to a sentinel and closes it (no sentinel connection is kept, so fork()

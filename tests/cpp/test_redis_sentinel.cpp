@@ -95,6 +95,59 @@ class RedisSentinel : public cmrs::RedisFixture {
   std::vector<RedisServer*> sentinels_;
 };
 
+// A sentinel's answer to GET-MASTER-ADDR-BY-NAME is dialled and named in
+// messages: only [host, port] strings with a clean host and a port in range
+// pass; a refusal says why without quoting a control byte.
+TEST(RedisSentinelReplies, MasterAddressIsCheckedBeforeItIsDialled) {
+  auto parse = [](const std::string& resp, cm::HostPort* out, std::string* why) {
+    redisReader* rd = redisReaderCreate();
+    EXPECT_EQ(redisReaderFeed(rd, resp.data(), resp.size()), REDIS_OK);
+    void* reply = nullptr;
+    EXPECT_EQ(redisReaderGetReply(rd, &reply), REDIS_OK);
+    redisReaderFree(rd);
+    if (!reply) {
+      ADD_FAILURE() << "incomplete RESP in the test";
+      return false;
+    }
+    bool ok = cm::parse_master_address(*static_cast<redisReply*>(reply), out, why);
+    freeReplyObject(reply);
+    return ok;
+  };
+  auto addr = [](const std::string& host, const std::string& port) {
+    return "*2\r\n$" + std::to_string(host.size()) + "\r\n" + host + "\r\n$" + std::to_string(port.size()) + "\r\n" +
+           port + "\r\n";
+  };
+  cm::HostPort hp;
+  std::string why;
+  ASSERT_TRUE(parse(addr("10.0.0.7", "6380"), &hp, &why)) << why;
+  EXPECT_EQ(hp.host, "10.0.0.7");
+  EXPECT_EQ(hp.port, 6380);
+  ASSERT_TRUE(parse(addr("::1", "65535"), &hp, &why)) << why;
+  EXPECT_EQ(hp.text(), "[::1]:65535");
+  ASSERT_TRUE(parse(addr(std::string(255, 'h'), "1"), &hp, &why)) << why;
+
+  const std::vector<std::string> refused = {
+      "$-1\r\n",                              // nil: no such master (the caller tells it apart)
+      "*1\r\n$1\r\na\r\n",                    // one element
+      "*2\r\n:1\r\n$1\r\n1\r\n",              // an integer host
+      addr("", "6379"),                        // empty host
+      addr(std::string(256, 'h'), "6379"),     // too long
+      addr("a b", "6379"),                     // a space
+      addr(std::string("a\0b", 3), "6379"),    // a NUL
+      addr("a\r\nQUIT", "6379"),               // control bytes
+      addr("a\x7f", "6379"),                   // DEL
+      addr("h", "0"),       addr("h", "65536"), addr("h", "-1"), addr("h", "+80"),
+      addr("h", " 80"),     addr("h", "80x"),   addr("h", ""),   addr("h", "0000080"),
+      addr("h", std::string("8\x01", 2)),
+  };
+  for (const std::string& r : refused) {
+    why.clear();
+    EXPECT_FALSE(parse(r, &hp, &why)) << r;
+    EXPECT_FALSE(why.empty()) << r;
+    for (char ch : why) EXPECT_FALSE(static_cast<unsigned char>(ch) < ' ' || ch == '\x7f') << why;
+  }
+}
+
 TEST_F(RedisSentinel, ReadsAndWritesTheMasterTheSentinelsName) {
   start_group(false);
   Reg r;

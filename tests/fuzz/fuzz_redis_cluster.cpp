@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
-// What a Redis Cluster node (or anything posing as one) sends back for
-// redis+cluster://: the input is raw RESP bytes, parsed by hiredis's reader
-// as the backend's connections parse them; every reply goes to
-// parse_cluster_slots (CLUSTER SLOTS) and every error or string reply's
-// text to parse_redirect (MOVED / ASK). They must accept or refuse
-// (Error with CM_EBACKEND) without a crash, and what they accept must be
-// well-formed: slots in range, ports in 1..65535. The input's text also goes
-// to cluster_slot.
+// What a Redis Cluster node or a sentinel (or anything posing as one) sends
+// back for redis+cluster:// and redis+sentinel://: the input is raw RESP
+// bytes, parsed by hiredis's reader as the backend's connections parse them;
+// every reply goes to parse_cluster_slots (CLUSTER SLOTS) and to
+// parse_master_address (SENTINEL GET-MASTER-ADDR-BY-NAME), and every error
+// or string reply's text to parse_redirect (MOVED / ASK). They must accept
+// or refuse (Error with CM_EBACKEND; false with a printable reason) without
+// a crash, and what they accept must be well-formed: slots in range, ports
+// in 1..65535, hosts without control bytes. The input's text also goes to
+// cluster_slot.
 #include <hiredis/hiredis.h>
 
 #include "backends/redis_cluster.h"
+#include "backends/redis_sentinel.h"
 #include "core/error.h"
 #include "fuzz_util.h"
 
@@ -25,6 +28,18 @@ void check_reply(const redisReply& r) {
     }
   } catch (const cm::Error& e) {
     if (e.status() != CM_EBACKEND) fuzz::fail("parse_cluster_slots: a status other than CM_EBACKEND", e.what());
+  }
+  cm::HostPort master;
+  std::string why;
+  if (cm::parse_master_address(r, &master, &why)) {
+    if (master.port < 1 || master.port > 65535) fuzz::fail("parse_master_address: a port out of range", "");
+    if (master.host.empty() || master.host.size() > cm::kMaxHostBytes) fuzz::fail("parse_master_address: a bad host", "");
+    for (char ch : master.host)
+      if (static_cast<unsigned char>(ch) <= ' ' || ch == '\x7f') fuzz::fail("parse_master_address: a control byte", "");
+  } else {
+    if (why.empty()) fuzz::fail("parse_master_address: refused without a reason", "");
+    for (char ch : why)
+      if (static_cast<unsigned char>(ch) < ' ' || ch == '\x7f') fuzz::fail("parse_master_address: a reason quoting a control byte", why);
   }
   if (r.type == REDIS_REPLY_ERROR || r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) {
     cm::Redirect to;
