@@ -25,6 +25,7 @@
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -317,10 +318,12 @@ class RedisBackend::Lease {
           run({"AUTH", opt_.user, opt_.password}, "AUTH");
       }
       if (opt_.db != 0) run({"SELECT", std::to_string(opt_.db)}, "SELECT");
-      if (opt_.sentinel) check_master();
+      // The master's connections (a sentinel replica's, for reads, are to a
+      // replica by design).
+      if (opt_.sentinel && node_.addr.host.empty()) check_master();
       // Lets a replica answer reads of its primary's slots (harmless on a
       // primary: a node's role changes with failovers, its connections stay).
-      if (opt_.read_replicas) run({"READONLY"}, "READONLY");
+      if (opt_.cluster && opt_.read_replicas) run({"READONLY"}, "READONLY");
     } catch (...) {
       ctx_.reset();  // never pool a half-set-up connection
       throw;
@@ -417,6 +420,34 @@ struct RedisBackend::Cluster final : private fork::Hooks {
   fork::Enrolment fork_;
 };
 
+// redis+sentinel:// read_from=replica: the replica this process reads from,
+// chosen among those the sentinels list as usable (redis_sentinel.h), one per
+// process (by pid, so a fleet's processes spread over the replicas). Listed
+// at the first read and again when kReplicaMapMaxAgeMs old or after the
+// replica failed; one thread lists while the others read from the current
+// choice (or the master when there is none) instead of waiting.
+//
+// fork(): `mu` is held across fork; list_mu, held over the sentinel round
+// trips, is renewed in the child (as Cluster::refresh_mu).
+struct RedisBackend::Replicas final : private fork::Hooks {
+  Replicas() { fork_.enrol(this); }
+  ~Replicas() { fork_.leave(); }
+  Replicas(const Replicas&) = delete;
+  Replicas& operator=(const Replicas&) = delete;
+
+  mutable std::mutex mu;                               // guards nodes
+  std::map<std::string, std::shared_ptr<Node>> nodes;  // by "host:port", kept (as a cluster's)
+  std::atomic<Node*> current{nullptr};                 // null: read from the master
+  std::atomic<bool> stale{true};                       // list before the next read
+  std::mutex list_mu;                                  // one listing at a time (try_lock)
+  std::atomic<int64_t> listed_at{INT64_MIN};           // steady ms
+
+ private:
+  void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu)); }
+  void fork_child() override { fork::renew(list_mu); }
+  fork::Enrolment fork_;
+};
+
 namespace {
 // Redirections one call follows before giving up (a reshard moves a slot
 // once: MOVED, or ASK then MOVED; more means a map in flux).
@@ -425,9 +456,10 @@ constexpr int kMaxRedirects = 5;
 // current map is used): MOVED storms during a reshard cost one CLUSTER
 // SLOTS per interval, not one per call.
 constexpr int64_t kMinRefreshGapMs = 100;
-// read_from=replica: the slot map is read again when older than this, so
-// replicas added (or re-attached after a failover) start taking reads
-// without an error to prompt a refresh. One caller's read pays for it.
+// read_from=replica: the slot map (cluster) or the sentinels' replica list
+// is read again when older than this, so replicas added (or re-attached
+// after a failover) start taking reads without an error to prompt a
+// refresh. One caller's read pays for it.
 constexpr int64_t kReplicaMapMaxAgeMs = 5000;
 }  // namespace
 
@@ -439,6 +471,7 @@ RedisBackend::RedisBackend(RedisOptions opt, BackendEvents* events) : opt_(std::
     if (opt_.read_replicas) cluster_->replicas = std::make_unique<std::atomic<Node*>[]>(kClusterSlots);
   } else {
     single_ = std::make_shared<Node>(opt_, HostPort{});
+    if (opt_.sentinel && opt_.read_replicas) replicas_ = std::make_unique<Replicas>();
   }
 }
 
@@ -621,6 +654,52 @@ bool RedisBackend::read_replica(int slot, Node* rep, const Argv& argv, const cha
   return true;
 }
 
+RedisBackend::Node* RedisBackend::sentinel_replica() const {
+  Replicas& rs = *replicas_;
+  const int64_t now = steady_ms();
+  if ((rs.stale.load(std::memory_order_relaxed) ||
+       now - rs.listed_at.load(std::memory_order_relaxed) >= kReplicaMapMaxAgeMs) &&
+      rs.list_mu.try_lock()) {
+    std::lock_guard<std::mutex> listing(rs.list_mu, std::adopt_lock);
+    rs.stale = false;
+    rs.listed_at = now;
+    std::vector<HostPort> usable;
+    try {
+      usable = opt_.sentinel->replicas();
+    } catch (const Error&) {
+      // No sentinel answers: keep the current choice until the next listing.
+      return rs.current.load(std::memory_order_acquire);
+    }
+    Node* pick = nullptr;
+    if (!usable.empty()) {
+      const HostPort& hp = usable[static_cast<size_t>(::getpid()) % usable.size()];
+      std::lock_guard<std::mutex> lk(rs.mu);
+      std::shared_ptr<Node>& n = rs.nodes[hp.text()];
+      if (!n) n = std::make_shared<Node>(opt_, hp);
+      pick = n.get();
+    }
+    rs.current.store(pick, std::memory_order_release);
+  }
+  return rs.current.load(std::memory_order_acquire);
+}
+
+bool RedisBackend::read_sentinel_replica(Node& rep, const Argv& argv, const char* what, Reply* out) const {
+  try {
+    Lease c(*this, rep);
+    *out = c.run(argv, what);
+    return true;
+  } catch (const Error& e) {
+    // Down, timing out, loading, or cut off from its master
+    // (replica-serve-stale-data no): a read is safe to repeat, and the
+    // master answers this one; the next read lists the replicas again.
+    if (events_) events_->on_node_error(rep.addr.text(), e.kind());
+    Node* expected = &rep;
+    replicas_->current.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+    replicas_->stale = true;
+    return false;
+  }
+}
+
 RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& argv, const char* what,
                                        bool read) const {
   if (!cluster_) {
@@ -628,6 +707,11 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
       Lease c(*this);
       return c.run(argv, what);
     }
+    if (read && replicas_)
+      if (Node* rep = sentinel_replica()) {
+        Reply r;
+        if (read_sentinel_replica(*rep, argv, what, &r)) return r;
+      }
     // redis+sentinel://: a failed call counts against the master it reached
     // (the old one, until the sentinels name the new); a call that found no
     // sentinel to name one reached no node.
@@ -1127,7 +1211,7 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
     drop("sentinel_user");
     drop("sentinel_password");
   }
-  if (!cluster) drop("read_from");  // replica reads: a cluster's only (docs/uri.md)
+  if (!cluster && !sentinel) drop("read_from");  // replica reads: cluster and sentinel (docs/uri.md)
   uri.query.check_known(known);
   RedisOptions o;
   SentinelOptions so;  // redis+sentinel://
@@ -1149,10 +1233,6 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
     if (hosts.empty()) throw bad("redis+cluster:// needs at least one seed node (redis+cluster://host:port,host2:port)");
     o.seeds = parse_host_list(uri, hosts, 6379, "node");
     o.cluster = true;
-    std::string from = uri.query.get("read_from", "primary");
-    if (from != "primary" && from != "replica")
-      throw bad("read_from= is primary or replica, not \"" + from + "\"");
-    o.read_replicas = from == "replica";
   } else if (sentinel) {
     // [user:password@]sentinel[:port][,sentinel[:port]...]/master-name
     loc = take_user_info(loc, &o);
@@ -1209,6 +1289,12 @@ std::unique_ptr<Backend> make_redis_backend(const Uri& uri, BackendEvents* event
   o.connect_timeout_ms = static_cast<int>(uri.query.get_int("connect_timeout_ms", 1000, 1, 3600000));
   o.pool = static_cast<int>(uri.query.get_int("pool", 4, 1, 1024));
   o.count_interval_ms = uri.query.get_int("count_interval_ms", 5000, 0, 86400000);
+  if (cluster || sentinel) {
+    std::string from = uri.query.get("read_from", "primary");
+    if (from != "primary" && from != "replica")
+      throw bad("read_from= is primary or replica, not \"" + from + "\"");
+    o.read_replicas = from == "replica";
+  }
   if (sentinel) {
     so.connect_timeout_ms = o.connect_timeout_ms;
     so.timeout_ms = o.timeout_ms;

@@ -52,10 +52,12 @@ struct RedisOptions {
   // these seed nodes (CLUSTER SLOTS), one pool of `pool` connections per node.
   bool cluster = false;
   std::vector<HostPort> seeds;
-  // redis+cluster:// read_from=replica: get() reads a replica of the key's
+  // read_from=replica. redis+cluster://: get() reads a replica of the key's
   // slot (every cluster connection sends READONLY), and the primary when the
-  // slot has no replica or the replica does not answer. Replicas lag: see
-  // change_feed() and docs/redis-scale-out.md.
+  // slot has no replica or the replica does not answer. redis+sentinel://:
+  // get() reads one replica the sentinels list as usable, and the master when
+  // there is none or it fails. Replicas lag: see change_feed() and
+  // docs/redis-scale-out.md.
   bool read_replicas = false;
 
   // "host:port", the socket path, or the sentinel master's name and
@@ -141,6 +143,8 @@ class RedisBackend final : public Backend, private ChangeFeed {
   BackendEvents* events_ = nullptr;
   std::shared_ptr<Node> single_;      // redis://, redis+unix://, redis+sentinel://
   std::unique_ptr<Cluster> cluster_;  // redis+cluster://
+  struct Replicas;
+  std::unique_ptr<Replicas> replicas_;  // redis+sentinel:// read_from=replica
   mutable std::atomic<uint64_t> last_entries_{0};
   mutable std::atomic<uint64_t> switches_seen_{0};  // sentinel: the resolver's switches() reported
   // redis+sentinel://: reports the resolver's new switches as failovers.
@@ -161,6 +165,12 @@ class RedisBackend final : public Backend, private ChangeFeed {
   // named; false (and *out untouched) when it failed to answer or
   // redirected, which also clears that entry and marks the map stale.
   bool read_replica(int slot, Node* rep, const Argv& argv, const char* what, Reply* out) const;
+  // Sentinel, read_replicas: the replica reads go to now (null: the master),
+  // listing the sentinels' replicas first when due; the read on it, false
+  // (and *out untouched) when it failed, which is counted as a node error
+  // and makes the next read list the replicas again.
+  Node* sentinel_replica() const;
+  bool read_sentinel_replica(Node& rep, const Argv& argv, const char* what, Reply* out) const;
   Reply call(std::string_view route_key, std::vector<const char*>& argv, std::vector<size_t>& lens,
              const char* what) const;
   Reply call(std::string_view route_key, std::initializer_list<std::string_view> args, const char* what) const;
@@ -196,9 +206,10 @@ class RedisBackend final : public Backend, private ChangeFeed {
 //   count_interval_ms  0..86400000, default 5000: see entries()
 // redis+sentinel://[user:password@]s1[:26379][,s2[:port]...]/master-name?options:
 // the master the sentinels name (RedisOptions::sentinel), with db=,
-// sentinel_user= and sentinel_password= on top of the options above; opening
-// asks the sentinels and PINGs the master (verify()): a master name no
-// sentinel knows is CM_EINVAL, no answer CM_EUNAVAILABLE (docs/uri.md).
+// sentinel_user=, sentinel_password= and read_from=primary|replica
+// (RedisOptions::read_replicas) on top of the options above; opening asks
+// the sentinels and PINGs the master (verify()): a master name no sentinel
+// knows is CM_EINVAL, no answer CM_EUNAVAILABLE (docs/uri.md).
 // redis+cluster://[user:password@]node[:6379][,node[:port]...][/]?options:
 // seeds of a Redis Cluster (RedisOptions::cluster): no database (db 0 only);
 // opening reads the slot map and PINGs every primary: no node answering is

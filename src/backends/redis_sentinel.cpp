@@ -11,6 +11,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "backends/hiredis_util.h"
@@ -54,17 +55,16 @@ Reply command(redisContext* c, std::initializer_list<std::string_view> args, std
 
 }  // namespace
 
-bool parse_master_address(const redisReply& r, HostPort* out, std::string* why) {
-  if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[0]->type != REDIS_REPLY_STRING ||
-      r.element[1]->type != REDIS_REPLY_STRING) {
-    *why = "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME";
-    return false;
-  }
-  std::string_view host(r.element[0]->str, r.element[0]->len), port(r.element[1]->str, r.element[1]->len);
+namespace {
+
+// host: 1..kMaxHostBytes bytes, none a space or control byte; port: decimal
+// 1..65535 (at most 5 digits, no sign). what: "master" or "replica".
+bool check_address(std::string_view host, std::string_view port, const char* what, HostPort* out,
+                   std::string* why) {
   bool host_ok = !host.empty() && host.size() <= kMaxHostBytes;
   for (char ch : host) host_ok = host_ok && static_cast<unsigned char>(ch) > ' ' && ch != '\x7f';
   if (!host_ok) {
-    *why = "unexpected master host (" + std::to_string(host.size()) +
+    *why = std::string("unexpected ") + what + " host (" + std::to_string(host.size()) +
            " bytes: empty, longer than 255 or holding a space or control byte)";
     return false;
   }
@@ -75,12 +75,78 @@ bool parse_master_address(const redisReply& r, HostPort* out, std::string* why) 
     if (port_ok) p = p * 10 + (ch - '0');
   }
   if (!port_ok || p < 1 || p > 65535) {
-    *why = "unexpected master port for \"" + std::string(host) + "\" (" +
-           (port.size() <= 16 && port_ok ? std::string(port) : std::to_string(port.size()) + " bytes") +
-           "): not a decimal 1..65535";
+    *why = std::string("unexpected ") + what + " port for \"" + std::string(host) + "\" (" +
+           (port_ok ? std::string(port) : std::to_string(port.size()) + " bytes") + "): not a decimal 1..65535";
     return false;
   }
   *out = HostPort{std::string(host), static_cast<int>(p)};
+  return true;
+}
+
+bool is_string(const redisReply* e) { return e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS; }
+
+}  // namespace
+
+bool parse_master_address(const redisReply& r, HostPort* out, std::string* why) {
+  if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[0]->type != REDIS_REPLY_STRING ||
+      r.element[1]->type != REDIS_REPLY_STRING) {
+    *why = "unexpected reply to SENTINEL GET-MASTER-ADDR-BY-NAME";
+    return false;
+  }
+  return check_address(std::string_view(r.element[0]->str, r.element[0]->len),
+                       std::string_view(r.element[1]->str, r.element[1]->len), "master", out, why);
+}
+
+bool parse_replica_list(const redisReply& r, std::vector<HostPort>* usable, std::string* why) {
+  usable->clear();
+  if (r.type != REDIS_REPLY_ARRAY) {
+    *why = "unexpected reply to SENTINEL REPLICAS";
+    return false;
+  }
+  for (size_t i = 0; i < r.elements; ++i) {
+    const redisReply& e = *r.element[i];
+    if (e.type != REDIS_REPLY_ARRAY || e.elements % 2 != 0) {
+      *why = "unexpected entry in the reply to SENTINEL REPLICAS";
+      usable->clear();
+      return false;
+    }
+    std::string_view ip, port, flags, link;
+    bool has_ip = false, has_port = false, has_flags = false;
+    for (size_t j = 0; j + 1 < e.elements; j += 2) {
+      if (!is_string(e.element[j]) || !is_string(e.element[j + 1])) {
+        *why = "unexpected field in the reply to SENTINEL REPLICAS";
+        usable->clear();
+        return false;
+      }
+      std::string_view k(e.element[j]->str, e.element[j]->len), v(e.element[j + 1]->str, e.element[j + 1]->len);
+      if (k == "ip") {
+        ip = v;
+        has_ip = true;
+      } else if (k == "port") {
+        port = v;
+        has_port = true;
+      } else if (k == "flags") {
+        flags = v;
+        has_flags = true;
+      } else if (k == "master-link-status") {
+        link = v;
+      }
+    }
+    if (!has_ip || !has_port || !has_flags) {
+      *why = "an entry of the reply to SENTINEL REPLICAS lacks ip, port or flags";
+      usable->clear();
+      return false;
+    }
+    HostPort hp;
+    if (!check_address(ip, port, "replica", &hp, why)) {
+      usable->clear();
+      return false;
+    }
+    // Usable: a replica ("slave") that the sentinel sees up and linked to
+    // its master; none of s_down, o_down, disconnected, or any other flag.
+    if (flags != "slave" || link != "ok") continue;
+    if (std::find(usable->begin(), usable->end(), hp) == usable->end()) usable->push_back(std::move(hp));
+  }
   return true;
 }
 
@@ -102,19 +168,19 @@ std::string SentinelResolver::where() const {
   return s;
 }
 
-HostPort SentinelResolver::master() {
+bool SentinelResolver::ask(std::initializer_list<std::string_view> args,
+                           const std::function<bool(const redisReply&, std::string*)>& take,
+                           std::string* failures) {
   const size_t n = opt_.sentinels.size();
   size_t first;
   {
     std::lock_guard lock(mu_);
     first = first_;
   }
-  std::string failures;
-  size_t answered = 0, unknown = 0;
   for (size_t i = 0; i < n; ++i) {
     const size_t at = (first + i) % n;
     const HostPort& s = opt_.sentinels[at];
-    auto failed = [&](const std::string& why) { failures += "; " + s.text() + ": " + why; };
+    auto failed = [&](const std::string& why) { *failures += "; " + s.text() + ": " + why; };
     Ctx c(redisConnectWithTimeout(s.host.c_str(), s.port, tv_of(opt_.connect_timeout_ms)));
     if (!c) throw std::bad_alloc();
     if (c->err) {
@@ -134,35 +200,59 @@ HostPort SentinelResolver::master() {
         continue;
       }
     }
-    Reply r = command(c.get(), {"SENTINEL", "GET-MASTER-ADDR-BY-NAME", opt_.master_name}, &why);
+    Reply r = command(c.get(), args, &why);
     if (!r) {
       // NOAUTH from a sentinel that needs a password we were not given.
       failed(why.rfind("NOAUTH", 0) == 0 ? "authentication required (sentinel_password=): " + why : why);
       continue;
     }
-    ++answered;
-    if (r->type == REDIS_REPLY_NIL) {
-      ++unknown;
-      failed("knows no master named \"" + opt_.master_name + "\"");
-      continue;
-    }
-    HostPort got;
-    if (!parse_master_address(*r, &got, &why)) {
+    if (!take(*r, &why)) {
       failed(why);
       continue;
     }
+    std::lock_guard lock(mu_);
+    first_ = at;
+    return true;
+  }
+  return false;
+}
+
+HostPort SentinelResolver::master() {
+  std::string failures;
+  size_t answered = 0, unknown = 0;
+  HostPort got;
+  bool ok = ask({"SENTINEL", "GET-MASTER-ADDR-BY-NAME", opt_.master_name},
+                [&](const redisReply& r, std::string* why) {
+                  ++answered;
+                  if (r.type == REDIS_REPLY_NIL) {
+                    ++unknown;
+                    *why = "knows no master named \"" + opt_.master_name + "\"";
+                    return false;
+                  }
+                  return parse_master_address(r, &got, why);
+                },
+                &failures);
+  if (ok) {
     unknown_ = false;
-    {
-      std::lock_guard lock(mu_);
-      if (!last_.host.empty() && !(last_ == got)) ++switches_;
-      last_ = got;
-      first_ = at;
-    }
+    std::lock_guard lock(mu_);
+    if (!last_.host.empty() && !(last_ == got)) ++switches_;
+    last_ = got;
     return got;
   }
   unknown_ = answered > 0 && unknown == answered;
   throw Error(CM_EUNAVAILABLE,
               "redis sentinel: " + where() + ": no sentinel named the master (" + failures.substr(2) + ")",
+              ErrorKind::Connection);
+}
+
+std::vector<HostPort> SentinelResolver::replicas() {
+  std::string failures;
+  std::vector<HostPort> got;
+  if (ask({"SENTINEL", "REPLICAS", opt_.master_name},
+          [&](const redisReply& r, std::string* why) { return parse_replica_list(r, &got, why); }, &failures))
+    return got;
+  throw Error(CM_EUNAVAILABLE,
+              "redis sentinel: " + where() + ": no sentinel listed the replicas (" + failures.substr(2) + ")",
               ErrorKind::Connection);
 }
 

@@ -10,8 +10,11 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/fork.h"
@@ -46,6 +49,15 @@ struct SentinelOptions {
 constexpr size_t kMaxHostBytes = 255;
 bool parse_master_address(const redisReply& r, HostPort* out, std::string* why);
 
+// The replicas usable for reads in a reply to SENTINEL REPLICAS (an array of
+// flat field/value arrays) into *usable, each once, in the reply's order:
+// those whose flags are exactly "slave" (not s_down, o_down, disconnected...)
+// and whose master-link-status is "ok". False and *why (as above), *usable
+// empty, for a reply of any other shape, an entry without ip, port or
+// flags, or an entry whose address fails the checks of
+// parse_master_address. Untrusted input, fuzzed like it.
+bool parse_replica_list(const redisReply& r, std::vector<HostPort>* usable, std::string* why);
+
 // Thread-safe; no I/O under its lock. Each query opens a connection of its
 // own to a sentinel and closes it (no sentinel connection is kept, so fork()
 // leaves none behind to share).
@@ -64,6 +76,12 @@ class SentinelResolver final : private fork::Hooks {
   HostPort master();
   bool unknown_master() const { return unknown_.load(); }
 
+  // Asks the sentinels in turn, like master(), for the master's replicas
+  // usable for reads (parse_replica_list; maybe none). Throws
+  // Error(CM_EUNAVAILABLE) naming each sentinel and what it said when none
+  // answers with a list.
+  std::vector<HostPort> replicas();
+
   // The address master() returned last (empty host before the first).
   HostPort last() const;
   // Times master() returned an address other than the one before it (the
@@ -77,6 +95,12 @@ class SentinelResolver final : private fork::Hooks {
 
  private:
   void fork_locks(std::vector<fork::Lock>& out) override { out.push_back(fork::lock_of(mu_)); }
+  // Sends args to each sentinel in turn (first_ first, AUTH as configured)
+  // until take accepts one's reply (else take's *why is recorded); that
+  // sentinel is asked first next time. False, with every sentinel's failure
+  // appended to *failures ("; host:port: why"), when none was accepted.
+  bool ask(std::initializer_list<std::string_view> args,
+           const std::function<bool(const redisReply&, std::string*)>& take, std::string* failures);
 
   const SentinelOptions opt_;
   mutable std::mutex mu_;

@@ -101,6 +101,20 @@ struct RawConn {
   redisContext* c = nullptr;
 };
 
+// The GET calls the server on port served since its last CONFIG RESETSTAT.
+inline long gets_served(int port) {
+  RawConn c(port);
+  auto* r = static_cast<redisReply*>(redisCommand(c.c, "INFO commandstats"));
+  long calls = 0;
+  if (r && r->type == REDIS_REPLY_STRING) {
+    std::string text(r->str, r->len);
+    auto at = text.find("cmdstat_get:calls=");
+    if (at != std::string::npos) calls = std::atol(text.c_str() + at + 18);
+  }
+  if (r) freeReplyObject(r);
+  return calls;
+}
+
 // A redis-server child process, started with posix_spawn (safe in a
 // multi-threaded test, unlike fork + allocation).
 class RedisServer {

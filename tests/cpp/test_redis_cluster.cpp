@@ -36,6 +36,7 @@ using cmrc::Handle;
 using cmrc::Reg;
 using cmrs::RawConn;
 using cmrs::RedisServer;
+using cmrs::gets_served;
 using cmrs::wait_until;
 
 constexpr const char* kRedisCli = "/usr/bin/redis-cli";
@@ -244,7 +245,7 @@ TEST_F(RedisCluster, BadSeedsFailAtOpenWithAClearMessage) {
   EXPECT_EQ(open("redis+cluster://127.0.0.1:7000/?db=1"), CM_EINVAL);
   EXPECT_EQ(open("redis+cluster://127.0.0.1:7000/?read_from=nearest"), CM_EINVAL);
   EXPECT_TRUE(says("read_from= is primary or replica")) << cm_errmsg();
-  EXPECT_EQ(open("redis://127.0.0.1:7000/?read_from=replica"), CM_EINVAL);  // a cluster's option only
+  EXPECT_EQ(open("redis://127.0.0.1:7000/?read_from=replica"), CM_EINVAL);  // cluster and sentinel only
   EXPECT_TRUE(says("read_from")) << cm_errmsg();
 
   int p1 = cmrs::free_port(), p2 = cmrs::free_port();
@@ -620,20 +621,6 @@ TEST_F(RedisCluster, TwoProcessesKeepL1sCoherentOnEveryPrimary) {
   ASSERT_EQ(::waitpid(pid, &st, 0), pid);
   pid = -1;
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
-}
-
-// The GET calls a node served since its last CONFIG RESETSTAT.
-long gets_served(int port) {
-  RawConn c(port);
-  auto* r = static_cast<redisReply*>(redisCommand(c.c, "INFO commandstats"));
-  long calls = 0;
-  if (r && r->type == REDIS_REPLY_STRING) {
-    std::string text(r->str, r->len);
-    auto at = text.find("cmdstat_get:calls=");
-    if (at != std::string::npos) calls = std::atol(text.c_str() + at + 18);
-  }
-  if (r) freeReplyObject(r);
-  return calls;
 }
 
 TEST_F(RedisCluster, ReplicaReadsGoToReplicasAndFallBackToThePrimary) {

@@ -27,6 +27,7 @@ using cmrc::Handle;
 using cmrc::Reg;
 using cmrs::RawConn;
 using cmrs::RedisServer;
+using cmrs::gets_served;
 using cmrs::wait_until;
 
 // The sum of the samples of r whose line starts with prefix and contains
@@ -148,6 +149,70 @@ TEST(RedisSentinelReplies, MasterAddressIsCheckedBeforeItIsDialled) {
   }
 }
 
+// What SENTINEL REPLICAS lists: only replicas up and linked are used for
+// reads; a malformed answer is refused whole.
+TEST(RedisSentinelReplies, ReplicaListKeepsOnlyUsableReplicas) {
+  auto bulk = [](const std::string& t) { return "$" + std::to_string(t.size()) + "\r\n" + t + "\r\n"; };
+  auto entry = [&](const std::vector<std::string>& fields) {
+    std::string e = "*" + std::to_string(fields.size()) + "\r\n";
+    for (const std::string& f : fields) e += bulk(f);
+    return e;
+  };
+  auto replica = [&](const std::string& ip, const std::string& port, const std::string& flags, const std::string& link) {
+    return entry({"name", ip + ":" + port, "ip", ip, "port", port, "runid", "x", "flags", flags, "master-link-status",
+                  link, "slave-priority", "100"});
+  };
+  auto parse = [](const std::string& resp, std::vector<cm::HostPort>* out, std::string* why) {
+    redisReader* rd = redisReaderCreate();
+    EXPECT_EQ(redisReaderFeed(rd, resp.data(), resp.size()), REDIS_OK);
+    void* reply = nullptr;
+    EXPECT_EQ(redisReaderGetReply(rd, &reply), REDIS_OK);
+    redisReaderFree(rd);
+    if (!reply) {
+      ADD_FAILURE() << "incomplete RESP in the test";
+      return false;
+    }
+    bool ok = cm::parse_replica_list(*static_cast<redisReply*>(reply), out, why);
+    freeReplyObject(reply);
+    return ok;
+  };
+  std::vector<cm::HostPort> got;
+  std::string why;
+  ASSERT_TRUE(parse("*6\r\n" + replica("127.0.0.1", "6380", "slave", "ok") + replica("10.0.0.2", "6381", "s_down,slave", "err") +
+                        replica("10.0.0.3", "6382", "slave,disconnected", "ok") + replica("10.0.0.4", "6383", "slave", "err") +
+                        replica("127.0.0.1", "6380", "slave", "ok") + replica("::1", "6384", "slave", "ok"),
+                    &got, &why))
+      << why;
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].text(), "127.0.0.1:6380");
+  EXPECT_EQ(got[1].text(), "[::1]:6384");
+  ASSERT_TRUE(parse("*0\r\n", &got, &why)) << why;  // no replica: reads go to the master
+  EXPECT_TRUE(got.empty());
+
+  const std::vector<std::string> refused = {
+      "$-1\r\n",
+      ":3\r\n",
+      "*1\r\n:1\r\n",                                                      // an entry that is no array
+      "*1\r\n" + entry({"ip", "h", "port"}),                                // odd field count
+      "*1\r\n" + entry({"ip", "h", "flags", "slave"}),                      // no port
+      "*1\r\n" + entry({"port", "1", "flags", "slave"}),                    // no ip
+      "*1\r\n" + entry({"ip", "h", "port", "1"}),                           // no flags
+      "*1\r\n" + replica("a b", "6379", "slave", "ok"),                     // a bad host
+      "*1\r\n" + replica(std::string("a\0", 2), "6379", "slave", "ok"),    // a NUL
+      "*1\r\n" + replica("h", "70000", "slave", "ok"),                      // a bad port
+      "*2\r\n" + replica("h", "1", "slave", "ok") + replica("h", "x", "s_down,slave", "err"),  // one bad entry
+      "*1\r\n*2\r\n:1\r\n$1\r\nx\r\n",                                    // an integer field
+  };
+  for (const std::string& r : refused) {
+    why.clear();
+    got = {cm::HostPort{"left", 1}};
+    EXPECT_FALSE(parse(r, &got, &why)) << r;
+    EXPECT_TRUE(got.empty()) << r;
+    EXPECT_FALSE(why.empty()) << r;
+    for (char ch : why) EXPECT_FALSE(static_cast<unsigned char>(ch) < ' ' || ch == '\x7f') << why;
+  }
+}
+
 TEST_F(RedisSentinel, ReadsAndWritesTheMasterTheSentinelsName) {
   start_group(false);
   Reg r;
@@ -257,6 +322,59 @@ TEST_F(RedisSentinel, RecoversOnThePromotedReplicaWithReplicatedDataAndACoherent
   EXPECT_GE(r2.metric("cachemeter_cache_l1_flushes_total{cache=\"l\",backend=\"tiered\"}"), 2);
 }
 
+// read_from=replica: gets go to the replica the sentinels list; writes,
+// counts and the lock stay on the master; a killed replica hands the reads
+// back to the master without an operation error, its failures counted
+// against it; no change feed (replicas lag the invalidations).
+TEST_F(RedisSentinel, ReplicaReadsGoToTheListedReplicaAndFallBackToTheMaster) {
+  start_group();
+  if (HasFatalFailure()) return;
+  Reg r;
+  Handle h;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", uri("read_from=replica&timeout_ms=500&connect_timeout_ms=500").c_str()),
+            CM_OK)
+      << cm_errmsg();
+  EXPECT_EQ(h.c->backend->change_feed(), nullptr);
+  Handle tiered;
+  ASSERT_EQ(cm_cache_open_tiered(&tiered.c, r.reg, "l", "memory://", uri("read_from=replica").c_str()), CM_OK);
+  EXPECT_EQ(tiered.tiered()->options().l1_ttl_ms, 1000);
+
+  const int n = 200;
+  for (int i = 0; i < n; ++i) ASSERT_EQ(h.set("k" + std::to_string(i), "v" + std::to_string(i)), CM_OK);
+  RawConn m(master_->port());
+  ASSERT_EQ(m.run({"WAIT", "1", "10000"}), ":1");
+  // The sentinels list the replica as usable once they saw it linked (they
+  // ask it INFO every 10 s): wait until a read reaches it.
+  std::string v;
+  ASSERT_TRUE(wait_until([&] {
+    long before = gets_served(replica_->port());
+    return h.get("k0", &v) == CM_OK && gets_served(replica_->port()) > before;
+  }, 30000)) << "no read reached the replica";
+  ASSERT_EQ(m.run({"CONFIG", "RESETSTAT"}), "+OK");
+  ASSERT_EQ(RawConn(replica_->port()).run({"CONFIG", "RESETSTAT"}), "+OK");
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(h.get("k" + std::to_string(i), &v), CM_OK) << cm_errmsg();
+    ASSERT_EQ(v, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(gets_served(replica_->port()), n);
+  EXPECT_EQ(gets_served(master_->port()), 0);
+  ASSERT_EQ(h.set("k0", "w"), CM_OK) << cm_errmsg();  // a replica would refuse it (READONLY)
+  EXPECT_EQ(m.run({"GET", "cachemeter:t:k0"}).substr(21), "w");
+
+  // The replica killed: every read answers from the master, none fails.
+  const int dead = replica_->port();
+  replica_->stop(SIGKILL);
+  ASSERT_EQ(m.run({"CONFIG", "RESETSTAT"}), "+OK");
+  for (int i = 1; i < n; ++i) {
+    ASSERT_EQ(h.get("k" + std::to_string(i), &v), CM_OK) << i << ": " << cm_errmsg();
+    ASSERT_EQ(v, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(gets_served(master_->port()), n - 1);
+  EXPECT_GE(sum_of(r, "cachemeter_redis_node_errors_total{cache=\"t\",node=\"127.0.0.1:" + std::to_string(dead) + "\""),
+            1);
+  EXPECT_EQ(sum_of(r, "cachemeter_cache_errors_total{cache=\"t\","), 0);  // the reads did not fail
+}
+
 TEST_F(RedisSentinel, BadUrisAndUnreachableOrWrongSentinelsFailAtOpen) {
   Reg r;
   auto open = [&](const std::string& u) { return cmrc::open_status(r.reg, u); };
@@ -270,6 +388,8 @@ TEST_F(RedisSentinel, BadUrisAndUnreachableOrWrongSentinelsFailAtOpen) {
   EXPECT_EQ(open("redis+sentinel://127.0.0.1:0/mym"), CM_EINVAL);
   EXPECT_EQ(open("redis+sentinel://127.0.0.1:1/mym?sentinel_user=u"), CM_EINVAL);
   EXPECT_EQ(open("redis://127.0.0.1:1/0?sentinel_password=p"), CM_EINVAL);
+  EXPECT_EQ(open("redis+sentinel://127.0.0.1:1/mym?read_from=nearest"), CM_EINVAL);
+  EXPECT_TRUE(says("read_from= is primary or replica")) << cm_errmsg();
 
   // Nothing listens: every sentinel is named in the message.
   int p1 = cmrs::free_port(), p2 = cmrs::free_port();

@@ -2,14 +2,18 @@
 // What a Redis Cluster node or a sentinel (or anything posing as one) sends
 // back for redis+cluster:// and redis+sentinel://: the input is raw RESP
 // bytes, parsed by hiredis's reader as the backend's connections parse them;
-// every reply goes to parse_cluster_slots (CLUSTER SLOTS) and to
-// parse_master_address (SENTINEL GET-MASTER-ADDR-BY-NAME), and every error
+// every reply goes to parse_cluster_slots (CLUSTER SLOTS), to
+// parse_master_address (SENTINEL GET-MASTER-ADDR-BY-NAME) and to
+// parse_replica_list (SENTINEL REPLICAS), and every error
 // or string reply's text to parse_redirect (MOVED / ASK). They must accept
 // or refuse (Error with CM_EBACKEND; false with a printable reason) without
 // a crash, and what they accept must be well-formed: slots in range, ports
 // in 1..65535, hosts without control bytes. The input's text also goes to
 // cluster_slot.
 #include <hiredis/hiredis.h>
+
+#include <string>
+#include <vector>
 
 #include "backends/redis_cluster.h"
 #include "backends/redis_sentinel.h"
@@ -40,6 +44,21 @@ void check_reply(const redisReply& r) {
     if (why.empty()) fuzz::fail("parse_master_address: refused without a reason", "");
     for (char ch : why)
       if (static_cast<unsigned char>(ch) < ' ' || ch == '\x7f') fuzz::fail("parse_master_address: a reason quoting a control byte", why);
+  }
+  std::vector<cm::HostPort> usable;
+  why.clear();
+  if (cm::parse_replica_list(r, &usable, &why)) {
+    for (const cm::HostPort& h : usable) {
+      if (h.port < 1 || h.port > 65535) fuzz::fail("parse_replica_list: a port out of range", "");
+      if (h.host.empty() || h.host.size() > cm::kMaxHostBytes) fuzz::fail("parse_replica_list: a bad host", "");
+      for (char ch : h.host)
+        if (static_cast<unsigned char>(ch) <= ' ' || ch == '\x7f') fuzz::fail("parse_replica_list: a control byte", "");
+    }
+  } else {
+    if (why.empty() || !usable.empty()) fuzz::fail("parse_replica_list: refused without a reason, or kept some", "");
+    for (char ch : why)
+      if (static_cast<unsigned char>(ch) < ' ' || ch == '\x7f')
+        fuzz::fail("parse_replica_list: a reason quoting a control byte", why);
   }
   if (r.type == REDIS_REPLY_ERROR || r.type == REDIS_REPLY_STRING || r.type == REDIS_REPLY_STATUS) {
     cm::Redirect to;
