@@ -703,7 +703,7 @@ bool RedisBackend::read_sentinel_replica(Node& rep, const Argv& argv, const char
 RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& argv, const char* what,
                                        bool read) const {
   if (!cluster_) {
-    if (!opt_.sentinel || !events_) {
+    if (!opt_.sentinel) {
       Lease c(*this);
       return c.run(argv, what);
     }
@@ -720,7 +720,7 @@ RedisBackend::Reply RedisBackend::call(std::string_view route_key, const Argv& a
       Lease c(*this, *single_, &at);
       return c.run(argv, what);
     } catch (const Error& e) {
-      if (!at.empty()) events_->on_node_error(at, e.kind());
+      if (events_ && !at.empty()) events_->on_node_error(at, e.kind());
       throw;
     }
   }

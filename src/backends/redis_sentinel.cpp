@@ -53,10 +53,6 @@ Reply command(redisContext* c, std::initializer_list<std::string_view> args, std
   return reply;
 }
 
-}  // namespace
-
-namespace {
-
 // host: 1..kMaxHostBytes bytes, none a space or control byte; port: decimal
 // 1..65535 (at most 5 digits, no sign). what: "master" or "replica".
 bool check_address(std::string_view host, std::string_view port, const char* what, HostPort* out,
