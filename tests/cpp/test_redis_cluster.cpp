@@ -501,16 +501,24 @@ TEST_F(RedisCluster, AChildOfForkReadsTheMapWhileTheParentWasReadingIt) {
     reader.join();
     FAIL() << "the map read never reached a stopped primary";
   }
+  int done[2];
+  ASSERT_EQ(::pipe(done), 0);
   pid_t pid = ::fork();
   if (pid == 0) {
     int rc = -1;
     for (int i = 0; i < 5 && rc != CM_OK; ++i) rc = cm_cache_clear(h.c);  // reads the map, then SCANs
+    // The parent's clear, resumed, would delete a key set before it ends.
+    char byte = 0;
+    if (rc == CM_OK && ::read(done[0], &byte, 1) != 1) ::_exit(3);
     if (rc == CM_OK) rc = cm_cache_set(h.c, "from-child", 10, "1", 1, -1);
     ::_exit(rc == CM_OK ? 0 : 10 + (rc < 0 ? -rc : rc));
   }
   resume_all();
   reader.join();
   ASSERT_GT(pid, 0);
+  ASSERT_EQ(::write(done[1], "d", 1), 1);
+  ::close(done[0]);
+  ::close(done[1]);
   int st = -1;
   bool ended = wait_until([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, 30000);
   if (!ended) {
