@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -113,6 +114,25 @@ inline long gets_served(int port) {
   }
   if (r) freeReplyObject(r);
   return calls;
+}
+
+// Whether a socket that `port` accepted holds bytes its server has not read
+// (/proc/net/tcp: local port, state ESTABLISHED, rx_queue): a request sent
+// to a stopped server.
+inline bool has_unread_request(int port) {
+  FILE* f = std::fopen("/proc/net/tcp", "r");
+  if (!f) return false;
+  char line[512];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f)) {
+    char local[64] = "";
+    unsigned st = 0, tx = 0, rx = 0;
+    if (std::sscanf(line, " %*u: %63s %*s %x %x:%x", local, &st, &tx, &rx) != 4) continue;
+    const char* colon = std::strchr(local, ':');
+    found = colon && std::strtoul(colon + 1, nullptr, 16) == static_cast<unsigned long>(port) && st == 1 && rx > 0;
+  }
+  std::fclose(f);
+  return found;
 }
 
 // A redis-server child process, started with posix_spawn (safe in a

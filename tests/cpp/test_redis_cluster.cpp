@@ -37,6 +37,7 @@ using cmrc::Reg;
 using cmrs::RawConn;
 using cmrs::RedisServer;
 using cmrs::gets_served;
+using cmrs::has_unread_request;
 using cmrs::wait_until;
 
 constexpr const char* kRedisCli = "/usr/bin/redis-cli";
@@ -452,25 +453,6 @@ TEST_F(RedisCluster, CallsStayWithinTheirBudgetWhileEveryPrimaryHangs) {
   std::string v;
   ASSERT_TRUE(wait_until([&] { return h.get("k7", &v) == CM_OK; }, 30000)) << cm_errmsg();
   EXPECT_EQ(v, "v");
-}
-
-// Whether a socket that `port` accepted holds bytes its server has not read
-// (/proc/net/tcp: local port, state ESTABLISHED, rx_queue): a request sent
-// to a stopped server.
-bool has_unread_request(int port) {
-  FILE* f = std::fopen("/proc/net/tcp", "r");
-  if (!f) return false;
-  char line[512];
-  bool found = false;
-  while (!found && std::fgets(line, sizeof line, f)) {
-    char local[64] = "";
-    unsigned st = 0, tx = 0, rx = 0;
-    if (std::sscanf(line, " %*u: %63s %*s %x %x:%x", local, &st, &tx, &rx) != 4) continue;
-    const char* colon = std::strchr(local, ':');
-    found = colon && std::strtoul(colon + 1, nullptr, 16) == static_cast<unsigned long>(port) && st == 1 && rx > 0;
-  }
-  std::fclose(f);
-  return found;
 }
 
 // fork() while another thread is reading the slot map (every primary

@@ -8,12 +8,15 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/redis.h"
@@ -373,6 +376,92 @@ TEST_F(RedisSentinel, ReplicaReadsGoToTheListedReplicaAndFallBackToTheMaster) {
   EXPECT_GE(sum_of(r, "cachemeter_redis_node_errors_total{cache=\"t\",node=\"127.0.0.1:" + std::to_string(dead) + "\""),
             1);
   EXPECT_EQ(sum_of(r, "cachemeter_cache_errors_total{cache=\"t\","), 0);  // the reads did not fail
+}
+
+// fork() while another thread lists the replicas (every sentinel stopped,
+// so the listing hangs holding the listing lock): the child must list them
+// itself when due, not skip listing for ever on a lock it inherited held by
+// a thread it does not have.
+TEST_F(RedisSentinel, AChildOfForkListsTheReplicasWhileTheParentWasListingThem) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "fork() of a threaded process: TSan does not follow it (the plain and ASan builds run this)";
+#endif
+  start_group();
+  if (HasFatalFailure()) return;
+  Reg r;
+  Handle h;
+  ASSERT_EQ(cm_cache_open(&h.c, r.reg, "t", uri("read_from=replica&timeout_ms=4000&breaker_failures=0").c_str()),
+            CM_OK)
+      << cm_errmsg();
+  ASSERT_EQ(h.set("k", "v"), CM_OK);
+  RawConn m(master_->port());
+  ASSERT_EQ(m.run({"WAIT", "1", "10000"}), ":1");
+  // Stopped sentinels accept connections and never answer; continued on
+  // every way out of the test (a stopped one would not end at teardown).
+  struct Paused {
+    std::vector<RedisServer*>& s;
+    bool on = false;
+    void stop() {
+      for (RedisServer* x : s) x->signal(SIGSTOP);
+      on = true;
+    }
+    void resume() {
+      if (on)
+        for (RedisServer* x : s) x->signal(SIGCONT);
+      on = false;
+    }
+    ~Paused() { resume(); }
+  } sentinels{sentinels_};
+  sentinels.stop();
+  // The first get lists the replicas: it asks a stopped sentinel, holding
+  // the listing lock for up to timeout_ms per sentinel.
+  std::thread reader([&] { h.get("k"); });
+  bool sent = wait_until([&] {
+    for (RedisServer* s : sentinels_)
+      if (cmrs::has_unread_request(s->port())) return true;
+    return false;
+  }, 10000);
+  if (!sent) {
+    sentinels.resume();
+    reader.join();
+    FAIL() << "the listing never reached a stopped sentinel";
+  }
+  int go[2];
+  ASSERT_EQ(::pipe(go), 0);
+  const int replica = replica_->port();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Once the parent's reader is done (so only this process reads), get
+    // until a read is served by the replica: the listing is due again 5 s
+    // after the parent's began.
+    char byte = 0;
+    if (::read(go[0], &byte, 1) != 1) ::_exit(3);
+    bool on_replica = false, right = true;
+    wait_until([&] {
+      long before = gets_served(replica);
+      std::string v;
+      right = h.get("k", &v) == CM_OK && v == "v";
+      on_replica = right && gets_served(replica) > before;
+      return on_replica || !right;
+    }, 30000);
+    ::_exit(!right ? 2 : on_replica ? 0 : 1);
+  }
+  sentinels.resume();
+  reader.join();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ::close(go[0]);
+  ::close(go[1]);
+  int st = -1;
+  bool ended = wait_until([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, 60000);
+  if (!ended) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  ASSERT_TRUE(ended) << "the child still ran after 60 s";
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_NE(WEXITSTATUS(st), 1) << "the child never read from the replica (the listing lock it inherited?)";
+  EXPECT_EQ(WEXITSTATUS(st), 0);
 }
 
 TEST_F(RedisSentinel, BadUrisAndUnreachableOrWrongSentinelsFailAtOpen) {
