@@ -7,8 +7,11 @@
  * Keys and values are arbitrary bytes (embedded NULs allowed); keys must not be
  * empty. The metrics each cache records are listed in docs/metrics.md.
  *
- * URIs: memory://?..., sqlite:///path.db?..., redis://host:port/db?... and
- * redis+unix:///path.sock?...; every option of each (and the options every
+ * URIs: memory://?..., sqlite:///path.db?..., redis://host:port/db?...,
+ * redis+unix:///path.sock?..., redis+sentinel://s1:26379,s2/master-name?...
+ * (the master the sentinels name, followed across failovers) and
+ * redis+cluster://node1:port,node2:port?... (a Redis Cluster, routed by
+ * slot; docs/redis-scale-out.md); every option of each (and the options every
  * cache takes: ttl_ms, max_entry_bytes, sample, metrics, load_timeout_ms,
  * stale_ms, breaker_failures, breaker_cooldown_ms), its default, range and
  * the statuses each backend's failures map to are in docs/uri.md, the one
@@ -39,17 +42,22 @@ typedef struct cm_cache cm_cache;
  * option, bad value); CM_ELIMIT (the registry's max_series is reached);
  * CM_ENOMEM; and, from backends that touch their store on open (sqlite://
  * opens the file and creates its schema; redis:// connects only on the first
- * call): CM_ECORRUPT (not a SQLite file, or SQLite with another layout; left
- * untouched), CM_EUNAVAILABLE (the file cannot be opened, created or written),
- * CM_ETIMEOUT (another connection held the write lock past busy_timeout_ms
- * while the schema was created), CM_EBACKEND (any other failure of the
- * store, a full disk). */
+ * call; redis+sentinel:// asks the sentinels and PINGs the master, and
+ * redis+cluster:// reads the slot map): CM_ECORRUPT (not a SQLite file, or
+ * SQLite with another layout; left untouched), CM_EUNAVAILABLE (the file
+ * cannot be opened, created or written; no sentinel or cluster node answers,
+ * or the server a sentinel names is not a master), CM_ETIMEOUT (another
+ * connection held the write lock past busy_timeout_ms while the schema was
+ * created), CM_EBACKEND (any other failure of the store, a full disk); and
+ * CM_EINVAL also for a master name no sentinel knows or a node not in
+ * cluster mode behind redis+cluster://. */
 CM_EXTERN int cm_cache_open(cm_cache **out, cm_registry *reg, const char *name, const char *uri);
 
 /* Opens a two-tier cache: a memory L1 in this process (l1_uri: memory://
  * with max_entries, max_bytes, and ttl_ms = the longest an entry stays in
- * L1) in front of a shared L2 (l2_uri: redis://, redis+unix:// or sqlite://,
- * which also carries the front's options: ttl_ms, stale_ms, sample, ...).
+ * L1) in front of a shared L2 (l2_uri: redis://, redis+unix://,
+ * redis+sentinel://, redis+cluster:// or sqlite://, which also carries the
+ * front's options: ttl_ms, stale_ms, sample, ...).
  * Reads try L1, then L2 (an L2 hit is copied into L1); writes go to L2, then
  * L1. Hits are also counted per tier in cache_tier_hits_total{tier="l1|l2"}
  * with cache_tier_get_duration_seconds per tier (docs/metrics.md).
@@ -57,8 +65,10 @@ CM_EXTERN int cm_cache_open(cm_cache **out, cm_registry *reg, const char *name, 
  * invalidation messages for the prefix (CLIENT TRACKING BCAST), so a key
  * another process sets or deletes leaves this L1 promptly; while that
  * connection is down, L1 is emptied (counted in cache_l1_flushes_total) and
- * not used, except while L2 itself is unreachable. A sqlite L2 has no change
- * feed: an L1 copy may be stale for up to the L1's ttl_ms (default 1000).
+ * not used, except while L2 itself is unreachable (a cluster L2: one such
+ * connection per primary). A sqlite L2, and a redis L2 with
+ * read_from=replica, have no change feed: an L1 copy may be stale for up to
+ * the L1's ttl_ms (default 1000; plus the replica's lag).
  * While L2 fails (CM_EUNAVAILABLE, CM_ETIMEOUT, CM_EBACKEND, or its circuit
  * is open), sets and deletes reach L1 and return CM_OK; the failures are
  * counted in cache_errors_total. Such writes never reach L2.
