@@ -135,6 +135,19 @@ inline bool has_unread_request(int port) {
   return found;
 }
 
+// Waits up to timeout_ms for the child pid to end: its exit status (128 +
+// the signal when a signal ended it), or -1 when it still ran, after
+// killing and reaping it.
+inline int reap_within(pid_t pid, int timeout_ms) {
+  int st = 0;
+  if (!wait_until([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, timeout_ms)) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 // A redis-server child process, started with posix_spawn (safe in a
 // multi-threaded test, unlike fork + allocation).
 class RedisServer {

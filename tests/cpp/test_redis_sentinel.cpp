@@ -52,6 +52,27 @@ double sum_of(Reg& r, const std::string& prefix, const std::string& also = "") {
   return sum;
 }
 
+// One RESP bulk string.
+std::string bulk(const std::string& t) { return "$" + std::to_string(t.size()) + "\r\n" + t + "\r\n"; }
+
+// Reads resp (one whole RESP reply) with hiredis's reader, as a connection
+// would, and returns take(reply); false and a test failure when it is not.
+template <class Take>
+bool with_reply(const std::string& resp, Take&& take) {
+  redisReader* rd = redisReaderCreate();
+  EXPECT_EQ(redisReaderFeed(rd, resp.data(), resp.size()), REDIS_OK);
+  void* reply = nullptr;
+  EXPECT_EQ(redisReaderGetReply(rd, &reply), REDIS_OK);
+  redisReaderFree(rd);
+  if (!reply) {
+    ADD_FAILURE() << "incomplete RESP in the test: " << resp;
+    return false;
+  }
+  bool ok = take(*static_cast<redisReply*>(reply));
+  freeReplyObject(reply);
+  return ok;
+}
+
 class RedisSentinel : public cmrs::RedisFixture {
  protected:
   // The group: a master, its replica (replicating), and three sentinels;
@@ -104,23 +125,9 @@ class RedisSentinel : public cmrs::RedisFixture {
 // pass; a refusal says why without quoting a control byte.
 TEST(RedisSentinelReplies, MasterAddressIsCheckedBeforeItIsDialled) {
   auto parse = [](const std::string& resp, cm::HostPort* out, std::string* why) {
-    redisReader* rd = redisReaderCreate();
-    EXPECT_EQ(redisReaderFeed(rd, resp.data(), resp.size()), REDIS_OK);
-    void* reply = nullptr;
-    EXPECT_EQ(redisReaderGetReply(rd, &reply), REDIS_OK);
-    redisReaderFree(rd);
-    if (!reply) {
-      ADD_FAILURE() << "incomplete RESP in the test";
-      return false;
-    }
-    bool ok = cm::parse_master_address(*static_cast<redisReply*>(reply), out, why);
-    freeReplyObject(reply);
-    return ok;
+    return with_reply(resp, [&](const redisReply& r) { return cm::parse_master_address(r, out, why); });
   };
-  auto addr = [](const std::string& host, const std::string& port) {
-    return "*2\r\n$" + std::to_string(host.size()) + "\r\n" + host + "\r\n$" + std::to_string(port.size()) + "\r\n" +
-           port + "\r\n";
-  };
+  auto addr = [](const std::string& host, const std::string& port) { return "*2\r\n" + bulk(host) + bulk(port); };
   cm::HostPort hp;
   std::string why;
   ASSERT_TRUE(parse(addr("10.0.0.7", "6380"), &hp, &why)) << why;
@@ -155,7 +162,6 @@ TEST(RedisSentinelReplies, MasterAddressIsCheckedBeforeItIsDialled) {
 // What SENTINEL REPLICAS lists: only replicas up and linked are used for
 // reads; a malformed answer is refused whole.
 TEST(RedisSentinelReplies, ReplicaListKeepsOnlyUsableReplicas) {
-  auto bulk = [](const std::string& t) { return "$" + std::to_string(t.size()) + "\r\n" + t + "\r\n"; };
   auto entry = [&](const std::vector<std::string>& fields) {
     std::string e = "*" + std::to_string(fields.size()) + "\r\n";
     for (const std::string& f : fields) e += bulk(f);
@@ -166,18 +172,7 @@ TEST(RedisSentinelReplies, ReplicaListKeepsOnlyUsableReplicas) {
                   link, "slave-priority", "100"});
   };
   auto parse = [](const std::string& resp, std::vector<cm::HostPort>* out, std::string* why) {
-    redisReader* rd = redisReaderCreate();
-    EXPECT_EQ(redisReaderFeed(rd, resp.data(), resp.size()), REDIS_OK);
-    void* reply = nullptr;
-    EXPECT_EQ(redisReaderGetReply(rd, &reply), REDIS_OK);
-    redisReaderFree(rd);
-    if (!reply) {
-      ADD_FAILURE() << "incomplete RESP in the test";
-      return false;
-    }
-    bool ok = cm::parse_replica_list(*static_cast<redisReply*>(reply), out, why);
-    freeReplyObject(reply);
-    return ok;
+    return with_reply(resp, [&](const redisReply& r) { return cm::parse_replica_list(r, out, why); });
   };
   std::vector<cm::HostPort> got;
   std::string why;
@@ -452,16 +447,10 @@ TEST_F(RedisSentinel, AChildOfForkListsTheReplicasWhileTheParentWasListingThem) 
   ASSERT_EQ(::write(go[1], "g", 1), 1);
   ::close(go[0]);
   ::close(go[1]);
-  int st = -1;
-  bool ended = wait_until([&] { return ::waitpid(pid, &st, WNOHANG) == pid; }, 60000);
-  if (!ended) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-  }
-  ASSERT_TRUE(ended) << "the child still ran after 60 s";
-  ASSERT_TRUE(WIFEXITED(st)) << st;
-  EXPECT_NE(WEXITSTATUS(st), 1) << "the child never read from the replica (the listing lock it inherited?)";
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  int rc = cmrs::reap_within(pid, 60000);
+  ASSERT_NE(rc, -1) << "the child still ran after 60 s";
+  EXPECT_NE(rc, 1) << "the child never read from the replica (the listing lock it inherited?)";
+  EXPECT_EQ(rc, 0);
 }
 
 TEST_F(RedisSentinel, BadUrisAndUnreachableOrWrongSentinelsFailAtOpen) {
