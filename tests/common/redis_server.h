@@ -239,6 +239,29 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
+// SIGSTOP on a set of servers: the kernel still accepts their connections
+// and takes requests, nothing answers. resume(), or the object's end,
+// continues them (a stopped server would not end at teardown).
+class Paused {
+ public:
+  Paused() = default;
+  ~Paused() { resume(); }
+  Paused(const Paused&) = delete;
+  Paused& operator=(const Paused&) = delete;
+  void stop(const std::vector<RedisServer*>& servers) {
+    resume();
+    servers_ = servers;
+    for (RedisServer* s : servers_) s->signal(SIGSTOP);
+  }
+  void resume() {
+    for (RedisServer* s : servers_) s->signal(SIGCONT);
+    servers_.clear();
+  }
+
+ private:
+  std::vector<RedisServer*> servers_;
+};
+
 // A socket on 127.0.0.1 that the kernel accepts connections on and nobody
 // ever reads or answers.
 class SilentServer {

@@ -142,18 +142,11 @@ class RedisCluster : public cmrs::RedisFixture {
 
   // SIGSTOP on every node: the kernel still accepts connections and takes
   // requests, nothing answers. resume_all(), or the test's end, continues them.
-  void pause_all() {
-    for (RedisServer* s : nodes_) s->signal(SIGSTOP);
-    paused_ = true;
-  }
-  void resume_all() {
-    if (paused_)
-      for (RedisServer* s : nodes_) s->signal(SIGCONT);
-    paused_ = false;
-  }
+  void pause_all() { paused_.stop(nodes_); }
+  void resume_all() { paused_.resume(); }
 
   std::vector<RedisServer*> nodes_;
-  bool paused_ = false;
+  cmrs::Paused paused_;
 };
 
 TEST(RedisClusterSlots, KeySlotsMatchRedisAndHashTags) {

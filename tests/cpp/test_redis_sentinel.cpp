@@ -391,23 +391,9 @@ TEST_F(RedisSentinel, AChildOfForkListsTheReplicasWhileTheParentWasListingThem) 
   ASSERT_EQ(h.set("k", "v"), CM_OK);
   RawConn m(master_->port());
   ASSERT_EQ(m.run({"WAIT", "1", "10000"}), ":1");
-  // Stopped sentinels accept connections and never answer; continued on
-  // every way out of the test (a stopped one would not end at teardown).
-  struct Paused {
-    std::vector<RedisServer*>& s;
-    bool on = false;
-    void stop() {
-      for (RedisServer* x : s) x->signal(SIGSTOP);
-      on = true;
-    }
-    void resume() {
-      if (on)
-        for (RedisServer* x : s) x->signal(SIGCONT);
-      on = false;
-    }
-    ~Paused() { resume(); }
-  } sentinels{sentinels_};
-  sentinels.stop();
+  // Stopped sentinels accept connections and never answer.
+  cmrs::Paused sentinels;
+  sentinels.stop(sentinels_);
   // The first get lists the replicas: it asks a stopped sentinel, holding
   // the listing lock for up to timeout_ms per sentinel.
   std::thread reader([&] { h.get("k"); });
