@@ -972,18 +972,6 @@ int RedisBackend::health() {
 
 namespace {
 
-int parse_port(const Uri& uri, std::string_view s) {
-  int port = 0;
-  if (s.empty() || s.size() > 5) port = -1;
-  for (char ch : s) {
-    if (ch < '0' || ch > '9') return -1;
-    port = port * 10 + (ch - '0');
-  }
-  if (port < 1 || port > 65535)
-    throw Error(CM_EINVAL, "uri \"" + uri.text + "\": bad port \"" + std::string(s) + "\" (1..65535)");
-  return port;
-}
-
 Error bad_uri(const Uri& uri, const std::string& why) { return Error(CM_EINVAL, "uri \"" + uri.text + "\": " + why); }
 
 // host[:port] or [v6addr][:port]; an empty host is 127.0.0.1.
@@ -1007,8 +995,8 @@ HostPort parse_host_port(const Uri& uri, const std::string& hostport, int defaul
   }
   if (hp.host.empty()) hp.host = "127.0.0.1";
   if (!port.empty()) {
-    hp.port = parse_port(uri, port);
-    if (hp.port < 0) throw bad_uri(uri, "bad port \"" + port + "\" (1..65535)");
+    hp.port = decimal_port(port);
+    if (hp.port == 0) throw bad_uri(uri, "bad port \"" + port + "\" (1..65535)");
   }
   return hp;
 }

@@ -44,10 +44,9 @@ HostPort node_of(const redisReply* r, const std::string& asked_host) {
     malformed("a node entry is not [host, port, ...]");
   const redisReply* h = r->element[0];
   if (h->type != REDIS_REPLY_STRING && h->type != REDIS_REPLY_STATUS) malformed("a node's host is not a string");
-  if (h->len > 255) malformed("a node's host is longer than 255 bytes");
+  if (h->len > kMaxHostBytes) malformed("a node's host is longer than 255 bytes");
   HostPort hp{std::string(h->str, h->len), 0};
-  for (char c : hp.host)
-    if (static_cast<unsigned char>(c) <= ' ' || c == ',' || c == '/') malformed("a node's host has a bad byte");
+  if (!host_bytes_ok(hp.host)) malformed("a node's host has a bad byte");
   if (hp.host.empty() || hp.host == "?") hp.host = asked_host;
   long long port = r->element[1]->integer;
   if (port < 1 || port > 65535) malformed("a node's port is not in 1..65535");
@@ -105,18 +104,12 @@ bool parse_redirect(std::string_view text, Redirect* out) {
   if (slot >= kClusterSlots) return false;
   std::string_view addr = text.substr(space + 1);
   auto colon = addr.rfind(':');
-  if (colon == std::string_view::npos || addr.size() - colon - 1 == 0 || addr.size() - colon - 1 > 5) return false;
-  int port = 0;
-  for (char c : addr.substr(colon + 1)) {
-    if (c < '0' || c > '9') return false;
-    port = port * 10 + (c - '0');
-  }
-  if (port < 1 || port > 65535) return false;
+  if (colon == std::string_view::npos) return false;
+  const int port = decimal_port(addr.substr(colon + 1));
+  if (port == 0) return false;
   std::string_view host = addr.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.size() > 255) return false;
-  for (char c : host)
-    if (static_cast<unsigned char>(c) <= ' ' || c == ',' || c == '/') return false;
+  if (!host_bytes_ok(host)) return false;
   r.slot = slot;
   r.to = HostPort{std::string(host), port};
   *out = std::move(r);

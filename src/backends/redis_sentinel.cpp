@@ -53,29 +53,23 @@ Reply command(redisContext* c, std::initializer_list<std::string_view> args, std
   return reply;
 }
 
-// host: 1..kMaxHostBytes bytes, none a space or control byte; port: decimal
-// 1..65535 (at most 5 digits, no sign). what: "master" or "replica".
+// A non-empty host passing host_bytes_ok() and a decimal_port(). what:
+// "master" or "replica".
 bool check_address(std::string_view host, std::string_view port, const char* what, HostPort* out,
                    std::string* why) {
-  bool host_ok = !host.empty() && host.size() <= kMaxHostBytes;
-  for (char ch : host) host_ok = host_ok && static_cast<unsigned char>(ch) > ' ' && ch != '\x7f';
-  if (!host_ok) {
+  if (host.empty() || !host_bytes_ok(host)) {
     *why = std::string("unexpected ") + what + " host (" + std::to_string(host.size()) +
-           " bytes: empty, longer than 255 or holding a space or control byte)";
+           " bytes: empty, longer than 255 or holding a space, control byte, ',' or '/')";
     return false;
   }
-  long p = 0;
-  bool port_ok = !port.empty() && port.size() <= 5;
-  for (char ch : port) {
-    port_ok = port_ok && ch >= '0' && ch <= '9';
-    if (port_ok) p = p * 10 + (ch - '0');
-  }
-  if (!port_ok || p < 1 || p > 65535) {
+  const int p = decimal_port(port);
+  if (p == 0) {
+    bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string_view::npos;
     *why = std::string("unexpected ") + what + " port for \"" + std::string(host) + "\" (" +
-           (port_ok ? std::string(port) : std::to_string(port.size()) + " bytes") + "): not a decimal 1..65535";
+           (digits ? std::string(port) : std::to_string(port.size()) + " bytes") + "): not a decimal 1..65535";
     return false;
   }
-  *out = HostPort{std::string(host), static_cast<int>(p)};
+  *out = HostPort{std::string(host), p};
   return true;
 }
 
@@ -143,6 +137,23 @@ bool parse_replica_list(const redisReply& r, std::vector<HostPort>* usable, std:
     if (flags != "slave" || link != "ok") continue;
     if (std::find(usable->begin(), usable->end(), hp) == usable->end()) usable->push_back(std::move(hp));
   }
+  return true;
+}
+
+int decimal_port(std::string_view s) {
+  if (s.empty() || s.size() > 5) return 0;
+  int port = 0;
+  for (char ch : s) {
+    if (ch < '0' || ch > '9') return 0;
+    port = port * 10 + (ch - '0');
+  }
+  return port <= 65535 ? port : 0;
+}
+
+bool host_bytes_ok(std::string_view host) {
+  if (host.size() > kMaxHostBytes) return false;
+  for (char ch : host)
+    if (static_cast<unsigned char>(ch) <= ' ' || ch == '\x7f' || ch == ',' || ch == '/') return false;
   return true;
 }
 

@@ -31,6 +31,17 @@ struct HostPort {
   std::string text() const;
 };
 
+// A port written in decimal: 1..65535, at most 5 digits, no sign or blank;
+// 0 for anything else. For URIs and for what servers send.
+int decimal_port(std::string_view s);
+
+// Whether host may name a server in what a server sent (CLUSTER SLOTS, a
+// MOVED or ASK, a sentinel's answer): at most kMaxHostBytes bytes, none a
+// space, control byte, DEL, ',' or '/' (it is dialled and named in
+// messages and lists). Whether it may be empty is the caller's to decide.
+constexpr size_t kMaxHostBytes = 255;
+bool host_bytes_ok(std::string_view host);
+
 struct SentinelOptions {
   std::vector<HostPort> sentinels;  // at least one
   std::string master_name;
@@ -43,10 +54,9 @@ struct SentinelOptions {
 // The address in a reply to SENTINEL GET-MASTER-ADDR-BY-NAME (two strings:
 // host, port) into *out; false and *why (never quoting a byte that is not
 // printable) for any other reply (a nil, "no such master", included: tell it
-// apart first). The host is 1..255 bytes with no space or control byte (it
-// is dialled, and named in messages); the port decimal 1..65535. The input
+// apart first). The host is non-empty and passes host_bytes_ok(); the port
+// passes decimal_port(). The input
 // is what a sentinel sent: untrusted (tests/fuzz/fuzz_redis_cluster.cpp).
-constexpr size_t kMaxHostBytes = 255;
 bool parse_master_address(const redisReply& r, HostPort* out, std::string* why);
 
 // The replicas usable for reads in a reply to SENTINEL REPLICAS (an array of

@@ -147,6 +147,7 @@ TEST(RedisSentinelReplies, MasterAddressIsCheckedBeforeItIsDialled) {
       addr(std::string("a\0b", 3), "6379"),    // a NUL
       addr("a\r\nQUIT", "6379"),               // control bytes
       addr("a\x7f", "6379"),                   // DEL
+      addr("a,b", "6379"),  addr("a/b", "6379"),  // list and path separators
       addr("h", "0"),       addr("h", "65536"), addr("h", "-1"), addr("h", "+80"),
       addr("h", " 80"),     addr("h", "80x"),   addr("h", ""),   addr("h", "0000080"),
       addr("h", std::string("8\x01", 2)),
