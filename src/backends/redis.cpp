@@ -400,7 +400,7 @@ struct RedisBackend::Cluster final : private fork::Hooks {
 
   std::vector<HostPort> seeds;
   mutable std::mutex mu;                                  // guards the three below
-  std::map<std::string, std::shared_ptr<Node>> nodes;     // by "host:port"
+  NodeMap nodes;                                          // node_in()
   // The owner of each slot (null: none known): read without the lock (one
   // atomic load per call), written under it. Nodes live as long as the
   // backend (in `nodes`), so a pointer read here stays valid.
@@ -436,7 +436,7 @@ struct RedisBackend::Replicas final : private fork::Hooks {
   Replicas& operator=(const Replicas&) = delete;
 
   mutable std::mutex mu;                               // guards nodes
-  std::map<std::string, std::shared_ptr<Node>> nodes;  // by "host:port", kept (as a cluster's)
+  NodeMap nodes;                                       // node_in()
   std::atomic<Node*> current{nullptr};                 // null: read from the master
   std::atomic<bool> stale{true};                       // list before the next read
   std::mutex list_mu;                                  // one listing at a time (try_lock)
@@ -501,11 +501,15 @@ std::string RedisBackend::key_of(std::string_view key) const {
   return k;
 }
 
-std::shared_ptr<RedisBackend::Node> RedisBackend::node_at(const HostPort& addr) const {
-  std::lock_guard lock(cluster_->mu);
-  auto& n = cluster_->nodes[addr.text()];
+std::shared_ptr<RedisBackend::Node> RedisBackend::node_in(std::mutex& mu, NodeMap& nodes, const HostPort& addr) const {
+  std::lock_guard lock(mu);
+  auto& n = nodes[addr.text()];
   if (!n) n = std::make_shared<Node>(opt_, addr);
   return n;
+}
+
+std::shared_ptr<RedisBackend::Node> RedisBackend::node_at(const HostPort& addr) const {
+  return node_in(cluster_->mu, cluster_->nodes, addr);
 }
 
 std::vector<std::shared_ptr<RedisBackend::Node>> RedisBackend::primaries() const {
@@ -670,14 +674,9 @@ RedisBackend::Node* RedisBackend::sentinel_replica() const {
       // No sentinel answers: keep the current choice until the next listing.
       return rs.current.load(std::memory_order_acquire);
     }
-    Node* pick = nullptr;
-    if (!usable.empty()) {
-      const HostPort& hp = usable[static_cast<size_t>(::getpid()) % usable.size()];
-      std::lock_guard<std::mutex> lk(rs.mu);
-      std::shared_ptr<Node>& n = rs.nodes[hp.text()];
-      if (!n) n = std::make_shared<Node>(opt_, hp);
-      pick = n.get();
-    }
+    Node* pick = usable.empty()
+                     ? nullptr
+                     : node_in(rs.mu, rs.nodes, usable[static_cast<size_t>(::getpid()) % usable.size()]).get();
     rs.current.store(pick, std::memory_order_release);
   }
   return rs.current.load(std::memory_order_acquire);

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -176,7 +178,12 @@ class RedisBackend final : public Backend, private ChangeFeed {
   Reply call(std::string_view route_key, std::initializer_list<std::string_view> args, const char* what) const;
   template <class F>
   void scan(Node& node, F&& each) const;
-  // Cluster: the node at addr (created on first sight); the primaries now.
+  // The node at addr in nodes (by "host:port"), created on first sight and
+  // kept as long as the backend, so a Node* read without mu stays valid;
+  // mu guards nodes. node_at(addr): in the cluster's. primaries(): the
+  // cluster's primaries now (the one server otherwise).
+  using NodeMap = std::map<std::string, std::shared_ptr<Node>>;
+  std::shared_ptr<Node> node_in(std::mutex& mu, NodeMap& nodes, const HostPort& addr) const;
   std::shared_ptr<Node> node_at(const HostPort& addr) const;
   std::vector<std::shared_ptr<Node>> primaries() const;
   // Cluster: reads the slot map (skipped when another thread is at it, or
